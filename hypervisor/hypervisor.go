@@ -1,0 +1,113 @@
+// Package hypervisor defines the small interface amlsim uses to run the
+// virtual machine behind each compute instance, and the errors its
+// implementations return. Backends live in sub-packages: hypervisor/libvirt
+// (real QEMU/KVM guests through libvirt) and hypervisor/fake (in memory).
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// State is the power state of a domain as the hypervisor sees it.
+type State string
+
+const (
+	StateRunning      State = "running"
+	StateShuttingDown State = "shutting-down"
+	StateShutoff      State = "shutoff"
+	StatePaused       State = "paused"
+	StateCrashed      State = "crashed"
+	StateUnknown      State = "unknown"
+)
+
+// Spec describes a domain to define.
+type Spec struct {
+	// Name is the domain name; it must be unique on the host.
+	Name string
+	// VCPUs and MemoryMiB are the resources the local VM gets (scaled down
+	// from the Azure size the instance pretends to be).
+	VCPUs     int
+	MemoryMiB int
+	// DiskSizeGB is the virtual size of the root disk (120 on Azure).
+	DiskSizeGB int
+	// Seed is the cloud-init NoCloud ISO image attached read-only.
+	Seed []byte
+	// SSHPort is the TCP port on 127.0.0.1 forwarded to the guest's port 22.
+	// It is chosen by the caller and kept across restarts.
+	SSHPort int
+	// Shares are host directories exported into the guest (virtio-fs).
+	Shares []Share
+	// Labels are stored with the domain and returned by List and Lookup, so
+	// a caller can find its records again after a restart.
+	Labels map[string]string
+}
+
+// Share is a host directory exported into the guest under a mount tag.
+type Share struct {
+	Tag      string
+	HostPath string
+}
+
+// Endpoint is a TCP address on the host.
+type Endpoint struct {
+	Host string
+	Port int
+}
+
+// Domain is what a driver reports about one of its domains.
+type Domain struct {
+	Name   string
+	State  State
+	SSH    Endpoint
+	Labels map[string]string
+}
+
+// Driver runs domains. Every method takes a context bounding the work, and
+// drivers only ever see and touch domains they defined themselves.
+type Driver interface {
+	// Define creates the domain and its disks without starting it.
+	// It returns ErrExists when the name is taken and leaves nothing behind
+	// on failure.
+	Define(ctx context.Context, spec Spec) error
+	// Start boots a defined domain and (re)applies its port forwards.
+	Start(ctx context.Context, name string) error
+	// Shutdown asks the guest to power off (ACPI), waits up to grace, then
+	// forces it off. It returns nil once the domain is off.
+	Shutdown(ctx context.Context, name string, grace time.Duration) error
+	// Reboot restarts the guest; the domain keeps running.
+	Reboot(ctx context.Context, name string) error
+	// Destroy forces the domain off at once. It is not an error when the
+	// domain is already off.
+	Destroy(ctx context.Context, name string) error
+	// Undefine forces the domain off if needed, then removes it and every
+	// file it owns (disk overlay, seed, logs).
+	Undefine(ctx context.Context, name string) error
+	// Lookup reports one domain.
+	Lookup(ctx context.Context, name string) (Domain, error)
+	// List reports every domain this driver owns.
+	List(ctx context.Context) ([]Domain, error)
+}
+
+// SerialLogger is implemented by drivers that capture the guest's serial
+// console; SerialLog returns the path of the log file.
+type SerialLogger interface {
+	SerialLog(name string) string
+}
+
+var (
+	// ErrNotFound is returned when no domain of ours has the name.
+	ErrNotFound = errors.New("domain not found")
+	// ErrExists is returned by Define when a domain (ours or not) has the name.
+	ErrExists = errors.New("domain already exists")
+	// ErrInvalidState is returned when the domain's power state forbids the
+	// request, such as starting a running domain.
+	ErrInvalidState = errors.New("domain is not in a state that allows this")
+	// ErrPortInUse is returned when a forwarded host port is already taken.
+	ErrPortInUse = errors.New("host port already in use")
+	// ErrUnavailable is returned when the hypervisor cannot be reached.
+	ErrUnavailable = errors.New("hypervisor unavailable")
+	// ErrImageMissing is returned when the base image or kernel is absent.
+	ErrImageMissing = errors.New("base image missing")
+)
