@@ -1,0 +1,444 @@
+// Package fake is an in-memory hypervisor.Driver. Domains move through the
+// same power states as under libvirt, with optional delays, and tests can
+// inject failures or make a guest power itself off. It opens no ports and
+// runs no guests, so it backs `amlsim serve --driver fake` and the fast
+// tests of everything above the hypervisor.
+package fake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/amlsim/amlsim/hypervisor"
+)
+
+var _ hypervisor.Driver = (*Driver)(nil)
+
+// ErrInvalidSpec is returned by Define when the spec cannot describe a
+// domain, such as one without a name.
+var ErrInvalidSpec = errors.New("invalid domain spec")
+
+// Op names a driver method, for injecting failures and recording calls.
+type Op string
+
+const (
+	OpDefine   Op = "define"
+	OpStart    Op = "start"
+	OpShutdown Op = "shutdown"
+	OpReboot   Op = "reboot"
+	OpDestroy  Op = "destroy"
+	OpUndefine Op = "undefine"
+	OpLookup   Op = "lookup"
+	OpList     Op = "list"
+)
+
+// Delays are how long each operation takes. Shutdown is how long the guest
+// takes to power off after the ACPI request; a Shutdown call waits for the
+// smaller of it and its grace period.
+type Delays struct {
+	Define, Start, Shutdown, Reboot, Destroy, Undefine time.Duration
+}
+
+// Call records one driver method call, for tests that assert what the code
+// above the driver asked for.
+type Call struct {
+	Op   Op
+	Name string
+	// Grace is the grace period passed to Shutdown.
+	Grace time.Duration
+}
+
+// Option configures a Driver.
+type Option func(*Driver)
+
+// WithDelays makes operations take time, honouring context cancellation
+// while they wait.
+func WithDelays(d Delays) Option {
+	return func(f *Driver) { f.delays = d }
+}
+
+// WithForeign pretends the host also runs domains with these names that this
+// driver did not define: they are hidden from List and Lookup, but Define
+// of the same name fails with hypervisor.ErrExists, as under libvirt.
+func WithForeign(names ...string) Option {
+	return func(f *Driver) {
+		for _, n := range names {
+			f.foreign[n] = true
+		}
+	}
+}
+
+type domain struct {
+	spec  hypervisor.Spec
+	state hypervisor.State
+	// gen changes on every state change so a delayed operation can tell
+	// whether someone else moved the domain while it waited.
+	gen uint64
+}
+
+type failure struct {
+	op   Op
+	name string
+	err  error
+}
+
+// Driver is an in-memory hypervisor.Driver, safe for concurrent use.
+type Driver struct {
+	delays Delays
+
+	mu       sync.Mutex
+	domains  map[string]*domain
+	foreign  map[string]bool
+	failures []failure
+	calls    []Call
+	gen      uint64
+}
+
+// New returns an empty driver.
+func New(opts ...Option) *Driver {
+	d := &Driver{domains: map[string]*domain{}, foreign: map[string]bool{}}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// FailNext makes the next call of op on the named domain (any domain when
+// name is "") return err, wrapped, without changing anything. Failures are
+// consumed in the order they were added.
+func (d *Driver) FailNext(op Op, name string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failures = append(d.failures, failure{op: op, name: name, err: err})
+}
+
+// PowerOff simulates a guest that powered itself off (or whose QEMU process
+// died): the domain stays defined and becomes shut off.
+func (d *Driver) PowerOff(name string) error {
+	return d.SetState(name, hypervisor.StateShutoff)
+}
+
+// SetState forces a domain into any power state, such as crashed or paused,
+// to exercise code that reacts to states it does not cause itself.
+func (d *Driver) SetState(name string, s hypervisor.State) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dom, ok := d.domains[name]
+	if !ok {
+		return fmt.Errorf("set state of domain %q: %w", name, hypervisor.ErrNotFound)
+	}
+	d.setState(dom, s)
+	return nil
+}
+
+// Spec returns a copy of the spec a domain was defined with.
+func (d *Driver) Spec(name string) (hypervisor.Spec, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dom, ok := d.domains[name]
+	if !ok {
+		return hypervisor.Spec{}, false
+	}
+	return copySpec(dom.spec), true
+}
+
+// Calls returns every method call so far, in order, including failed ones.
+func (d *Driver) Calls() []Call {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.calls)
+}
+
+// Define implements hypervisor.Driver.
+func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) error {
+	name := spec.Name
+	if err := d.begin(ctx, OpDefine, name, 0); err != nil {
+		return fmt.Errorf("define domain %q: %w", name, err)
+	}
+	if name == "" {
+		return fmt.Errorf("define domain: %w: empty name", ErrInvalidSpec)
+	}
+	spec = copySpec(spec)
+	check := func() error {
+		if _, ok := d.domains[name]; ok || d.foreign[name] {
+			return hypervisor.ErrExists
+		}
+		return nil
+	}
+	err := d.do(ctx, OpDefine, name, d.delays.Define, check, func() {
+		d.gen++
+		d.domains[name] = &domain{spec: spec, state: hypervisor.StateShutoff, gen: d.gen}
+	})
+	if err != nil {
+		return fmt.Errorf("define domain %q: %w", name, err)
+	}
+	return nil
+}
+
+// Start implements hypervisor.Driver. Like the real driver it refuses to
+// start a domain whose SSH port another running domain already forwards.
+func (d *Driver) Start(ctx context.Context, name string) error {
+	if err := d.begin(ctx, OpStart, name, 0); err != nil {
+		return fmt.Errorf("start domain %q: %w", name, err)
+	}
+	check := func() error {
+		dom, err := d.get(name)
+		if err != nil {
+			return err
+		}
+		switch dom.state {
+		case hypervisor.StateShutoff, hypervisor.StateCrashed:
+		default:
+			return fmt.Errorf("%w: domain is %s", hypervisor.ErrInvalidState, dom.state)
+		}
+		for other, o := range d.domains {
+			if other != name && o.state != hypervisor.StateShutoff && o.state != hypervisor.StateCrashed &&
+				o.spec.SSHPort != 0 && o.spec.SSHPort == dom.spec.SSHPort {
+				return fmt.Errorf("%w: port %d is forwarded to domain %q", hypervisor.ErrPortInUse, dom.spec.SSHPort, other)
+			}
+		}
+		return nil
+	}
+	err := d.do(ctx, OpStart, name, d.delays.Start, check, func() {
+		d.setState(d.domains[name], hypervisor.StateRunning)
+	})
+	if err != nil {
+		return fmt.Errorf("start domain %q: %w", name, err)
+	}
+	return nil
+}
+
+// Shutdown implements hypervisor.Driver. The domain reports shutting-down
+// while the guest takes Delays.Shutdown to power off; after grace it is
+// forced off, so the call returns after the smaller of the two.
+func (d *Driver) Shutdown(ctx context.Context, name string, grace time.Duration) error {
+	if err := d.begin(ctx, OpShutdown, name, grace); err != nil {
+		return fmt.Errorf("shut down domain %q: %w", name, err)
+	}
+	if err := d.shutdown(ctx, name, grace); err != nil {
+		return fmt.Errorf("shut down domain %q: %w", name, err)
+	}
+	return nil
+}
+
+func (d *Driver) shutdown(ctx context.Context, name string, grace time.Duration) error {
+	d.mu.Lock()
+	dom, err := d.get(name)
+	if err == nil && dom.state != hypervisor.StateRunning {
+		err = fmt.Errorf("%w: domain is %s", hypervisor.ErrInvalidState, dom.state)
+	}
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	d.setState(dom, hypervisor.StateShuttingDown)
+	gen := dom.gen
+	d.mu.Unlock()
+
+	wait := min(d.delays.Shutdown, max(grace, 0))
+	werr := sleep(ctx, wait)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, ok := d.domains[name]
+	if !ok || cur != dom {
+		return hypervisor.ErrNotFound
+	}
+	if werr != nil {
+		// Cancelled while the guest was still powering off: leave it
+		// running, as if it ignored the request, unless something else
+		// has moved it since.
+		if cur.gen == gen {
+			d.setState(cur, hypervisor.StateRunning)
+		}
+		return werr
+	}
+	// Off by itself within grace, forced off after it, or already off
+	// because someone destroyed it meanwhile: all end shut off.
+	if cur.state == hypervisor.StateShuttingDown || cur.state == hypervisor.StateRunning {
+		d.setState(cur, hypervisor.StateShutoff)
+	}
+	return nil
+}
+
+// Reboot implements hypervisor.Driver.
+func (d *Driver) Reboot(ctx context.Context, name string) error {
+	if err := d.begin(ctx, OpReboot, name, 0); err != nil {
+		return fmt.Errorf("reboot domain %q: %w", name, err)
+	}
+	check := func() error {
+		dom, err := d.get(name)
+		if err != nil {
+			return err
+		}
+		if dom.state != hypervisor.StateRunning {
+			return fmt.Errorf("%w: domain is %s", hypervisor.ErrInvalidState, dom.state)
+		}
+		return nil
+	}
+	err := d.do(ctx, OpReboot, name, d.delays.Reboot, check, func() {
+		d.setState(d.domains[name], hypervisor.StateRunning)
+	})
+	if err != nil {
+		return fmt.Errorf("reboot domain %q: %w", name, err)
+	}
+	return nil
+}
+
+// Destroy implements hypervisor.Driver.
+func (d *Driver) Destroy(ctx context.Context, name string) error {
+	if err := d.begin(ctx, OpDestroy, name, 0); err != nil {
+		return fmt.Errorf("destroy domain %q: %w", name, err)
+	}
+	check := func() error {
+		_, err := d.get(name)
+		return err
+	}
+	err := d.do(ctx, OpDestroy, name, d.delays.Destroy, check, func() {
+		d.setState(d.domains[name], hypervisor.StateShutoff)
+	})
+	if err != nil {
+		return fmt.Errorf("destroy domain %q: %w", name, err)
+	}
+	return nil
+}
+
+// Undefine implements hypervisor.Driver.
+func (d *Driver) Undefine(ctx context.Context, name string) error {
+	if err := d.begin(ctx, OpUndefine, name, 0); err != nil {
+		return fmt.Errorf("undefine domain %q: %w", name, err)
+	}
+	check := func() error {
+		_, err := d.get(name)
+		return err
+	}
+	err := d.do(ctx, OpUndefine, name, d.delays.Undefine, check, func() {
+		delete(d.domains, name)
+	})
+	if err != nil {
+		return fmt.Errorf("undefine domain %q: %w", name, err)
+	}
+	return nil
+}
+
+// Lookup implements hypervisor.Driver.
+func (d *Driver) Lookup(ctx context.Context, name string) (hypervisor.Domain, error) {
+	if err := d.begin(ctx, OpLookup, name, 0); err != nil {
+		return hypervisor.Domain{}, fmt.Errorf("look up domain %q: %w", name, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dom, err := d.get(name)
+	if err != nil {
+		return hypervisor.Domain{}, fmt.Errorf("look up domain %q: %w", name, err)
+	}
+	return dom.report(), nil
+}
+
+// List implements hypervisor.Driver. Domains come sorted by name.
+func (d *Driver) List(ctx context.Context) ([]hypervisor.Domain, error) {
+	if err := d.begin(ctx, OpList, "", 0); err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]hypervisor.Domain, 0, len(d.domains))
+	for _, name := range slices.Sorted(maps.Keys(d.domains)) {
+		out = append(out, d.domains[name].report())
+	}
+	return out, nil
+}
+
+// begin records the call, honours a context that is already done and
+// consumes an injected failure.
+func (d *Driver) begin(ctx context.Context, op Op, name string, grace time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, Call{Op: op, Name: name, Grace: grace})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, f := range d.failures {
+		if f.op == op && (f.name == "" || f.name == name) {
+			d.failures = slices.Delete(d.failures, i, i+1)
+			return f.err
+		}
+	}
+	return nil
+}
+
+// do checks preconditions, waits delay, then checks again and applies: the
+// domain may have changed while the operation "ran", and the first check
+// makes an impossible request fail at once, as libvirt does.
+func (d *Driver) do(ctx context.Context, op Op, name string, delay time.Duration, check func() error, apply func()) error {
+	d.mu.Lock()
+	err := check()
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, delay); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := check(); err != nil {
+		return err
+	}
+	apply()
+	return nil
+}
+
+// get must be called with d.mu held.
+func (d *Driver) get(name string) (*domain, error) {
+	dom, ok := d.domains[name]
+	if !ok {
+		return nil, hypervisor.ErrNotFound
+	}
+	return dom, nil
+}
+
+// setState must be called with d.mu held.
+func (d *Driver) setState(dom *domain, s hypervisor.State) {
+	d.gen++
+	dom.state = s
+	dom.gen = d.gen
+}
+
+func (dom *domain) report() hypervisor.Domain {
+	return hypervisor.Domain{
+		Name:   dom.spec.Name,
+		State:  dom.state,
+		SSH:    hypervisor.Endpoint{Host: "127.0.0.1", Port: dom.spec.SSHPort},
+		Labels: maps.Clone(dom.spec.Labels),
+	}
+}
+
+// copySpec returns a spec sharing no memory with s, so callers can neither
+// change a defined domain behind the driver's back nor see it change.
+func copySpec(s hypervisor.Spec) hypervisor.Spec {
+	s.Seed = slices.Clone(s.Seed)
+	s.Shares = slices.Clone(s.Shares)
+	s.Labels = maps.Clone(s.Labels)
+	return s
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
