@@ -1,0 +1,178 @@
+package libvirt
+
+import (
+	"encoding/xml"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/amlsim/amlsim/hypervisor"
+)
+
+// metadataNS is the XML namespace of the <metadata> element amlsim writes
+// into every domain it defines. Its presence is what marks a domain as ours:
+// domains without it are never listed, touched or removed.
+const metadataNS = "https://github.com/amlsim/amlsim/xmlns/domain/1"
+
+// metadataPrefix is the prefix libvirt uses when it re-serialises our element.
+const metadataPrefix = "amlsim"
+
+// netAlias is the user alias of the guest's only NIC. QEMU names the netdev
+// behind it "host"+alias, which is what hostfwd_add needs.
+const netAlias = "ua-net0"
+
+// netdevID is the QEMU netdev id libvirt derives from netAlias.
+const netdevID = "host" + netAlias
+
+// virtiofsdPath is where Debian's QEMU packages install virtiofsd.
+const virtiofsdPath = "/usr/lib/qemu/virtiofsd"
+
+// domainMeta is what amlsim stores inside a domain's <metadata>.
+type domainMeta struct {
+	XMLName xml.Name    `xml:"https://github.com/amlsim/amlsim/xmlns/domain/1 instance"`
+	SSHPort int         `xml:"ssh-port"`
+	Labels  []metaLabel `xml:"label"`
+}
+
+type metaLabel struct {
+	Key   string `xml:"key,attr"`
+	Value string `xml:",chardata"`
+}
+
+func newDomainMeta(spec hypervisor.Spec) domainMeta {
+	m := domainMeta{SSHPort: spec.SSHPort}
+	keys := make([]string, 0, len(spec.Labels))
+	for k := range spec.Labels {
+		keys = append(keys, k)
+	}
+	// Sorted so the XML (and its golden file) is stable.
+	sort.Strings(keys)
+	for _, k := range keys {
+		m.Labels = append(m.Labels, metaLabel{Key: k, Value: spec.Labels[k]})
+	}
+	return m
+}
+
+func (m domainMeta) labels() map[string]string {
+	out := make(map[string]string, len(m.Labels))
+	for _, l := range m.Labels {
+		out[l.Key] = l.Value
+	}
+	return out
+}
+
+func parseDomainMeta(s string) (domainMeta, error) {
+	var m domainMeta
+	if err := xml.Unmarshal([]byte(s), &m); err != nil {
+		return domainMeta{}, fmt.Errorf("parse amlsim metadata: %w", err)
+	}
+	return m, nil
+}
+
+// domainParams is everything besides the Spec that shapes a domain's XML.
+type domainParams struct {
+	// Type is the libvirt domain type: "kvm", "qemu" or "test".
+	Type  string
+	Image BaseImage
+	// Dir is the domain's own directory (StateDir/<name>).
+	Dir string
+}
+
+// buildDomain renders the libvirt domain for spec. It is a pure function so
+// the XML can be checked against golden files without libvirt.
+func buildDomain(spec hypervisor.Spec, p domainParams) (*libvirtxml.Domain, error) {
+	meta, err := xml.Marshal(newDomainMeta(spec))
+	if err != nil {
+		return nil, fmt.Errorf("marshal amlsim metadata: %w", err)
+	}
+	dom := &libvirtxml.Domain{
+		Type:     p.Type,
+		Name:     spec.Name,
+		Metadata: &libvirtxml.DomainMetadata{XML: string(meta)},
+		Memory:   &libvirtxml.DomainMemory{Value: uint(spec.MemoryMiB), Unit: "MiB"},
+		VCPU:     &libvirtxml.DomainVCPU{Value: uint(spec.VCPUs)},
+		OS: &libvirtxml.DomainOS{
+			Type: &libvirtxml.DomainOSType{Type: "hvm"},
+		},
+		Features: &libvirtxml.DomainFeatureList{
+			// ACPI is what lets Shutdown and Reboot ask the guest politely.
+			ACPI: &libvirtxml.DomainFeature{},
+			APIC: &libvirtxml.DomainFeatureAPIC{},
+		},
+		Clock:      &libvirtxml.DomainClock{Offset: "utc"},
+		OnPoweroff: "destroy",
+		OnReboot:   "restart",
+		OnCrash:    "destroy",
+		Devices:    &libvirtxml.DomainDeviceList{},
+	}
+	if p.Type == "kvm" {
+		dom.CPU = &libvirtxml.DomainCPU{Mode: "host-passthrough"}
+	}
+	if p.Image.Kernel != "" {
+		dom.OS.Kernel = p.Image.Kernel
+		dom.OS.Initrd = p.Image.Initrd
+		dom.OS.Cmdline = p.Image.Cmdline
+	} else {
+		dom.OS.BootDevices = []libvirtxml.DomainBootDevice{{Dev: "hd"}}
+	}
+
+	dev := dom.Devices
+	dev.Disks = []libvirtxml.DomainDisk{
+		{
+			Device: "disk",
+			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2", Discard: "unmap"},
+			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.Dir, OverlayDisk)}},
+			Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
+		},
+		{
+			// virtio rather than a CD-ROM: the Debian cloud kernel has no
+			// SATA/IDE CD driver, and cloud-init finds the seed by label.
+			Device:   "disk",
+			Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+			Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.Dir, SeedISO)}},
+			Target:   &libvirtxml.DomainDiskTarget{Dev: "vdb", Bus: "virtio"},
+			ReadOnly: &libvirtxml.DomainDiskReadOnly{},
+		},
+	}
+	dev.Interfaces = []libvirtxml.DomainInterface{{
+		Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}},
+		Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+		Alias:  &libvirtxml.DomainAlias{Name: netAlias},
+	}}
+	port := uint(0)
+	dev.Serials = []libvirtxml.DomainSerial{{
+		// A file chardev goes through virtlogd, which keeps the log across
+		// restarts (append) and rotates it.
+		Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{
+			Path: filepath.Join(p.Dir, SerialLog), Append: "on",
+		}},
+		Target: &libvirtxml.DomainSerialTarget{Port: &port},
+	}}
+	// A virtio RNG spares the guest minutes of waiting for entropy (sshd
+	// host keys, cloud-init) under TCG.
+	dev.RNGs = []libvirtxml.DomainRNG{{
+		Model:   "virtio",
+		Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
+	}}
+	dev.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "none"}
+
+	if len(spec.Shares) > 0 {
+		// virtiofsd maps guest memory: it must be shareable.
+		dom.MemoryBacking = &libvirtxml.DomainMemoryBacking{
+			MemorySource: &libvirtxml.DomainMemorySource{Type: "memfd"},
+			MemoryAccess: &libvirtxml.DomainMemoryAccess{Mode: "shared"},
+		}
+		for _, s := range spec.Shares {
+			dev.Filesystems = append(dev.Filesystems, libvirtxml.DomainFilesystem{
+				AccessMode: "passthrough",
+				Driver:     &libvirtxml.DomainFilesystemDriver{Type: "virtiofs"},
+				Binary:     &libvirtxml.DomainFilesystemBinary{Path: virtiofsdPath},
+				Source:     &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: s.HostPath}},
+				Target:     &libvirtxml.DomainFilesystemTarget{Dir: s.Tag},
+			})
+		}
+	}
+	return dom, nil
+}

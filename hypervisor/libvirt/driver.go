@@ -1,0 +1,723 @@
+// Package libvirt runs amlsim's compute-instance VMs as libvirt domains:
+// real QEMU guests (KVM, or TCG where KVM does not work) with a qcow2
+// overlay on a shared base image, a cloud-init seed disk, user-mode
+// networking with SSH forwarded from 127.0.0.1, and the serial console
+// logged to a file. It is the only package of amlsim that uses cgo.
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	golibvirt "libvirt.org/go/libvirt"
+
+	"github.com/amlsim/amlsim/hypervisor"
+)
+
+// BaseImage is the guest image every domain's disk is layered on.
+type BaseImage struct {
+	// Disk is the base disk image (qcow2 unless Format says otherwise).
+	Disk string
+	// Format is the format of Disk; empty means qcow2.
+	Format string
+	// Kernel, Initrd and Cmdline boot the guest directly. With Kernel empty
+	// the guest boots from Disk through the BIOS, as a cloud image does.
+	Kernel  string
+	Initrd  string
+	Cmdline string
+}
+
+// Config configures a Driver. One Driver talks to one libvirt connection.
+type Config struct {
+	// URI is the libvirt connection URI; empty means qemu:///system.
+	URI string
+	// StateDir holds one directory per domain (overlay, seed, serial log).
+	// QEMU must be able to read it, so the default for root is
+	// /var/lib/amlsim/vms, never something under /root.
+	StateDir string
+	// Image is the base image of every domain.
+	Image BaseImage
+	// DomainType is "kvm", "qemu" (TCG) or "auto" (empty): decide by
+	// booting the image's kernel under KVM once.
+	DomainType string
+	// QemuImg is the qemu-img binary; empty means "qemu-img" from PATH.
+	QemuImg string
+	// QemuSystem is the emulator the KVM probe runs; empty means
+	// "qemu-system-x86_64" from PATH.
+	QemuSystem string
+	// Logger receives warnings such as the fall-back to TCG; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Driver implements hypervisor.Driver on a libvirt connection.
+type Driver struct {
+	cfg        Config
+	log        *slog.Logger
+	domType    string
+	typeReason string
+	// testDriver is set for libvirt's test:/// driver, which has no QEMU
+	// behind it and so no monitor to add port forwards through.
+	testDriver bool
+
+	mu   sync.Mutex
+	conn *golibvirt.Connect
+	// defining holds the names a Define of this driver is working on, so
+	// two concurrent Defines of one name cannot both pass the clash check.
+	defining map[string]bool
+}
+
+var (
+	_ hypervisor.Driver       = (*Driver)(nil)
+	_ hypervisor.SerialLogger = (*Driver)(nil)
+)
+
+// DefaultStateDir returns where domain files live by default: a directory
+// QEMU can read when it runs as libvirt-qemu (root with qemu:///system), or
+// the user's data directory otherwise.
+func DefaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/amlsim/vms"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "amlsim", "vms")
+	}
+	return filepath.Join(os.TempDir(), "amlsim", "vms")
+}
+
+// New connects to libvirt and decides the domain type. An unreachable
+// libvirt is reported as hypervisor.ErrUnavailable.
+func New(ctx context.Context, cfg Config) (*Driver, error) {
+	if cfg.URI == "" {
+		cfg.URI = "qemu:///system"
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir()
+	}
+	if cfg.QemuImg == "" {
+		cfg.QemuImg = "qemu-img"
+	}
+	if cfg.QemuSystem == "" {
+		cfg.QemuSystem = "qemu-system-x86_64"
+	}
+	if cfg.DomainType == "" {
+		cfg.DomainType = "auto"
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, defining: map[string]bool{}}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	switch cfg.DomainType {
+	case "auto", "kvm", "qemu":
+	default:
+		return nil, fmt.Errorf("libvirt driver: domain type %q is not auto, kvm or qemu", cfg.DomainType)
+	}
+	// 0711: QEMU (as libvirt-qemu) must traverse to the disks, but other
+	// users have no business listing the instances.
+	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("libvirt driver: state dir: %w", err)
+	}
+	conn, err := connect(cfg.URI)
+	if err != nil {
+		return nil, err
+	}
+	d.conn = conn
+	if typ, err := conn.GetType(); err == nil && strings.EqualFold(typ, "test") {
+		d.testDriver = true
+	}
+	if err := d.decideType(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func connect(uri string) (*golibvirt.Connect, error) {
+	conn, err := golibvirt.NewConnect(uri)
+	if err != nil {
+		return nil, fmt.Errorf("connect to libvirt %q: %w: %w", uri, hypervisor.ErrUnavailable, translate(err))
+	}
+	return conn, nil
+}
+
+// decideType settles the libvirt domain type once per driver.
+func (d *Driver) decideType(ctx context.Context) error {
+	switch {
+	case d.testDriver:
+		d.domType, d.typeReason = "test", "libvirt test driver"
+		return nil
+	case d.cfg.DomainType != "auto":
+		d.domType, d.typeReason = d.cfg.DomainType, "set in the configuration"
+		return nil
+	case d.cfg.Image.Kernel == "":
+		// Nothing to boot a probe with: trust libvirt's view of KVM.
+		if _, err := d.conn.GetDomainCapabilities("", "x86_64", "", "kvm", 0); err == nil {
+			d.domType, d.typeReason = "kvm", "libvirt reports KVM (no kernel to probe with)"
+		} else {
+			d.domType, d.typeReason = "qemu", "libvirt reports no KVM"
+		}
+	case !isLocalURI(d.cfg.URI):
+		// The probe runs QEMU here; a remote host must be trusted instead.
+		if _, err := d.conn.GetDomainCapabilities("", "x86_64", "", "kvm", 0); err == nil {
+			d.domType, d.typeReason = "kvm", "remote libvirt reports KVM"
+		} else {
+			d.domType, d.typeReason = "qemu", "remote libvirt reports no KVM"
+		}
+	default:
+		typ, reason, err := probeDomainType(ctx, d.cfg.StateDir, d.cfg.QemuSystem, d.cfg.Image.Kernel)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			typ, reason = "qemu", err.Error()
+		}
+		d.domType, d.typeReason = typ, reason
+	}
+	if d.domType == "qemu" {
+		d.log.Warn("KVM unusable, guests run under TCG emulation (slow)", "reason", d.typeReason)
+	}
+	return nil
+}
+
+func isLocalURI(uri string) bool {
+	// qemu:///system has an empty host; qemu+ssh://host/system does not.
+	rest, ok := strings.CutPrefix(uri[strings.Index(uri, ":")+1:], "//")
+	return ok && strings.HasPrefix(rest, "/")
+}
+
+// DomainType returns the libvirt domain type this driver defines ("kvm",
+// "qemu" or "test") and why it was chosen.
+func (d *Driver) DomainType() (typ, reason string) {
+	return d.domType, d.typeReason
+}
+
+// SerialLog returns the file the guest's serial console is written to.
+func (d *Driver) SerialLog(name string) string {
+	return filepath.Join(d.domainDir(name), SerialLog)
+}
+
+// Close closes the libvirt connection. Domains keep running.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return nil
+	}
+	_, err := d.conn.Close()
+	d.conn = nil
+	return err
+}
+
+// connection returns a live connection, reconnecting once if libvirtd went
+// away since (it restarts on upgrades; the domains survive it).
+func (d *Driver) connection() (*golibvirt.Connect, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != nil {
+		if alive, err := d.conn.IsAlive(); err == nil && alive {
+			return d.conn, nil
+		}
+		d.conn.Close()
+		d.conn = nil
+	}
+	conn, err := connect(d.cfg.URI)
+	if err != nil {
+		return nil, err
+	}
+	d.conn = conn
+	return conn, nil
+}
+
+// validName keeps names usable as both a libvirt name and a directory.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= 200 &&
+		!strings.ContainsAny(name, "/\\\x00") && !strings.HasPrefix(name, "-")
+}
+
+func checkSpec(spec hypervisor.Spec) error {
+	var problems []string
+	if !validName(spec.Name) {
+		problems = append(problems, fmt.Sprintf("name %q is not a valid domain name", spec.Name))
+	}
+	if spec.VCPUs < 1 {
+		problems = append(problems, "VCPUs must be at least 1")
+	}
+	if spec.MemoryMiB < 64 {
+		problems = append(problems, "MemoryMiB must be at least 64")
+	}
+	if spec.DiskSizeGB < 1 {
+		problems = append(problems, "DiskSizeGB must be at least 1")
+	}
+	if spec.SSHPort < 1 || spec.SSHPort > 65535 {
+		problems = append(problems, fmt.Sprintf("SSHPort %d is not a TCP port", spec.SSHPort))
+	}
+	for _, s := range spec.Shares {
+		if s.Tag == "" || !filepath.IsAbs(s.HostPath) {
+			problems = append(problems, fmt.Sprintf("share %q needs a tag and an absolute host path", s.Tag))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkImage reports a missing base disk, kernel or initrd.
+func (d *Driver) checkImage() error {
+	img := d.cfg.Image
+	paths := []string{img.Disk}
+	if img.Kernel != "" {
+		paths = append(paths, img.Kernel)
+		if img.Initrd != "" {
+			paths = append(paths, img.Initrd)
+		}
+	}
+	for _, p := range paths {
+		if p == "" {
+			return fmt.Errorf("%w: no base disk configured", hypervisor.ErrImageMissing)
+		}
+		if _, err := os.Stat(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w: %s", hypervisor.ErrImageMissing, p)
+			}
+			return fmt.Errorf("base image: %w", err)
+		}
+	}
+	return nil
+}
+
+// Define creates the domain's directory, overlay disk and seed, then defines
+// the domain. On failure everything already done is undone.
+func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) (err error) {
+	if err := checkSpec(spec); err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+	conn, err := d.connection()
+	if err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+	if !d.reserveName(spec.Name) {
+		return fmt.Errorf("define domain %q: %w (being defined)", spec.Name, hypervisor.ErrExists)
+	}
+	defer d.releaseName(spec.Name)
+	if dom, err := conn.LookupDomainByName(spec.Name); err == nil {
+		dom.Free()
+		return fmt.Errorf("define domain %q: %w", spec.Name, hypervisor.ErrExists)
+	} else if !isCode(err, golibvirt.ERR_NO_DOMAIN) {
+		return fmt.Errorf("define domain %q: %w", spec.Name, translate(err))
+	}
+	if err := d.checkImage(); err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+
+	// Undo steps run in reverse on failure; their errors join the cause.
+	var undo []func() error
+	defer func() {
+		if err == nil {
+			return
+		}
+		errs := []error{err}
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](); uerr != nil {
+				errs = append(errs, uerr)
+			}
+		}
+		err = errors.Join(errs...)
+	}()
+
+	dir := d.domainDir(spec.Name)
+	// No domain has this name, so a directory left here is debris of a
+	// crash in an earlier Define or Undefine: it belongs to nobody.
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("define domain %q: clear stale files: %w", spec.Name, err)
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+	undo = append(undo, func() error {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("undo define domain %q: remove files: %w", spec.Name, err)
+		}
+		return nil
+	})
+	if err := d.createOverlay(ctx, filepath.Join(dir, OverlayDisk), spec.DiskSizeGB); err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+	// The seed may carry SSH host private keys: readable by root only;
+	// libvirt hands it to QEMU's user while the domain runs.
+	if err := os.WriteFile(filepath.Join(dir, SeedISO), spec.Seed, 0o600); err != nil {
+		return fmt.Errorf("define domain %q: write seed: %w", spec.Name, err)
+	}
+	xmlDom, err := buildDomain(spec, domainParams{Type: d.domType, Image: d.cfg.Image, Dir: dir})
+	if err != nil {
+		return fmt.Errorf("define domain %q: %w", spec.Name, err)
+	}
+	doc, err := xmlDom.Marshal()
+	if err != nil {
+		return fmt.Errorf("define domain %q: marshal XML: %w", spec.Name, err)
+	}
+	dom, err := conn.DomainDefineXMLFlags(doc, golibvirt.DOMAIN_DEFINE_VALIDATE)
+	if err != nil {
+		if isCode(err, golibvirt.ERR_OPERATION_FAILED) && strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("define domain %q: %w: %w", spec.Name, hypervisor.ErrExists, translate(err))
+		}
+		return fmt.Errorf("define domain %q: %w", spec.Name, translate(err))
+	}
+	dom.Free()
+	return nil
+}
+
+func (d *Driver) reserveName(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.defining[name] {
+		return false
+	}
+	d.defining[name] = true
+	return true
+}
+
+func (d *Driver) releaseName(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.defining, name)
+}
+
+// createOverlay makes a qcow2 of sizeGB layered on the base image.
+func (d *Driver) createOverlay(ctx context.Context, path string, sizeGB int) error {
+	format := d.cfg.Image.Format
+	if format == "" {
+		format = "qcow2"
+	}
+	cmd := exec.CommandContext(ctx, d.cfg.QemuImg, "create", "-q", "-f", "qcow2",
+		"-F", format, "-b", d.cfg.Image.Disk, path, strconv.Itoa(sizeGB)+"G")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("create overlay %s: %w: %s", path, err, strings.TrimSpace(string(out)))
+	}
+	return os.Chmod(path, 0o600)
+}
+
+// owned looks name up and returns it only when amlsim defined it.
+func (d *Driver) owned(name string) (*golibvirt.Domain, domainMeta, error) {
+	conn, err := d.connection()
+	if err != nil {
+		return nil, domainMeta{}, err
+	}
+	dom, err := conn.LookupDomainByName(name)
+	if err != nil {
+		return nil, domainMeta{}, translate(err)
+	}
+	meta, err := readMeta(dom)
+	if err != nil {
+		dom.Free()
+		return nil, domainMeta{}, err
+	}
+	return dom, meta, nil
+}
+
+// readMeta returns amlsim's metadata of dom; a domain without it is not
+// ours and reads as not found.
+func readMeta(dom *golibvirt.Domain) (domainMeta, error) {
+	s, err := dom.GetMetadata(golibvirt.DOMAIN_METADATA_ELEMENT, metadataNS, golibvirt.DOMAIN_AFFECT_CURRENT)
+	if err != nil {
+		if isCode(err, golibvirt.ERR_NO_DOMAIN_METADATA) {
+			return domainMeta{}, fmt.Errorf("%w (not an amlsim domain)", hypervisor.ErrNotFound)
+		}
+		return domainMeta{}, translate(err)
+	}
+	return parseDomainMeta(s)
+}
+
+func domainState(dom *golibvirt.Domain) (hypervisor.State, error) {
+	st, _, err := dom.GetState()
+	if err != nil {
+		return hypervisor.StateUnknown, translate(err)
+	}
+	switch st {
+	case golibvirt.DOMAIN_RUNNING, golibvirt.DOMAIN_BLOCKED:
+		return hypervisor.StateRunning, nil
+	case golibvirt.DOMAIN_PAUSED, golibvirt.DOMAIN_PMSUSPENDED:
+		return hypervisor.StatePaused, nil
+	case golibvirt.DOMAIN_SHUTDOWN:
+		return hypervisor.StateShuttingDown, nil
+	case golibvirt.DOMAIN_SHUTOFF:
+		return hypervisor.StateShutoff, nil
+	case golibvirt.DOMAIN_CRASHED:
+		return hypervisor.StateCrashed, nil
+	default:
+		return hypervisor.StateUnknown, nil
+	}
+}
+
+// Start boots the domain and adds its SSH forward. The port is checked
+// first so a taken port leaves the domain defined and off.
+func (d *Driver) Start(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start domain %q: %w", name, err)
+	}
+	dom, meta, err := d.owned(name)
+	if err != nil {
+		return fmt.Errorf("start domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	st, err := domainState(dom)
+	if err != nil {
+		return fmt.Errorf("start domain %q: %w", name, err)
+	}
+	if st != hypervisor.StateShutoff && st != hypervisor.StateCrashed {
+		return fmt.Errorf("start domain %q: %w: it is %s", name, hypervisor.ErrInvalidState, st)
+	}
+	if !portFree(meta.SSHPort) {
+		return fmt.Errorf("start domain %q: %w: 127.0.0.1:%d", name, hypervisor.ErrPortInUse, meta.SSHPort)
+	}
+	if err := dom.Create(); err != nil {
+		return fmt.Errorf("start domain %q: %w", name, translate(err))
+	}
+	if d.testDriver {
+		return nil
+	}
+	if err := addSSHForward(dom, meta.SSHPort); err != nil {
+		err = fmt.Errorf("start domain %q: %w", name, err)
+		if derr := dom.Destroy(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("force off domain %q: %w", name, translate(derr)))
+		}
+		return err
+	}
+	return nil
+}
+
+// pollInterval is how often Shutdown looks at the domain's state.
+const pollInterval = 200 * time.Millisecond
+
+// Shutdown presses the ACPI power button, waits up to grace for the guest
+// to power off, then forces it off.
+func (d *Driver) Shutdown(ctx context.Context, name string, grace time.Duration) error {
+	dom, _, err := d.owned(name)
+	if err != nil {
+		return fmt.Errorf("shut down domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	st, err := domainState(dom)
+	if err != nil {
+		return fmt.Errorf("shut down domain %q: %w", name, err)
+	}
+	if st == hypervisor.StateShutoff {
+		return fmt.Errorf("shut down domain %q: %w: it is already off", name, hypervisor.ErrInvalidState)
+	}
+	if err := dom.ShutdownFlags(golibvirt.DOMAIN_SHUTDOWN_ACPI_POWER_BTN); err != nil {
+		// The test driver knows no flags; a paused guest cannot hear ACPI.
+		// Either way the deadline below ends in a forced stop.
+		if !isCode(err, golibvirt.ERR_INVALID_ARG) && !isCode(err, golibvirt.ERR_NO_SUPPORT) && !isCode(err, golibvirt.ERR_OPERATION_INVALID) {
+			return fmt.Errorf("shut down domain %q: %w", name, translate(err))
+		}
+		if err := dom.Shutdown(); err != nil && !isCode(err, golibvirt.ERR_OPERATION_INVALID) {
+			return fmt.Errorf("shut down domain %q: %w", name, translate(err))
+		}
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		st, err := domainState(dom)
+		if err != nil {
+			return fmt.Errorf("shut down domain %q: %w", name, err)
+		}
+		if st == hypervisor.StateShutoff {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shut down domain %q: %w", name, ctx.Err())
+		case <-deadline.C:
+			d.log.Warn("guest ignored the ACPI power button, forcing it off", "domain", name, "grace", grace)
+			if err := destroy(dom); err != nil {
+				return fmt.Errorf("shut down domain %q: force off: %w", name, err)
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// destroy forces dom off; a domain already off is fine.
+func destroy(dom *golibvirt.Domain) error {
+	if err := dom.Destroy(); err != nil {
+		if isCode(err, golibvirt.ERR_OPERATION_INVALID) {
+			if active, aerr := dom.IsActive(); aerr == nil && !active {
+				return nil
+			}
+		}
+		return translate(err)
+	}
+	return nil
+}
+
+// Reboot presses the ACPI power button and lets libvirt restart the guest
+// in the same QEMU process, so the port forwards survive.
+func (d *Driver) Reboot(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("reboot domain %q: %w", name, err)
+	}
+	dom, _, err := d.owned(name)
+	if err != nil {
+		return fmt.Errorf("reboot domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	st, err := domainState(dom)
+	if err != nil {
+		return fmt.Errorf("reboot domain %q: %w", name, err)
+	}
+	if st != hypervisor.StateRunning {
+		return fmt.Errorf("reboot domain %q: %w: it is %s", name, hypervisor.ErrInvalidState, st)
+	}
+	flags := golibvirt.DOMAIN_REBOOT_ACPI_POWER_BTN
+	if d.testDriver {
+		flags = golibvirt.DOMAIN_REBOOT_DEFAULT
+	}
+	if err := dom.Reboot(flags); err != nil {
+		return fmt.Errorf("reboot domain %q: %w", name, translate(err))
+	}
+	return nil
+}
+
+// Destroy forces the domain off at once.
+func (d *Driver) Destroy(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("destroy domain %q: %w", name, err)
+	}
+	dom, _, err := d.owned(name)
+	if err != nil {
+		return fmt.Errorf("destroy domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	active, err := dom.IsActive()
+	if err != nil {
+		return fmt.Errorf("destroy domain %q: %w", name, translate(err))
+	}
+	if !active {
+		return nil
+	}
+	if err := destroy(dom); err != nil {
+		return fmt.Errorf("destroy domain %q: %w", name, err)
+	}
+	return nil
+}
+
+// undefineFlags also drops state libvirt keeps beside the definition, so
+// nothing of the domain is left.
+const undefineFlags = golibvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | golibvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+	golibvirt.DOMAIN_UNDEFINE_NVRAM | golibvirt.DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+
+// Undefine forces the domain off, removes its definition and then every
+// file under its directory.
+func (d *Driver) Undefine(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("undefine domain %q: %w", name, err)
+	}
+	dom, _, err := d.owned(name)
+	if err != nil {
+		return fmt.Errorf("undefine domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	if active, err := dom.IsActive(); err != nil {
+		return fmt.Errorf("undefine domain %q: %w", name, translate(err))
+	} else if active {
+		if err := destroy(dom); err != nil {
+			return fmt.Errorf("undefine domain %q: force off: %w", name, err)
+		}
+	}
+	if err := dom.UndefineFlags(undefineFlags); err != nil {
+		// Drivers that know fewer flags (the test driver) reject the set.
+		if !isCode(err, golibvirt.ERR_INVALID_ARG) && !isCode(err, golibvirt.ERR_NO_SUPPORT) {
+			return fmt.Errorf("undefine domain %q: %w", name, translate(err))
+		}
+		if err := dom.Undefine(); err != nil {
+			return fmt.Errorf("undefine domain %q: %w", name, translate(err))
+		}
+	}
+	if err := os.RemoveAll(d.domainDir(name)); err != nil {
+		return fmt.Errorf("undefine domain %q: remove files: %w", name, err)
+	}
+	return nil
+}
+
+// Lookup reports one of our domains.
+func (d *Driver) Lookup(ctx context.Context, name string) (hypervisor.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return hypervisor.Domain{}, fmt.Errorf("look up domain %q: %w", name, err)
+	}
+	dom, meta, err := d.owned(name)
+	if err != nil {
+		return hypervisor.Domain{}, fmt.Errorf("look up domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	out, err := describe(dom, name, meta)
+	if err != nil {
+		return hypervisor.Domain{}, fmt.Errorf("look up domain %q: %w", name, err)
+	}
+	return out, nil
+}
+
+func describe(dom *golibvirt.Domain, name string, meta domainMeta) (hypervisor.Domain, error) {
+	st, err := domainState(dom)
+	if err != nil {
+		return hypervisor.Domain{}, err
+	}
+	return hypervisor.Domain{
+		Name:   name,
+		State:  st,
+		SSH:    hypervisor.Endpoint{Host: "127.0.0.1", Port: meta.SSHPort},
+		Labels: meta.labels(),
+	}, nil
+}
+
+// List reports every domain on the connection that carries our marker.
+func (d *Driver) List(ctx context.Context) ([]hypervisor.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	conn, err := d.connection()
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	doms, err := conn.ListAllDomains(0)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", translate(err))
+	}
+	var out []hypervisor.Domain
+	var errs []error
+	for i := range doms {
+		dom := &doms[i]
+		name, err := dom.GetName()
+		if err == nil {
+			var meta domainMeta
+			meta, err = readMeta(dom)
+			if err == nil {
+				var info hypervisor.Domain
+				info, err = describe(dom, name, meta)
+				out = append(out, info)
+			}
+		}
+		// A domain that vanished or is not ours since ListAllDomains is
+		// simply not in the list.
+		if err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("list domains: %q: %w", name, err))
+		}
+		dom.Free()
+	}
+	return out, errors.Join(errs...)
+}
