@@ -1,0 +1,210 @@
+package sim
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the simulated cloud: its subscription, regions with quotas,
+// workspaces, and how local VMs are sized. It is read from TOML; every
+// field has a built-in default (see DefaultConfig and fixtures/amlsim.toml).
+type Config struct {
+	Subscription string `toml:"subscription"`
+	Tenant       string `toml:"tenant"`
+	// PageSize is how many computes a list page holds before a nextLink.
+	PageSize   int               `toml:"page_size"`
+	Regions    []RegionConfig    `toml:"regions"`
+	Workspaces []WorkspaceConfig `toml:"workspaces"`
+	Local      LocalConfig       `toml:"local"`
+	Driver     DriverConfig      `toml:"driver"`
+	Fake       FakeConfig        `toml:"fake"`
+	Timeouts   TimeoutConfig     `toml:"timeouts"`
+}
+
+// RegionConfig holds a region's quotas: vCPUs per VM family and in total.
+type RegionConfig struct {
+	Name         string         `toml:"name"`
+	TotalVCPUs   int            `toml:"total_vcpus"`
+	FamilyVCPUs  map[string]int `toml:"family_vcpus"`
+	DefaultVCPUs int            `toml:"default_family_vcpus"`
+}
+
+// WorkspaceConfig is a workspace that exists from the start.
+type WorkspaceConfig struct {
+	ResourceGroup string `toml:"resource_group"`
+	Name          string `toml:"name"`
+	Location      string `toml:"location"`
+}
+
+// LocalConfig sizes the local VMs: whatever Azure size an instance claims,
+// its VM gets these resources unless a size has its own entry.
+type LocalConfig struct {
+	VCPUs     int                      `toml:"vcpus"`
+	MemoryMiB int                      `toml:"memory_mib"`
+	DiskGB    int                      `toml:"disk_gb"`
+	Sizes     map[string]LocalResource `toml:"sizes"`
+	// PortRange is the first and last loopback port used for SSH forwards.
+	PortRange [2]int `toml:"port_range"`
+}
+
+// LocalResource overrides the local VM resources for one Azure size.
+type LocalResource struct {
+	VCPUs     int `toml:"vcpus"`
+	MemoryMiB int `toml:"memory_mib"`
+}
+
+// DriverConfig configures the libvirt driver.
+type DriverConfig struct {
+	URI        string `toml:"uri"`
+	DomainType string `toml:"domain_type"`
+	StateDir   string `toml:"state_dir"`
+	// ImageDir holds disk.qcow2, vmlinuz, initrd.img and cmdline; empty
+	// means the default image built by `make image`.
+	ImageDir string `toml:"image_dir"`
+	// CloudImage is a qcow2 cloud image booted through the BIOS instead of
+	// the default image (no kernel given).
+	CloudImage string `toml:"cloud_image"`
+}
+
+// FakeConfig sets the fake driver's delays.
+type FakeConfig struct {
+	Delay Duration `toml:"delay"`
+}
+
+// TimeoutConfig bounds the slow steps.
+type TimeoutConfig struct {
+	SSHReady      Duration `toml:"ssh_ready"`
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// Duration is a time.Duration written as "90s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig is the built-in simulated cloud.
+func DefaultConfig() Config {
+	return Config{
+		Subscription: "00000000-0000-0000-0000-000000000000",
+		Tenant:       "00000000-0000-0000-0000-0000000000aa",
+		PageSize:     20,
+		Regions: []RegionConfig{
+			{Name: "eastus", TotalVCPUs: 48, DefaultVCPUs: 24, FamilyVCPUs: map[string]int{"standardNCFamily": 0, "standardNCSv3Family": 0}},
+			{Name: "westeurope", TotalVCPUs: 48, DefaultVCPUs: 24, FamilyVCPUs: map[string]int{"standardNCFamily": 0, "standardNCSv3Family": 0}},
+		},
+		Workspaces: []WorkspaceConfig{{ResourceGroup: "rg-local", Name: "ws-local", Location: "eastus"}},
+		Local:      LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
+		Driver:     DriverConfig{URI: "qemu:///system", DomainType: "auto"},
+		Fake:       FakeConfig{Delay: Duration{200 * time.Millisecond}},
+		Timeouts:   TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}},
+	}
+}
+
+// LoadConfig reads a TOML file over the defaults; an empty path gives the
+// defaults. Unknown keys are an error, so typos do not pass silently.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the config for values the simulator cannot run with.
+func (c Config) Validate() error {
+	if c.PageSize < 1 {
+		return fmt.Errorf("config: page_size must be at least 1")
+	}
+	if len(c.Regions) == 0 {
+		return fmt.Errorf("config: at least one region is needed")
+	}
+	regions := map[string]bool{}
+	for _, r := range c.Regions {
+		if r.Name == "" {
+			return fmt.Errorf("config: a region has no name")
+		}
+		regions[strings.ToLower(r.Name)] = true
+	}
+	for _, w := range c.Workspaces {
+		if err := CheckWorkspaceName(w.Name); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := CheckResourceGroupName(w.ResourceGroup); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if !regions[strings.ToLower(w.Location)] {
+			return fmt.Errorf("config: workspace %s is in region %q, which is not configured", w.Name, w.Location)
+		}
+	}
+	if c.Local.VCPUs < 1 || c.Local.MemoryMiB < 256 || c.Local.DiskGB < 4 {
+		return fmt.Errorf("config: local vcpus >= 1, memory_mib >= 256 and disk_gb >= 4 are needed")
+	}
+	if p := c.Local.PortRange; p[0] < 1024 || p[1] > 65535 || p[0] > p[1] {
+		return fmt.Errorf("config: local.port_range %v is not a range of unprivileged ports", p)
+	}
+	return nil
+}
+
+// Region returns the named region's config, ignoring case.
+func (c Config) Region(name string) (RegionConfig, bool) {
+	for _, r := range c.Regions {
+		if strings.EqualFold(r.Name, name) {
+			return r, true
+		}
+	}
+	return RegionConfig{}, false
+}
+
+// FamilyLimit is the dedicated vCPU quota of family in the region.
+func (r RegionConfig) FamilyLimit(family string) int {
+	if v, ok := r.FamilyVCPUs[family]; ok {
+		return v
+	}
+	return r.DefaultVCPUs
+}
+
+// LocalFor returns the local VM resources for an Azure size.
+func (l LocalConfig) LocalFor(size string) LocalResource {
+	for k, v := range l.Sizes {
+		if strings.EqualFold(k, size) {
+			if v.VCPUs == 0 {
+				v.VCPUs = l.VCPUs
+			}
+			if v.MemoryMiB == 0 {
+				v.MemoryMiB = l.MemoryMiB
+			}
+			return v
+		}
+	}
+	return LocalResource{VCPUs: l.VCPUs, MemoryMiB: l.MemoryMiB}
+}

@@ -1,0 +1,54 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error the way a client must react to it. The API maps
+// each kind to one HTTP status (sim/api), and nothing else does.
+type Kind int
+
+const (
+	KindInternal     Kind = iota // the simulator failed
+	KindBadRequest               // the request is malformed or invalid
+	KindUnauthorized             // no valid credentials
+	KindForbidden                // credentials valid, action not allowed
+	KindNotFound                 // the resource does not exist
+	KindConflict                 // the resource's state forbids the request
+	KindQuota                    // a quota would be exceeded
+	KindTooLarge                 // the request body is too large
+	KindMethod                   // the verb is not allowed on this path
+)
+
+// Error is an error a client sees: an ARM error code and message.
+type Error struct {
+	Kind    Kind
+	Code    string
+	Message string
+	Target  string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error of kind with an ARM code and a formatted message.
+func Errorf(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError returns err as an *Error, wrapping unknown errors as internal
+// ones so their text still reaches the client.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Kind: KindInternal, Code: "InternalServerError", Message: err.Error()}
+}
+
+// Sentinel errors of the simulated cloud, matched with errors.Is through
+// the Code of the *Error they are reported as.
+var (
+	// ErrNotFound is returned when a compute, workspace or operation does not exist.
+	ErrNotFound = errors.New("not found")
+)

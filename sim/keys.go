@@ -1,0 +1,41 @@
+package sim
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// newHostKey generates the SSH host key an instance's guest will present,
+// as an OpenSSH PEM private key. The simulator knows it in advance and so
+// can verify the guest it connects to.
+func newHostKey() ([]byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(block), nil
+}
+
+// checkAuthorizedKey validates sshSettings.adminPublicKey.
+func checkAuthorizedKey(key string) error {
+	if strings.TrimSpace(key) == "" {
+		return Errorf(KindBadRequest, "InvalidPropertyValue",
+			"The property AdminPublicKey is required when SSH public access is enabled.")
+	}
+	if strings.ContainsAny(strings.TrimSpace(key), "\r\n") {
+		return Errorf(KindBadRequest, "InvalidPropertyValue", "The property AdminPublicKey must be a single OpenSSH public key.")
+	}
+	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key)); err != nil {
+		return Errorf(KindBadRequest, "InvalidPropertyValue",
+			"The specified value for property AdminPublicKey is not a valid OpenSSH public key: %v", err)
+	}
+	return nil
+}

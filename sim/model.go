@@ -1,0 +1,145 @@
+package sim
+
+import (
+	"strings"
+	"time"
+)
+
+// Principal is who makes a request: an Entra ID object in a tenant.
+type Principal struct {
+	ObjectID string `json:"objectId"`
+	TenantID string `json:"tenantId"`
+	Name     string `json:"name"`
+}
+
+// WorkspaceRef names a workspace.
+type WorkspaceRef struct {
+	ResourceGroup string
+	Name          string
+}
+
+func (w WorkspaceRef) key() string {
+	return strings.ToLower(w.ResourceGroup) + "/" + strings.ToLower(w.Name)
+}
+
+// Workspace is an Azure ML workspace: a container of computes in a region.
+type Workspace struct {
+	ResourceGroup string            `json:"resourceGroup"`
+	Name          string            `json:"name"`
+	Location      string            `json:"location"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	CreatedOn     time.Time         `json:"createdOn"`
+}
+
+// Ref returns the workspace's reference.
+func (w Workspace) Ref() WorkspaceRef { return WorkspaceRef{w.ResourceGroup, w.Name} }
+
+// LastOperation is the last user operation on an instance and its outcome.
+type LastOperation struct {
+	Name    string    `json:"operationName"`
+	Time    time.Time `json:"operationTime"`
+	Status  string    `json:"operationStatus"`
+	Trigger string    `json:"operationTrigger"`
+}
+
+// InstanceError is one entry of an instance's errors list.
+type InstanceError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Instance is a compute instance as the simulator records it.
+type Instance struct {
+	ID            string            `json:"id"`
+	Workspace     WorkspaceRef      `json:"workspace"`
+	Name          string            `json:"name"`
+	Location      string            `json:"location"`
+	Size          VMSize            `json:"size"`
+	Local         LocalResource     `json:"local"`
+	State         State             `json:"state"`
+	Description   string            `json:"description,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	SSHPublic     bool              `json:"sshPublicAccess"`
+	AdminKey      string            `json:"adminPublicKey,omitempty"`
+	SSHPort       int               `json:"sshPort"`
+	HostKey       []byte            `json:"hostKey,omitempty"`
+	CreatedBy     Principal         `json:"createdBy"`
+	CreatedOn     time.Time         `json:"createdOn"`
+	ModifiedOn    time.Time         `json:"modifiedOn"`
+	LastOperation *LastOperation    `json:"lastOperation,omitempty"`
+	Errors        []InstanceError   `json:"errors,omitempty"`
+	// Domain is the hypervisor domain behind the instance.
+	Domain string `json:"domain"`
+	// Operation is the ID of the operation in flight, if any.
+	Operation string `json:"operation,omitempty"`
+	// Extra holds ComputeInstanceProperties fields the simulator keeps and
+	// echoes without acting on them (setupScripts, schedules, …), as JSON.
+	Extra map[string]any `json:"extra,omitempty"`
+}
+
+// ProvisioningState is the ARM provisioning state derived from State.
+func (i Instance) ProvisioningState() string {
+	switch i.State {
+	case StateCreating:
+		return "Creating"
+	case StateCreateFailed:
+		return "Failed"
+	case StateDeleting:
+		return "Deleting"
+	}
+	return "Succeeded"
+}
+
+func instanceKey(location, name string) string {
+	return strings.ToLower(location) + "/" + strings.ToLower(name)
+}
+
+func (i Instance) key() string { return instanceKey(i.Location, i.Name) }
+
+// DomainName is the libvirt domain name of an instance: unique on the host
+// because compute names are unique in a region.
+func DomainName(location, name string) string {
+	return "amlsim-" + strings.ToLower(location) + "-" + strings.ToLower(name)
+}
+
+// OperationStatus is the status of a long-running operation.
+type OperationStatus string
+
+const (
+	OpInProgress OperationStatus = "InProgress"
+	OpSucceeded  OperationStatus = "Succeeded"
+	OpFailed     OperationStatus = "Failed"
+)
+
+// Operation is a long-running operation clients poll.
+type Operation struct {
+	ID       string          `json:"id"`
+	Action   string          `json:"action"`
+	Location string          `json:"location"`
+	Instance string          `json:"instance"`
+	Status   OperationStatus `json:"status"`
+	Error    *Error          `json:"error,omitempty"`
+	Start    time.Time       `json:"start"`
+	End      time.Time       `json:"end,omitzero"`
+}
+
+// CreateRequest is what a PUT of a compute instance asks for.
+type CreateRequest struct {
+	Location    string
+	Size        string
+	Description string
+	Tags        map[string]string
+	SSHPublic   bool
+	AdminKey    string
+	Extra       map[string]any
+}
+
+// Usage is the use of one quota in a region.
+type Usage struct {
+	Kind     string // "total", "dedicated" or "family"
+	Name     string // value, e.g. standardDSv2Family
+	Display  string // localized value
+	Current  int
+	Limit    int
+	Location string
+}
