@@ -63,12 +63,19 @@ func (m domainMeta) labels() map[string]string {
 	return out
 }
 
+// parseDomainMeta reads our metadata element. libvirt's GetMetadata, asked
+// by namespace, returns the element without its namespace, so any
+// namespace (or none) is accepted here: the caller already selected it.
 func parseDomainMeta(s string) (domainMeta, error) {
-	var m domainMeta
-	if err := xml.Unmarshal([]byte(s), &m); err != nil {
+	var in struct {
+		XMLName xml.Name    `xml:"instance"`
+		SSHPort int         `xml:"ssh-port"`
+		Labels  []metaLabel `xml:"label"`
+	}
+	if err := xml.Unmarshal([]byte(s), &in); err != nil {
 		return domainMeta{}, fmt.Errorf("parse amlsim metadata: %w", err)
 	}
-	return m, nil
+	return domainMeta{SSHPort: in.SSHPort, Labels: in.Labels}, nil
 }
 
 // domainParams is everything besides the Spec that shapes a domain's XML.

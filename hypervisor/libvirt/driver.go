@@ -505,6 +505,9 @@ const pollInterval = 200 * time.Millisecond
 // Shutdown presses the ACPI power button, waits up to grace for the guest
 // to power off, then forces it off.
 func (d *Driver) Shutdown(ctx context.Context, name string, grace time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("shut down domain %q: %w", name, err)
+	}
 	dom, _, err := d.owned(name)
 	if err != nil {
 		return fmt.Errorf("shut down domain %q: %w", name, err)
