@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestDefineFiles(t *testing.T) {
 		t.Fatalf("qemu-img info: %v", err)
 	}
 	for _, want := range []string{`"virtual-size": 128849018880`, `"backing-filename": "` + img.Disk + `"`} {
-		if !contains(string(out), want) {
+		if !strings.Contains(string(out), want) {
 			t.Errorf("overlay info lacks %s:\n%s", want, out)
 		}
 	}
@@ -96,17 +97,6 @@ func TestDefineFiles(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after Undefine, stat %s = %v, want not exist", dir, err)
 	}
-}
-
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestDefineFaults(t *testing.T) {
