@@ -174,7 +174,7 @@ func (d *Driver) decideType(ctx context.Context) error {
 			d.domType, d.typeReason = "qemu", "remote libvirt reports no KVM"
 		}
 	default:
-		typ, reason, err := probeDomainType(ctx, d.cfg.StateDir, d.cfg.QemuSystem, d.cfg.Image.Kernel)
+		typ, reason, err := probeDomainType(ctx, d.cfg.StateDir, d.cfg.QemuSystem, d.cfg.Image.Kernel, kvmProbeTimeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				return err

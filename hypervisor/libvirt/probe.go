@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -31,11 +32,11 @@ type probeVerdict struct {
 // host. /dev/kvm alone proves nothing: on a paravirtual (PVM) host it exists
 // but a stock guest kernel hangs. So the probe boots the image's kernel with
 // no root disk and waits for the panic that proves it ran.
-func kvmBoots(ctx context.Context, qemu, kernel string) (bool, string) {
+func kvmBoots(ctx context.Context, qemu, kernel string, timeout time.Duration) (bool, string) {
 	if _, err := os.Stat("/dev/kvm"); err != nil {
 		return false, "no /dev/kvm"
 	}
-	ctx, cancel := context.WithTimeout(ctx, kvmProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu,
 		"-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
@@ -47,11 +48,16 @@ func kvmBoots(ctx context.Context, qemu, kernel string) (bool, string) {
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	// Kill the whole group: whatever QEMU (or a wrapper script) forked
+	// must not keep the output pipe open and stall Wait.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Sprintf("start %s: %v", qemu, err)
 	}
 	defer func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	}()
 	found := make(chan bool, 1)
@@ -75,13 +81,13 @@ func kvmBoots(ctx context.Context, qemu, kernel string) (bool, string) {
 		_ = cmd.Wait()
 		return false, fmt.Sprintf("qemu exited before the kernel ran: %s", strings.TrimSpace(stderr.String()))
 	case <-ctx.Done():
-		return false, fmt.Sprintf("guest kernel showed no sign of life under KVM within %s", kvmProbeTimeout)
+		return false, fmt.Sprintf("guest kernel showed no sign of life under KVM within %s", timeout)
 	}
 }
 
 // probeDomainType decides between "kvm" and "qemu" for kernel, reusing a
 // verdict cached in dir when the kernel has not changed since.
-func probeDomainType(ctx context.Context, dir, qemu, kernel string) (typ, reason string, err error) {
+func probeDomainType(ctx context.Context, dir, qemu, kernel string, timeout time.Duration) (typ, reason string, err error) {
 	fi, err := os.Stat(kernel)
 	if err != nil {
 		return "", "", fmt.Errorf("probe kernel %q: %w", kernel, err)
@@ -93,7 +99,7 @@ func probeDomainType(ctx context.Context, dir, qemu, kernel string) (typ, reason
 			return v.Type, v.Reason + " (cached)", nil
 		}
 	}
-	ok, reason := kvmBoots(ctx, qemu, kernel)
+	ok, reason := kvmBoots(ctx, qemu, kernel, timeout)
 	if ctx.Err() != nil {
 		return "", "", fmt.Errorf("probe kvm: %w", ctx.Err())
 	}
