@@ -1,11 +1,9 @@
 package sim
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"strings"
 
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -13,15 +11,11 @@ import (
 // as an OpenSSH PEM private key. The simulator knows it in advance and so
 // can verify the guest it connects to.
 func newHostKey() ([]byte, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	k, err := guestssh.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(block), nil
+	return k.PrivatePEM(), nil
 }
 
 // checkAuthorizedKey validates sshSettings.adminPublicKey.

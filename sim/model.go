@@ -143,3 +143,11 @@ type Usage struct {
 	Limit    int
 	Location string
 }
+
+// DefaultOwner is the built-in principal `amlsim token` speaks for unless
+// told otherwise.
+var DefaultOwner = Principal{
+	ObjectID: "11111111-1111-1111-1111-111111111111",
+	TenantID: "00000000-0000-0000-0000-0000000000aa",
+	Name:     "amlsim owner",
+}

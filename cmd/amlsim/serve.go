@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/amlsim/amlsim/fixtures"
+	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/hypervisor/fake"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
+	"github.com/amlsim/amlsim/hypervisor/libvirt"
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/api"
+	"github.com/amlsim/amlsim/sim/auth"
+	"github.com/amlsim/amlsim/sim/guest"
+	"github.com/amlsim/amlsim/sim/pki"
+	"github.com/amlsim/amlsim/sim/store"
+)
+
+// Files in the home directory.
+const (
+	stateFile         = "state.db"
+	managementKeyFile = "id_ed25519"
+)
+
+// serve runs the simulator in the foreground until SIGINT or SIGTERM.
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	home := fs.String("home", defaultHome(), "state directory (CA, keys, database)")
+	listen := fs.String("listen", "127.0.0.1:9443", "address to serve HTTPS on")
+	configPath := fs.String("config", "", "TOML config file (built-in defaults when absent)")
+	driverName := fs.String("driver", "libvirt", "hypervisor driver: libvirt or fake")
+	verbose := fs.Bool("v", false, "log every request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := sim.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*home, 0o700); err != nil {
+		return err
+	}
+	tlsCfg, err := pki.ServerTLS(*home)
+	if err != nil {
+		return err
+	}
+	signer, err := auth.LoadOrCreate(*home)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(*home, stateFile), sim.Buckets()...)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	drv, g, closeDrv, err := openDriver(ctx, *driverName, *home, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDrv()
+
+	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	if err := svc.Recover(ctx); err != nil {
+		return fmt.Errorf("reconcile with the hypervisor: %w", err)
+	}
+	defer svc.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.New(svc, signer, log),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	fmt.Printf("amlsim: serving https://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; instance VMs keep running")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// openDriver opens the hypervisor driver and the matching guest setup.
+func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slog.Logger) (hypervisor.Driver, sim.Guest, func(), error) {
+	switch name {
+	case "fake":
+		d := cfg.Fake.Delay.Duration
+		drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}))
+		return drv, guest.Fake{Driver: drv}, func() {}, nil
+	case "libvirt":
+		base, err := baseImage(cfg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		key, err := guestssh.LoadOrCreateKey(filepath.Join(home, managementKeyFile))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		drv, err := libvirt.New(ctx, libvirt.Config{
+			URI:        cfg.Driver.URI,
+			StateDir:   cfg.Driver.StateDir,
+			Image:      base,
+			DomainType: cfg.Driver.DomainType,
+			Logger:     log,
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return drv, &guest.SSH{Key: key, SerialLog: drv.SerialLog}, func() { drv.Close() }, nil
+	}
+	return nil, nil, nil, fmt.Errorf("unknown driver %q (want libvirt or fake)", name)
+}
+
+// baseImage is the image instances boot: a configured cloud image through
+// the BIOS, or the default image with direct kernel boot.
+func baseImage(cfg sim.Config) (libvirt.BaseImage, error) {
+	if cfg.Driver.CloudImage != "" {
+		if _, err := os.Stat(cfg.Driver.CloudImage); err != nil {
+			return libvirt.BaseImage{}, fmt.Errorf("cloud image: %w", err)
+		}
+		return libvirt.BaseImage{Disk: cfg.Driver.CloudImage}, nil
+	}
+	dir := cfg.Driver.ImageDir
+	if dir == "" {
+		dir = fixtures.DefaultImageDir(fixtures.DefaultImageCache())
+	}
+	img, err := fixtures.LoadImage(dir)
+	if err != nil {
+		return libvirt.BaseImage{}, err
+	}
+	return libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}, nil
+}

@@ -1,0 +1,501 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// retryAfter is sent with every long-running operation: the SDKs poll every
+// 30 s unless told otherwise.
+const retryAfter = "1"
+
+func (s *Server) sub() string { return s.svc.Config().Subscription }
+
+// decode reads a JSON body into v, with the errors ARM gives.
+func decode(r *request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return sim.Errorf(sim.KindTooLarge, "RequestEntityTooLarge", "The request body is larger than the %d bytes allowed.", MaxBody)
+		}
+		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content could not be read: %v.", err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was null or empty.")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: %v.", err)
+	}
+	return nil
+}
+
+// --- workspaces ---
+
+func (s *Server) listAllWorkspaces(w http.ResponseWriter, r *request) { s.writeWorkspaces(w, "") }
+
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *request) {
+	s.writeWorkspaces(w, r.vars["rg"])
+}
+
+func (s *Server) writeWorkspaces(w http.ResponseWriter, rg string) {
+	list, err := s.svc.Workspaces(rg)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []workspaceResource{}
+	for _, ws := range list {
+		out = append(out, workspaceView(s.sub(), ws))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *request) {
+	ws, err := s.svc.Workspace(r.workspace())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, workspaceView(s.sub(), ws))
+}
+
+func (s *Server) putWorkspace(w http.ResponseWriter, r *request) {
+	var body struct {
+		Location string            `json:"location"`
+		Tags     map[string]string `json:"tags"`
+	}
+	if err := decode(r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	if body.Location == "" {
+		writeError(w, sim.Errorf(sim.KindBadRequest, "LocationRequired", "The location property is required for this definition."))
+		return
+	}
+	ws, created, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, workspaceView(s.sub(), ws))
+}
+
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *request) {
+	existed, err := s.svc.DeleteWorkspace(r.workspace())
+	switch {
+	case err != nil:
+		writeError(w, err)
+	case !existed:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// --- computes ---
+
+func (s *Server) getCompute(w http.ResponseWriter, r *request) {
+	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, computeView(s.sub(), inst))
+}
+
+func (s *Server) listComputes(w http.ResponseWriter, r *request) {
+	skip := 0
+	if v := r.URL.Query().Get("$skip"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter '$skip' is not a non-negative integer.", v))
+			return
+		}
+		skip = n
+	}
+	page, more, err := s.svc.Computes(r.workspace(), skip)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := struct {
+		Value    []computeResource `json:"value"`
+		NextLink string            `json:"nextLink,omitempty"`
+	}{Value: []computeResource{}}
+	for _, inst := range page {
+		out.Value = append(out.Value, computeView(s.sub(), inst))
+	}
+	if more {
+		q := url.Values{"api-version": {r.version}, "$skip": {strconv.Itoa(skip + len(page))}}
+		out.NextLink = r.baseURL() + r.URL.Path + "?" + q.Encode()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// computeTypes are the compute types ARM knows; the simulator serves
+// ComputeInstance only.
+var computeTypes = []string{"AKS", "Kubernetes", "AmlCompute", "ComputeInstance", "DataFactory", "VirtualMachine", "HDInsight", "Databricks", "DataLakeAnalytics", "SynapseSpark"}
+
+// readOnlyInstanceProperties are ComputeInstanceProperties the service
+// sets; values a client sends for them are ignored.
+var readOnlyInstanceProperties = map[string]bool{
+	"vmSize": true, "sshSettings": true, "state": true, "errors": true, "lastOperation": true,
+	"createdBy": true, "connectivityEndpoints": true, "applications": true, "osImageMetadata": true,
+	"computeInstanceAuthorizationType": true, "containers": true, "dataDisks": true, "dataMounts": true, "versions": true,
+}
+
+type putComputeBody struct {
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags"`
+	Properties *struct {
+		ComputeType string                     `json:"computeType"`
+		Description string                     `json:"description"`
+		Properties  map[string]json.RawMessage `json:"properties"`
+	} `json:"properties"`
+}
+
+// parseCreate turns a PUT body into a create request.
+func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
+	if body.Properties == nil || body.Properties.ComputeType == "" {
+		return sim.CreateRequest{}, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property 'properties.computeType' is required.")
+	}
+	ct := body.Properties.ComputeType
+	known := false
+	for _, t := range computeTypes {
+		if strings.EqualFold(t, ct) {
+			known = true
+			ct = t
+		}
+	}
+	if !known {
+		return sim.CreateRequest{}, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue",
+			"The specified value '%s' for property computeType is not valid. Valid values: %s.", body.Properties.ComputeType, strings.Join(computeTypes, ", "))
+	}
+	if ct != "ComputeInstance" {
+		return sim.CreateRequest{}, sim.Errorf(sim.KindBadRequest, "ComputeTypeNotSupported",
+			"amlsim simulates compute instances only; computeType '%s' is not supported.", ct)
+	}
+	req := sim.CreateRequest{Location: body.Location, Tags: body.Tags, Description: body.Properties.Description, Extra: map[string]any{}}
+	props := body.Properties.Properties
+	if raw, ok := props["vmSize"]; ok {
+		if err := json.Unmarshal(raw, &req.Size); err != nil {
+			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property VMSize must be a string.")
+		}
+	}
+	if raw, ok := props["sshSettings"]; ok && string(raw) != "null" {
+		var ssh struct {
+			SSHPublicAccess string `json:"sshPublicAccess"`
+			AdminPublicKey  string `json:"adminPublicKey"`
+		}
+		if err := json.Unmarshal(raw, &ssh); err != nil {
+			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property sshSettings is invalid: %v.", err)
+		}
+		switch {
+		case strings.EqualFold(ssh.SSHPublicAccess, "Enabled"):
+			req.SSHPublic = true
+		case ssh.SSHPublicAccess == "" || strings.EqualFold(ssh.SSHPublicAccess, "Disabled"):
+		default:
+			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue",
+				"The specified value '%s' for property sshPublicAccess is not valid. Valid values: Enabled, Disabled.", ssh.SSHPublicAccess)
+		}
+		req.AdminKey = ssh.AdminPublicKey
+	}
+	for k, raw := range props {
+		if readOnlyInstanceProperties[k] {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property %s is invalid: %v.", k, err)
+		}
+		if v != nil {
+			req.Extra[k] = v
+		}
+	}
+	return req, nil
+}
+
+func (s *Server) putCompute(w http.ResponseWriter, r *request) {
+	var body putComputeBody
+	if err := decode(r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	req, err := parseCreate(body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	inst, op, err := s.svc.CreateOrUpdate(r.principal, r.workspace(), r.vars["name"], req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if op == nil {
+		writeJSON(w, http.StatusOK, computeView(s.sub(), inst))
+		return
+	}
+	s.setPollingHeaders(w, r, *op, false)
+	writeJSON(w, http.StatusCreated, computeView(s.sub(), inst))
+}
+
+func (s *Server) deleteCompute(w http.ResponseWriter, r *request) {
+	action := r.URL.Query().Get("underlyingResourceAction")
+	switch {
+	case action == "":
+		writeError(w, sim.Errorf(sim.KindBadRequest, "MissingRequiredQueryParameter", "The query parameter 'underlyingResourceAction' is required (Delete or Detach)."))
+		return
+	case strings.EqualFold(action, "Detach"):
+		writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "Compute instance '%s' is not an attached compute and cannot be detached; use underlyingResourceAction=Delete.", r.vars["name"]))
+		return
+	case !strings.EqualFold(action, "Delete"):
+		writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'underlyingResourceAction' is not valid. Valid values: Delete, Detach.", action))
+		return
+	}
+	op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], sim.ActionDelete)
+	var e *sim.Error
+	if errors.As(err, &e) && e.Kind == sim.KindNotFound && e.Code == "ResourceNotFound" && strings.Contains(e.Message, "/computes/") {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.setPollingHeaders(w, r, op, true)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) action(a sim.Action) func(http.ResponseWriter, *request) {
+	return func(w http.ResponseWriter, r *request) {
+		op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], a)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		s.setPollingHeaders(w, r, op, true)
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *request) {
+	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	type node struct {
+		NodeID           string `json:"nodeId"`
+		PrivateIPAddress string `json:"privateIpAddress"`
+		PublicIPAddress  string `json:"publicIpAddress"`
+		Port             int    `json:"port"`
+		NodeState        string `json:"nodeState"`
+	}
+	nodes := []node{}
+	if inst.State != sim.StateCreateFailed && inst.State != sim.StateDeleting {
+		n := node{NodeID: inst.Domain, PrivateIPAddress: "10.0.2.15", PublicIPAddress: "127.0.0.1", NodeState: nodeState(inst.State)}
+		if inst.SSHPublic {
+			n.Port = inst.SSHPort
+		}
+		nodes = append(nodes, n)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+}
+
+func nodeState(st sim.State) string {
+	switch st {
+	case sim.StateRunning:
+		return "idle"
+	case sim.StateCreating, sim.StateStarting, sim.StateRestarting:
+		return "preparing"
+	case sim.StateSetupFailed, sim.StateUnusable:
+		return "unusable"
+	}
+	return "leaving"
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *request) {
+	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeError(w, sim.Errorf(sim.KindBadRequest, "ComputeKeysNotSupported", "Compute instances have no keys to list; reach them over SSH with your key."))
+}
+
+// --- long-running operations ---
+
+// setPollingHeaders points the client at the operation: Azure-AsyncOperation
+// (a status resource) and, for POST and DELETE, Location (202 until done).
+func (s *Server) setPollingHeaders(w http.ResponseWriter, r *request, op sim.Operation, location bool) {
+	q := "?api-version=" + url.QueryEscape(r.version)
+	base := r.baseURL() + "/subscriptions/" + s.sub() + "/providers/" + Provider + "/locations/" + op.Location
+	w.Header().Set("Azure-AsyncOperation", base+"/computeOperationsStatus/"+op.ID+q)
+	if location {
+		w.Header().Set("Location", base+"/computeOperationsResults/"+op.ID+q)
+	}
+	w.Header().Set("Retry-After", retryAfter)
+}
+
+func (s *Server) operationStatus(w http.ResponseWriter, r *request) {
+	op, err := s.svc.Operation(r.vars["loc"], r.vars["op"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v := operationView{
+		ID:        r.URL.Path,
+		Name:      op.ID,
+		Status:    string(op.Status),
+		StartTime: op.Start,
+	}
+	if !op.End.IsZero() {
+		end := op.End
+		v.EndTime = &end
+	}
+	if op.Error != nil {
+		d := detailOf(op.Error)
+		v.Error = &d
+	}
+	if op.Status == sim.OpInProgress {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// operationResult is the Location poller's view: 202 while in progress,
+// 200 once done, the operation's error once failed.
+func (s *Server) operationResult(w http.ResponseWriter, r *request) {
+	op, err := s.svc.Operation(r.vars["loc"], r.vars["op"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch op.Status {
+	case sim.OpInProgress:
+		w.Header().Set("Location", r.baseURL()+r.URL.RequestURI())
+		w.Header().Set("Retry-After", retryAfter)
+		w.WriteHeader(http.StatusAccepted)
+	case sim.OpSucceeded:
+		w.WriteHeader(http.StatusOK)
+	default:
+		e := op.Error
+		if e == nil {
+			e = sim.Errorf(sim.KindInternal, "OperationFailed", "The operation failed.")
+		}
+		writeError(w, e)
+	}
+}
+
+// --- location-scoped: usages, sizes, quotas ---
+
+func (s *Server) usages(w http.ResponseWriter, r *request) {
+	list, err := s.svc.Usages(r.vars["loc"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []usageView{}
+	for _, u := range list {
+		typ := map[string]string{"total": "totalCores", "dedicated": "dedicatedCores", "family": "vmFamily"}[u.Kind]
+		out = append(out, usageView{
+			ID:                   fmt.Sprintf("/subscriptions/%s/providers/%s/locations/%s/usages/%s", s.sub(), Provider, u.Location, u.Name),
+			AmlWorkspaceLocation: u.Location,
+			Type:                 Provider + "/" + typ + "/usages",
+			Unit:                 "Count",
+			CurrentValue:         u.Current,
+			Limit:                u.Limit,
+			Name:                 usageName{Value: u.Name, LocalizedValue: u.Display},
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (s *Server) vmSizes(w http.ResponseWriter, r *request) {
+	if _, ok := s.svc.Config().Region(r.vars["loc"]); !ok {
+		writeError(w, sim.Errorf(sim.KindBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available.", r.vars["loc"]))
+		return
+	}
+	out := []vmSizeView{}
+	for _, z := range s.svc.Catalog().Sizes() {
+		out = append(out, vmSizeView{
+			Name: z.Name, Family: z.Family, VCPUs: z.VCPUs, GPUs: z.GPUs, OSVhdSizeMB: z.OSVhdSizeMB,
+			MaxResourceVolumeMB: z.MaxResourceVolumeMB, MemoryGB: z.MemoryGB, LowPriorityCapable: true, PremiumIO: z.PremiumIO,
+			SupportedComputeTypes: []string{"AmlCompute", "ComputeInstance"},
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (s *Server) quotaID(loc, name string) string {
+	return fmt.Sprintf("/subscriptions/%s/providers/%s/locations/%s/quotas/%s", s.sub(), Provider, loc, name)
+}
+
+func (s *Server) quotas(w http.ResponseWriter, r *request) {
+	list, err := s.svc.Quotas(r.vars["loc"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []quotaView{}
+	for _, q := range list {
+		out = append(out, quotaView{
+			ID: s.quotaID(q.Location, q.Name), AmlWorkspaceLocation: q.Location, Type: Provider + "/vmFamily/quotas",
+			Name: usageName{Value: q.Name, LocalizedValue: q.Display}, Limit: q.Limit, Unit: "Count",
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (s *Server) updateQuotas(w http.ResponseWriter, r *request) {
+	var body struct {
+		Location string `json:"location"`
+		Value    []struct {
+			ID    string `json:"id"`
+			Type  string `json:"type"`
+			Limit *int   `json:"limit"`
+			Unit  string `json:"unit"`
+		} `json:"value"`
+	}
+	if err := decode(r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	items := make([]sim.QuotaUpdate, len(body.Value))
+	for i, v := range body.Value {
+		if v.Limit == nil || v.ID == "" {
+			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "Every quota update needs an id and a limit."))
+			return
+		}
+		items[i] = sim.QuotaUpdate{Name: v.ID[strings.LastIndex(v.ID, "/")+1:], Limit: *v.Limit}
+	}
+	res, err := s.svc.UpdateQuotas(r.vars["loc"], items)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	type result struct {
+		ID     string `json:"id"`
+		Type   string `json:"type"`
+		Limit  int    `json:"limit"`
+		Unit   string `json:"unit"`
+		Status string `json:"status"`
+	}
+	out := []result{}
+	for i, it := range res {
+		out = append(out, result{ID: body.Value[i].ID, Type: body.Value[i].Type, Limit: it.Limit, Unit: "Count", Status: it.Status})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}

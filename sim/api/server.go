@@ -1,0 +1,222 @@
+// Package api serves the simulated cloud over the Azure Resource Manager
+// REST API: the paths, bodies, headers, status codes and long-running
+// operation protocol that the Azure SDKs and CLIs expect.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/auth"
+	"github.com/google/uuid"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Provider is the ARM resource provider namespace served.
+const Provider = "Microsoft.MachineLearningServices"
+
+var apiVersionRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)
+
+// Server is the ARM endpoint of a simulated cloud.
+type Server struct {
+	svc    *sim.Service
+	tokens *auth.Signer
+	log    *slog.Logger
+	routes []route
+}
+
+// New returns the HTTP handler of the ARM API over svc, accepting tokens
+// signed by tokens.
+func New(svc *sim.Service, tokens *auth.Signer, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{svc: svc, tokens: tokens, log: log}
+	s.routes = s.routeTable()
+	return s
+}
+
+
+// request is what a handler gets: the parsed path and the caller.
+type request struct {
+	*http.Request
+	vars      map[string]string
+	principal sim.Principal
+	version   string
+}
+
+func (r *request) workspace() sim.WorkspaceRef {
+	return sim.WorkspaceRef{ResourceGroup: r.vars["rg"], Name: r.vars["ws"]}
+}
+
+// baseURL is the scheme and host clients reached us on, for the absolute
+// URLs of polling headers and nextLinks.
+func (r *request) baseURL() string { return "https://" + r.Host }
+
+type route struct {
+	method   string
+	segments []string // literal segments, or {var}
+	handle   func(w http.ResponseWriter, r *request)
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
+	start := time.Now()
+	reqID := uuid.NewString()
+	w.Header().Set("x-ms-request-id", reqID)
+	corr := hr.Header.Get("x-ms-correlation-request-id")
+	if corr == "" {
+		corr = reqID
+	}
+	w.Header().Set("x-ms-correlation-request-id", corr)
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	defer func() {
+		s.log.Debug("request", "method", hr.Method, "path", hr.URL.Path, "status", rec.status, "took", time.Since(start))
+	}()
+
+	claims, err := s.authenticate(hr)
+	if err != nil {
+		writeError(rec, err)
+		return
+	}
+	version := hr.URL.Query().Get("api-version")
+	if version == "" {
+		writeError(rec, sim.Errorf(sim.KindBadRequest, "MissingApiVersionParameter",
+			"The api-version query parameter (?api-version=) is required for all requests."))
+		return
+	}
+	if !apiVersionRE.MatchString(version) {
+		writeError(rec, sim.Errorf(sim.KindBadRequest, "InvalidApiVersionParameter",
+			"The api-version '%s' is invalid. The supported versions are dates of the form 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.", version))
+		return
+	}
+	rt, vars, err := s.match(hr.Method, hr.URL.Path)
+	if err != nil {
+		writeError(rec, err)
+		return
+	}
+	if sub := vars["sub"]; !strings.EqualFold(sub, s.svc.Config().Subscription) {
+		writeError(rec, sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", sub))
+		return
+	}
+	hr.Body = http.MaxBytesReader(rec, hr.Body, MaxBody)
+	rt.handle(rec, &request{
+		Request:   hr,
+		vars:      vars,
+		principal: sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name},
+		version:   version,
+	})
+}
+
+// authenticate checks the bearer token.
+func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return auth.Claims{}, sim.Errorf(sim.KindUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return auth.Claims{}, sim.Errorf(sim.KindUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.")
+	}
+	c, err := s.tokens.Verify(strings.TrimSpace(tok))
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, auth.ErrExpired):
+		return c, sim.Errorf(sim.KindUnauthorized, "ExpiredAuthenticationToken", "The access token has expired: %v.", err)
+	default:
+		return c, sim.Errorf(sim.KindUnauthorized, "InvalidAuthenticationToken", "The access token is invalid: %v.", err)
+	}
+}
+
+// match finds the route for a path, ignoring the case of literal segments
+// as ARM does.
+func (s *Server) match(method, path string) (route, map[string]string, error) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	pathFound := false
+	for _, rt := range s.routes {
+		vars, ok := matchSegments(rt.segments, segs)
+		if !ok {
+			continue
+		}
+		pathFound = true
+		if rt.method == method {
+			return rt, vars, nil
+		}
+	}
+	if pathFound {
+		return route{}, nil, sim.Errorf(sim.KindMethod, "HttpMethodNotSupported",
+			"The requested resource does not support http method '%s'.", method)
+	}
+	return route{}, nil, sim.Errorf(sim.KindNotFound, "NotFound", "The requested path '%s' was not found.", path)
+}
+
+func matchSegments(pattern, segs []string) (map[string]string, bool) {
+	if len(pattern) != len(segs) {
+		return nil, false
+	}
+	vars := map[string]string{}
+	for i, p := range pattern {
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" {
+				return nil, false
+			}
+			vars[strings.Trim(p, "{}")] = segs[i]
+			continue
+		}
+		if !strings.EqualFold(p, segs[i]) {
+			return nil, false
+		}
+	}
+	return vars, true
+}
+
+func (s *Server) routeTable() []route {
+	const (
+		ws       = "subscriptions/{sub}/resourceGroups/{rg}/providers/" + Provider + "/workspaces"
+		computes = ws + "/{ws}/computes"
+		compute  = computes + "/{name}"
+		loc      = "subscriptions/{sub}/providers/" + Provider + "/locations/{loc}"
+	)
+	r := func(method, path string, h func(http.ResponseWriter, *request)) route {
+		return route{method: method, segments: strings.Split(path, "/"), handle: h}
+	}
+	return []route{
+		r("GET", "subscriptions/{sub}/providers/"+Provider+"/workspaces", s.listAllWorkspaces),
+		r("GET", ws, s.listWorkspaces),
+		r("GET", ws+"/{ws}", s.getWorkspace),
+		r("PUT", ws+"/{ws}", s.putWorkspace),
+		r("DELETE", ws+"/{ws}", s.deleteWorkspace),
+		r("GET", computes, s.listComputes),
+		r("GET", compute, s.getCompute),
+		r("PUT", compute, s.putCompute),
+		r("DELETE", compute, s.deleteCompute),
+		r("POST", compute+"/start", s.action(sim.ActionStart)),
+		r("POST", compute+"/stop", s.action(sim.ActionStop)),
+		r("POST", compute+"/restart", s.action(sim.ActionRestart)),
+		r("POST", compute+"/listNodes", s.listNodes),
+		r("POST", compute+"/listKeys", s.listKeys),
+		r("GET", loc+"/usages", s.usages),
+		r("GET", loc+"/vmSizes", s.vmSizes),
+		r("GET", loc+"/quotas", s.quotas),
+		r("POST", loc+"/updateQuotas", s.updateQuotas),
+		r("GET", loc+"/computeOperationsStatus/{op}", s.operationStatus),
+		r("GET", loc+"/computeOperationsResults/{op}", s.operationResult),
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}

@@ -1,0 +1,184 @@
+package api
+
+import (
+	"time"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// The JSON shapes of the ARM resources, as the REST specs define them.
+
+type systemData struct {
+	CreatedBy          string    `json:"createdBy,omitempty"`
+	CreatedByType      string    `json:"createdByType,omitempty"`
+	CreatedAt          time.Time `json:"createdAt"`
+	LastModifiedBy     string    `json:"lastModifiedBy,omitempty"`
+	LastModifiedByType string    `json:"lastModifiedByType,omitempty"`
+	LastModifiedAt     time.Time `json:"lastModifiedAt"`
+}
+
+type computeResource struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	SystemData systemData        `json:"systemData"`
+	Properties computeProperties `json:"properties"`
+}
+
+type computeProperties struct {
+	ComputeType        string         `json:"computeType"`
+	ComputeLocation    string         `json:"computeLocation"`
+	ProvisioningState  string         `json:"provisioningState"`
+	Description        string         `json:"description,omitempty"`
+	CreatedOn          time.Time      `json:"createdOn"`
+	ModifiedOn         time.Time      `json:"modifiedOn"`
+	ProvisioningErrors []armError     `json:"provisioningErrors"`
+	IsAttachedCompute  bool           `json:"isAttachedCompute"`
+	DisableLocalAuth   bool           `json:"disableLocalAuth"`
+	Properties         map[string]any `json:"properties"`
+}
+
+type sshSettings struct {
+	SSHPublicAccess string `json:"sshPublicAccess"`
+	AdminUserName   string `json:"adminUserName"`
+	SSHPort         int    `json:"sshPort,omitempty"`
+	AdminPublicKey  string `json:"adminPublicKey,omitempty"`
+}
+
+// AdminUser is the login user of every instance.
+const AdminUser = "azureuser"
+
+func computeID(sub string, inst sim.Instance) string {
+	return "/subscriptions/" + sub + "/resourceGroups/" + inst.Workspace.ResourceGroup +
+		"/providers/" + Provider + "/workspaces/" + inst.Workspace.Name + "/computes/" + inst.Name
+}
+
+func computeView(sub string, inst sim.Instance) computeResource {
+	props := map[string]any{}
+	for k, v := range inst.Extra {
+		props[k] = v
+	}
+	access := "Disabled"
+	ssh := sshSettings{AdminUserName: AdminUser}
+	if inst.SSHPublic {
+		access = "Enabled"
+		ssh.SSHPort = inst.SSHPort
+		ssh.AdminPublicKey = inst.AdminKey
+	}
+	ssh.SSHPublicAccess = access
+	errs := []armError{}
+	for _, e := range inst.Errors {
+		errs = append(errs, armError{Error: errorDetail{Code: e.Code, Message: e.Message}})
+	}
+	props["vmSize"] = inst.Size.Name
+	props["sshSettings"] = ssh
+	props["connectivityEndpoints"] = map[string]string{"publicIpAddress": "127.0.0.1", "privateIpAddress": "10.0.2.15"}
+	props["createdBy"] = map[string]string{"userName": inst.CreatedBy.Name, "userOrgId": inst.CreatedBy.TenantID, "userId": inst.CreatedBy.ObjectID}
+	props["state"] = inst.State
+	props["errors"] = errs
+	props["computeInstanceAuthorizationType"] = "personal"
+	if _, ok := props["applicationSharingPolicy"]; !ok {
+		props["applicationSharingPolicy"] = "Personal"
+	}
+	if inst.LastOperation != nil {
+		props["lastOperation"] = inst.LastOperation
+	}
+	var provErrs []armError
+	if inst.State == sim.StateCreateFailed {
+		provErrs = errs
+	}
+	return computeResource{
+		ID:       computeID(sub, inst),
+		Name:     inst.Name,
+		Type:     Provider + "/workspaces/computes",
+		Location: inst.Location,
+		Tags:     inst.Tags,
+		SystemData: systemData{
+			CreatedBy: inst.CreatedBy.Name, CreatedByType: "User", CreatedAt: inst.CreatedOn,
+			LastModifiedBy: inst.CreatedBy.Name, LastModifiedByType: "User", LastModifiedAt: inst.ModifiedOn,
+		},
+		Properties: computeProperties{
+			ComputeType:        "ComputeInstance",
+			ComputeLocation:    inst.Location,
+			ProvisioningState:  inst.ProvisioningState(),
+			Description:        inst.Description,
+			CreatedOn:          inst.CreatedOn,
+			ModifiedOn:         inst.ModifiedOn,
+			ProvisioningErrors: provErrs,
+			DisableLocalAuth:   true,
+			Properties:         props,
+		},
+	}
+}
+
+type workspaceResource struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	Properties map[string]any    `json:"properties"`
+}
+
+func workspaceView(sub string, ws sim.Workspace) workspaceResource {
+	return workspaceResource{
+		ID:       "/subscriptions/" + sub + "/resourceGroups/" + ws.ResourceGroup + "/providers/" + Provider + "/workspaces/" + ws.Name,
+		Name:     ws.Name,
+		Type:     Provider + "/workspaces",
+		Location: ws.Location,
+		Tags:     ws.Tags,
+		Properties: map[string]any{
+			"provisioningState": "Succeeded",
+			"friendlyName":      ws.Name,
+			"creationTime":      ws.CreatedOn,
+		},
+	}
+}
+
+type operationView struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	Status    string       `json:"status"`
+	StartTime time.Time    `json:"startTime"`
+	EndTime   *time.Time   `json:"endTime,omitempty"`
+	Error     *errorDetail `json:"error,omitempty"`
+}
+
+type usageName struct {
+	Value          string `json:"value"`
+	LocalizedValue string `json:"localizedValue"`
+}
+
+type usageView struct {
+	ID                   string    `json:"id"`
+	AmlWorkspaceLocation string    `json:"amlWorkspaceLocation"`
+	Type                 string    `json:"type"`
+	Unit                 string    `json:"unit"`
+	CurrentValue         int       `json:"currentValue"`
+	Limit                int       `json:"limit"`
+	Name                 usageName `json:"name"`
+}
+
+type vmSizeView struct {
+	Name                  string   `json:"name"`
+	Family                string   `json:"family"`
+	VCPUs                 int      `json:"vCPUs"`
+	GPUs                  int      `json:"gpus"`
+	OSVhdSizeMB           int      `json:"osVhdSizeMB"`
+	MaxResourceVolumeMB   int      `json:"maxResourceVolumeMB"`
+	MemoryGB              float64  `json:"memoryGB"`
+	LowPriorityCapable    bool     `json:"lowPriorityCapable"`
+	PremiumIO             bool     `json:"premiumIO"`
+	SupportedComputeTypes []string `json:"supportedComputeTypes"`
+}
+
+type quotaView struct {
+	ID                   string    `json:"id"`
+	AmlWorkspaceLocation string    `json:"amlWorkspaceLocation"`
+	Type                 string    `json:"type"`
+	Name                 usageName `json:"name"`
+	Limit                int       `json:"limit"`
+	Unit                 string    `json:"unit"`
+}

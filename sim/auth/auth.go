@@ -1,0 +1,127 @@
+// Package auth mints and checks the bearer tokens the simulator accepts.
+// Tokens are JWTs shaped like Entra ID's (aud, iss, oid, tid, name) and
+// signed with a key kept in the simulator's home, so `amlsim token` and the
+// server agree without talking to each other.
+package auth
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Audience is the ARM audience clients ask tokens for.
+const Audience = "https://management.azure.com/"
+
+// KeyFile is the token signing key's file name in the home directory.
+const KeyFile = "token.key"
+
+var (
+	// ErrMissing is returned when a request carries no bearer token.
+	ErrMissing = errors.New("the 'Authorization' header is missing")
+	// ErrMalformed is returned when the header or token cannot be parsed.
+	ErrMalformed = errors.New("the 'Authorization' header is not a valid bearer token")
+	// ErrExpired is returned for a token past its expiry.
+	ErrExpired = errors.New("the access token has expired")
+	// ErrInvalid is returned for a token signed with another key, for
+	// another audience, or otherwise not ours.
+	ErrInvalid = errors.New("the access token is invalid")
+)
+
+// Claims identify the principal a token speaks for.
+type Claims struct {
+	ObjectID string `json:"oid"`
+	TenantID string `json:"tid"`
+	Name     string `json:"name,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Signer mints and verifies tokens with one key.
+type Signer struct {
+	key []byte
+	now func() time.Time
+}
+
+// LoadOrCreate reads the signing key from home, creating it on first use.
+func LoadOrCreate(home string) (*Signer, error) {
+	path := filepath.Join(home, KeyFile)
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return nil, err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, key, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+			os.Remove(tmp)
+			return nil, err
+		}
+		os.Remove(tmp)
+		// Whoever linked first won; read back what is there.
+		key, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("token key %s is too short", path)
+	}
+	return New(key), nil
+}
+
+// New returns a signer for key.
+func New(key []byte) *Signer { return &Signer{key: key, now: time.Now} }
+
+// WithClock returns a copy of the signer using now as its clock.
+func (s *Signer) WithClock(now func() time.Time) *Signer { return &Signer{key: s.key, now: now} }
+
+// Mint returns a token for the principal, valid for ttl.
+func (s *Signer) Mint(oid, tid, name string, ttl time.Duration) (string, error) {
+	now := s.now()
+	c := Claims{
+		ObjectID: oid, TenantID: tid, Name: name,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Audience:  jwt.ClaimStrings{Audience},
+			Issuer:    "https://sts.windows.net/" + tid + "/",
+			Subject:   oid,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.key)
+}
+
+// Verify checks a token and returns its claims.
+func (s *Signer) Verify(token string) (Claims, error) {
+	var c Claims
+	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return s.key, nil },
+		jwt.WithValidMethods([]string{"HS256"}),
+		jwt.WithAudience(Audience),
+		jwt.WithTimeFunc(s.now),
+		jwt.WithExpirationRequired())
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return c, fmt.Errorf("%w: expired at %s", ErrExpired, c.ExpiresAt.UTC().Format(time.RFC3339))
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return c, ErrMalformed
+	default:
+		return c, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if c.ObjectID == "" || c.TenantID == "" {
+		return c, fmt.Errorf("%w: no oid or tid claim", ErrInvalid)
+	}
+	return c, nil
+}

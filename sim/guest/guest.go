@@ -1,0 +1,113 @@
+// Package guest prepares and reaches the guest OS of compute instances:
+// the cloud-init seed each VM boots with, and the wait until the guest
+// answers SSH with the host key the simulator gave it.
+package guest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/amlsim/amlsim/cloudinit"
+	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
+	"github.com/amlsim/amlsim/sim"
+)
+
+// User is the login user of every instance, as on Azure.
+const User = "azureuser"
+
+// SSH is the guest setup for real VMs: cloud-init and SSH.
+type SSH struct {
+	// Key is the simulator's management key, authorized in every guest.
+	Key guestssh.Key
+	// SerialLog returns the path of a domain's serial log ("" if none); its
+	// tail is added to the error when a guest never answers.
+	SerialLog func(domain string) string
+}
+
+var _ sim.Guest = (*SSH)(nil)
+
+// Seed renders the instance's cloud-init NoCloud seed.
+func (g *SSH) Seed(inst sim.Instance) ([]byte, error) {
+	hk, err := guestssh.ParseKey(inst.HostKey)
+	if err != nil {
+		return nil, fmt.Errorf("host key of %s: %w", inst.Name, err)
+	}
+	keys := []string{g.Key.AuthorizedKey()}
+	if inst.SSHPublic && inst.AdminKey != "" {
+		keys = append(keys, inst.AdminKey)
+	}
+	cfg := cloudinit.Config{
+		InstanceID:     inst.ID,
+		Hostname:       strings.ToLower(inst.Name),
+		User:           User,
+		AuthorizedKeys: keys,
+		HostKeys:       []cloudinit.HostKey{{Type: "ed25519", Private: string(hk.PrivatePEM()), Public: hk.AuthorizedKey()}},
+	}
+	return cfg.ISO()
+}
+
+// WaitReady waits until the guest answers SSH as azureuser with the
+// management key and presents the host key it was given.
+func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
+	hk, err := guestssh.ParseKey(inst.HostKey)
+	if err != nil {
+		return fmt.Errorf("host key of %s: %w", inst.Name, err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort))
+	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk.PublicKey(),
+		guestssh.WithDiagnostics(func() string { return g.serialTail(inst.Domain) }))
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func (g *SSH) serialTail(domain string) string {
+	if g.SerialLog == nil {
+		return ""
+	}
+	path := g.SerialLog(domain)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return "last lines of the serial console (" + path + "):\n" + Tail(b, 20)
+}
+
+// Tail returns the last n lines of b.
+func Tail(b []byte, n int) string {
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// Fake is the guest setup for the fake driver: no seed, and the guest is
+// ready as soon as the driver says the domain runs.
+type Fake struct {
+	Driver hypervisor.Driver
+}
+
+var _ sim.Guest = (*Fake)(nil)
+
+// Seed returns no seed: fake domains boot nothing.
+func (Fake) Seed(sim.Instance) ([]byte, error) { return nil, nil }
+
+// WaitReady checks that the domain runs.
+func (f Fake) WaitReady(ctx context.Context, inst sim.Instance) error {
+	d, err := f.Driver.Lookup(ctx, inst.Domain)
+	if err != nil {
+		return err
+	}
+	if d.State != hypervisor.StateRunning {
+		return fmt.Errorf("domain %s is %s, not running", inst.Domain, d.State)
+	}
+	return nil
+}
