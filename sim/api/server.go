@@ -43,7 +43,6 @@ func New(svc *sim.Service, tokens *auth.Signer, log *slog.Logger) *Server {
 	return s
 }
 
-
 // request is what a handler gets: the parsed path and the caller.
 type request struct {
 	*http.Request
