@@ -136,6 +136,36 @@ func (d *Driver) SetState(name string, s hypervisor.State) error {
 	return nil
 }
 
+// Adopt adds a domain in the given state without a Define call, as one left
+// running by a previous process that the driver finds again on start-up.
+// It is not recorded in Calls.
+func (d *Driver) Adopt(spec hypervisor.Spec, s hypervisor.State) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if spec.Name == "" {
+		return fmt.Errorf("adopt domain: %w: empty name", ErrInvalidSpec)
+	}
+	if _, ok := d.domains[spec.Name]; ok || d.foreign[spec.Name] {
+		return fmt.Errorf("adopt domain %q: %w", spec.Name, hypervisor.ErrExists)
+	}
+	dom := &domain{spec: copySpec(spec)}
+	d.setState(dom, s)
+	d.domains[spec.Name] = dom
+	return nil
+}
+
+// Forget removes a domain behind the caller's back, as someone running
+// "virsh undefine" by hand would. It is not recorded in Calls.
+func (d *Driver) Forget(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.domains[name]; !ok {
+		return fmt.Errorf("forget domain %q: %w", name, hypervisor.ErrNotFound)
+	}
+	delete(d.domains, name)
+	return nil
+}
+
 // Spec returns a copy of the spec a domain was defined with.
 func (d *Driver) Spec(name string) (hypervisor.Spec, bool) {
 	d.mu.Lock()

@@ -356,3 +356,33 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestAdoptAndForget(t *testing.T) {
+	d := fake.New(fake.WithForeign("test"))
+	spec := hypervisor.Spec{Name: "left-over", SSHPort: 2222, Labels: map[string]string{"instance": "ci-1"}}
+	if err := d.Adopt(spec, hypervisor.StateRunning); err != nil {
+		t.Fatalf("Adopt = %v", err)
+	}
+	dom, err := d.Lookup(ctx(t), "left-over")
+	if err != nil || dom.State != hypervisor.StateRunning || dom.Labels["instance"] != "ci-1" {
+		t.Fatalf("Lookup of an adopted domain = %+v, %v; want it running with its labels", dom, err)
+	}
+	if err := d.Adopt(spec, hypervisor.StateShutoff); !errors.Is(err, hypervisor.ErrExists) {
+		t.Errorf("second Adopt = %v, want ErrExists", err)
+	}
+	if err := d.Adopt(hypervisor.Spec{Name: "test"}, hypervisor.StateShutoff); !errors.Is(err, hypervisor.ErrExists) {
+		t.Errorf("Adopt of a foreign name = %v, want ErrExists", err)
+	}
+	if err := d.Forget("left-over"); err != nil {
+		t.Fatalf("Forget = %v", err)
+	}
+	if _, err := d.Lookup(ctx(t), "left-over"); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Errorf("Lookup after Forget = %v, want ErrNotFound", err)
+	}
+	if err := d.Forget("left-over"); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Errorf("second Forget = %v, want ErrNotFound", err)
+	}
+	if got := d.Calls(); len(got) != 2 || got[0].Op != fake.OpLookup || got[1].Op != fake.OpLookup {
+		t.Errorf("Calls() = %v, want only the two Lookups", got)
+	}
+}
