@@ -122,9 +122,11 @@ func (c *Client) SSH() *ssh.Client { return c.c }
 func (c *Client) Close() error { return c.c.Close() }
 
 // Run runs cmd in a new session, feeding it stdin (nil for none), and
-// returns its exit status and output. When ctx ends first the session is
-// closed (the remote command gets SIGHUP when sshd tears down its pty-less
-// session, or earlier a KILL signal if the server honours it).
+// returns its exit status and output. When ctx ends first, Run asks the
+// server to KILL the command and closes the session, returning what output
+// arrived and an error matching ctx.Err(); a server that ignores signals
+// leaves a pty-less command running until it next touches its closed
+// stdin, stdout or stderr.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("run %q on %s: %w", cmd, c.addr, err)
