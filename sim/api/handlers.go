@@ -9,13 +9,19 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/amlsim/amlsim/sim"
 )
 
-// retryAfter is sent with every long-running operation: the SDKs poll every
-// 30 s unless told otherwise.
-const retryAfter = "1"
+// setRetryAfter tells the client when to poll again: the SDKs wait 30 s
+// unless told otherwise.
+func (s *Server) setRetryAfter(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	if s.poll < time.Second {
+		w.Header().Set("retry-after-ms", strconv.Itoa(int(s.poll.Milliseconds())))
+	}
+}
 
 func (s *Server) sub() string { return s.svc.Config().Subscription }
 
@@ -346,7 +352,7 @@ func (s *Server) setPollingHeaders(w http.ResponseWriter, r *request, op sim.Ope
 	if location {
 		w.Header().Set("Location", base+"/computeOperationsResults/"+op.ID+q)
 	}
-	w.Header().Set("Retry-After", retryAfter)
+	s.setRetryAfter(w)
 }
 
 func (s *Server) operationStatus(w http.ResponseWriter, r *request) {
@@ -370,7 +376,7 @@ func (s *Server) operationStatus(w http.ResponseWriter, r *request) {
 		v.Error = &d
 	}
 	if op.Status == sim.OpInProgress {
-		w.Header().Set("Retry-After", retryAfter)
+		s.setRetryAfter(w)
 	}
 	writeJSON(w, http.StatusOK, v)
 }
@@ -386,7 +392,7 @@ func (s *Server) operationResult(w http.ResponseWriter, r *request) {
 	switch op.Status {
 	case sim.OpInProgress:
 		w.Header().Set("Location", r.baseURL()+r.URL.RequestURI())
-		w.Header().Set("Retry-After", retryAfter)
+		s.setRetryAfter(w)
 		w.WriteHeader(http.StatusAccepted)
 	case sim.OpSucceeded:
 		w.WriteHeader(http.StatusOK)

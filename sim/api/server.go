@@ -29,16 +29,28 @@ type Server struct {
 	svc    *sim.Service
 	tokens *auth.Signer
 	log    *slog.Logger
+	poll   time.Duration
 	routes []route
 }
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithPollInterval tells clients to poll operations this often. Below one
+// second it is sent as retry-after-ms (which azcore prefers) beside the
+// Retry-After of one second every ARM client understands.
+func WithPollInterval(d time.Duration) Option { return func(s *Server) { s.poll = d } }
+
 // New returns the HTTP handler of the ARM API over svc, accepting tokens
 // signed by tokens.
-func New(svc *sim.Service, tokens *auth.Signer, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
+func New(svc *sim.Service, tokens *auth.Signer, opts ...Option) *Server {
+	s := &Server{svc: svc, tokens: tokens, log: slog.Default(), poll: time.Second}
+	for _, o := range opts {
+		o(s)
 	}
-	s := &Server{svc: svc, tokens: tokens, log: log}
 	s.routes = s.routeTable()
 	return s
 }
