@@ -401,7 +401,9 @@ func TestRawErrors(t *testing.T) {
 			if c.code == "" {
 				return
 			}
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(b, &body); err != nil || body.Error.Code != c.code || body.Error.Message == "" {
 				t.Errorf("body = %s, want error code %s with a message", b, c.code)
 			}

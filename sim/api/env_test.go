@@ -3,10 +3,10 @@ package api_test
 import (
 	"context"
 	"io"
-	"strings"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 

@@ -1,0 +1,167 @@
+package sim_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/hypervisor/fake"
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/guest"
+	"github.com/amlsim/amlsim/sim/store"
+)
+
+var ref = sim.WorkspaceRef{ResourceGroup: "rg-local", Name: "ws-local"}
+
+// server is one run of the simulator over a state file and a driver that
+// outlives it, as libvirt outlives a killed server.
+type server struct {
+	st  *store.Store
+	svc *sim.Service
+}
+
+func open(t *testing.T, path string, drv hypervisor.Driver) *server {
+	t.Helper()
+	st, err := store.Open(path, sim.Buckets()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := sim.New(sim.DefaultConfig(), st, drv, guest.Fake{Driver: drv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &server{st, svc}
+}
+
+func (s *server) close() {
+	s.svc.Close()
+	s.st.Close()
+}
+
+func waitState(t *testing.T, svc *sim.Service, name string, want sim.State) sim.Instance {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		inst, err := svc.Compute(ref, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inst.State == want {
+			return inst
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: state = %s, want %s", name, inst.State, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRestartMidCreateFinishesTheCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New(fake.WithDelays(fake.Delays{Start: 300 * time.Millisecond}))
+	s := open(t, path, drv)
+	_, op, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-mid", sim.CreateRequest{Size: "Standard_D1_v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // inside the slow start
+	s.close()
+
+	s = open(t, path, drv)
+	defer s.close()
+	waitState(t, s.svc, "ci-mid", sim.StateRunning)
+	got, err := s.svc.Operation("eastus", op.ID)
+	if err != nil || got.Status != sim.OpSucceeded {
+		t.Errorf("operation = %+v, %v; want Succeeded", got, err)
+	}
+	doms, _ := drv.List(context.Background())
+	if len(doms) != 1 || doms[0].State != hypervisor.StateRunning {
+		t.Errorf("domains = %+v, want one running", doms)
+	}
+}
+
+func TestRecoverShowsRealPowerState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New()
+	s := open(t, path, drv)
+	for _, n := range []string{"ci-off", "ci-gone"} {
+		if _, _, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, n, sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, s.svc, n, sim.StateRunning)
+	}
+	s.close()
+
+	// While the server is down, one VM powers off and one vanishes, and a
+	// domain of ours that no record claims appears.
+	if err := drv.PowerOff(sim.DomainName("eastus", "ci-off")); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.Undefine(context.Background(), sim.DomainName("eastus", "ci-gone")); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.Define(context.Background(), hypervisor.Spec{Name: "amlsim-eastus-stray", SSHPort: 20500}); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path, drv)
+	defer s.close()
+	waitState(t, s.svc, "ci-off", sim.StateStopped)
+	gone := waitState(t, s.svc, "ci-gone", sim.StateUnusable)
+	if len(gone.Errors) == 0 {
+		t.Error("a vanished VM left no error on its instance")
+	}
+	if _, err := drv.Lookup(context.Background(), "amlsim-eastus-stray"); err != nil {
+		t.Errorf("the stray domain was touched: %v", err)
+	}
+	// Quota stays exact: both instances still hold theirs until deleted.
+	usages, err := s.svc.Usages("eastus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range usages {
+		if u.Name == "standardDv2Family" && u.Current != 2 {
+			t.Errorf("Dv2 usage = %d, want 2", u.Current)
+		}
+	}
+}
+
+func TestDeleteDuringCreate(t *testing.T) {
+	drv := fake.New(fake.WithDelays(fake.Delays{Start: 500 * time.Millisecond}))
+	s := open(t, filepath.Join(t.TempDir(), "state.db"), drv)
+	defer s.close()
+	_, createOp, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-cut", sim.CreateRequest{Size: "Standard_D1_v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	delOp, err := s.svc.Begin(sim.DefaultOwner, ref, "ci-cut", sim.ActionDelete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		op, _ := s.svc.Operation("eastus", delOp.ID)
+		if op.Status == sim.OpSucceeded {
+			break
+		}
+		if op.Status == sim.OpFailed || time.Now().After(deadline) {
+			t.Fatalf("delete operation = %+v", op)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if op, _ := s.svc.Operation("eastus", createOp.ID); op.Status != sim.OpFailed {
+		t.Errorf("create operation after delete = %s, want Failed (canceled)", op.Status)
+	}
+	if doms, _ := drv.List(context.Background()); len(doms) != 0 {
+		t.Errorf("domains = %v, want none", doms)
+	}
+	if _, err := s.svc.Compute(ref, "ci-cut"); err == nil {
+		t.Error("instance still there after delete")
+	}
+}
