@@ -87,16 +87,13 @@ func (s *Server) putWorkspace(w http.ResponseWriter, r *request) {
 		writeError(w, sim.Errorf(sim.KindBadRequest, "LocationRequired", "The location property is required for this definition."))
 		return
 	}
-	ws, created, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
+	// The spec allows 200 and 202 only: a workspace is ready at once here.
+	ws, _, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, workspaceView(s.sub(), ws))
+	writeJSON(w, http.StatusOK, workspaceView(s.sub(), ws))
 }
 
 func (s *Server) deleteWorkspace(w http.ResponseWriter, r *request) {

@@ -1,0 +1,101 @@
+package api_test
+
+import (
+	"testing"
+
+	ml3 "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v3"
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+)
+
+func TestWorkspaces(t *testing.T) {
+	e := newEnv(t)
+	wc := e.factory.NewWorkspacesClient()
+	p, err := wc.BeginCreateOrUpdate(ctx(t), "rg-team", "ws-team", ml.Workspace{Location: to("westeurope")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	got, err := wc.Get(ctx(t), "rg-team", "ws-team", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.Location != "westeurope" || *got.Name != "ws-team" {
+		t.Errorf("workspace = %s in %s, want ws-team in westeurope", *got.Name, *got.Location)
+	}
+	n := 0
+	pager := wc.NewListBySubscriptionPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Value)
+	}
+	if n != 3 { // ws-local, ws-other, ws-team
+		t.Errorf("%d workspaces in the subscription, want 3", n)
+	}
+
+	// A compute in the new workspace lives in its region.
+	p2, err := e.computes().BeginCreateOrUpdate(ctx(t), "rg-team", "ws-team", "ci-eu", ml.ComputeResource{
+		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{VMSize: to("Standard_DS2_v2")}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p2.PollUntilDone(ctx(t), fastPoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *res.Location != "westeurope" {
+		t.Errorf("compute location = %s, want westeurope", *res.Location)
+	}
+	// The same name is free in another region.
+	e.mustCreate("ci-eu", "Standard_D1_v2")
+
+	// A workspace with computes cannot go.
+	_, err = wc.BeginDelete(ctx(t), "rg-team", "ws-team", nil)
+	armErr(t, err, 409, "WorkspaceNotEmpty")
+
+	_, err = wc.Get(ctx(t), "rg-team", "ws-none", nil)
+	armErr(t, err, 404, "ResourceNotFound")
+	_, err = wc.BeginCreateOrUpdate(ctx(t), "rg-team", "ws-mars", ml.Workspace{Location: to("marsnorth")}, nil)
+	armErr(t, err, 400, "LocationNotAvailableForResourceType")
+}
+
+// TestOlderSDK drives the server with armmachinelearning/v3, which sends an
+// older api-version.
+func TestOlderSDK(t *testing.T) {
+	e := newEnv(t)
+	f, err := ml3.NewClientFactory(sub, staticToken(e.token), e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.NewComputeClient()
+	p, err := c.BeginCreateOrUpdate(ctx(t), rg, ws, "ci-v3", ml3.ComputeResource{
+		Location: to("eastus"),
+		Properties: &ml3.ComputeInstance{Properties: &ml3.ComputeInstanceProperties{VMSize: to("STANDARD_DS3_V2")}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.PollUntilDone(ctx(t), fastPoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := res.Properties.(*ml3.ComputeInstance)
+	if *ci.Properties.State != ml3.ComputeInstanceStateRunning {
+		t.Errorf("state = %s, want Running", *ci.Properties.State)
+	}
+	sp, err := c.BeginStop(ctx(t), rg, ws, "ci-v3", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.state("ci-v3"); got != ml.ComputeInstanceStateStopped {
+		t.Errorf("state = %s, want Stopped", got)
+	}
+}
