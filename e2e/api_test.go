@@ -1,0 +1,374 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
+	"github.com/amlsim/amlsim/sim/pki"
+	"golang.org/x/crypto/ssh"
+)
+
+const (
+	subscription = "00000000-0000-0000-0000-000000000000"
+	rgLocal      = "rg-local"
+	wsLocal      = "ws-local"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// amlsimBinary builds cmd/amlsim once per test run.
+func amlsimBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "amlsim-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "amlsim")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/amlsim").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// simServer is a running `amlsim serve` process over libvirt.
+type simServer struct {
+	t      *testing.T
+	home   string
+	config string
+	listen string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+}
+
+// startSim starts `amlsim serve` on home with config and waits for its
+// "serving" line.
+func startSim(t *testing.T, home, config, listen string) *simServer {
+	t.Helper()
+	s := &simServer{t: t, home: home, config: config, listen: listen, log: &bytes.Buffer{}}
+	s.cmd = exec.Command(amlsimBinary(t), "serve", "--home", home, "--config", config, "--listen", listen, "--driver", "libvirt")
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = &lockedWriter{w: s.log}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "amlsim: serving https://") {
+				ready <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case line := <-ready:
+		t.Logf("%s", line)
+	case <-time.After(3 * time.Minute):
+		s.cmd.Process.Kill()
+		t.Fatalf("amlsim serve did not become ready; its log:\n%s", s.log)
+	}
+	t.Cleanup(func() { s.stop(syscall.SIGTERM) })
+	return s
+}
+
+func (s *simServer) stop(sig syscall.Signal) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(sig)
+	s.cmd.Wait()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+type tokenCred string
+
+func (c tokenCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(c), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// sdkClients returns Azure SDK clients for the server at listen, trusting
+// the CA in home and carrying a token from `amlsim token`.
+func sdkClients(t *testing.T, home, listen string) *ml.ClientFactory {
+	t.Helper()
+	out, err := exec.Command(amlsimBinary(t), "token", "--home", home).Output()
+	if err != nil {
+		t.Fatalf("amlsim token: %v", err)
+	}
+	pool, err := pki.Pool(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	f, err := ml.NewClientFactory(subscription, tokenCred(strings.TrimSpace(string(out))), &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+		Cloud: cloud.Configuration{
+			ActiveDirectoryAuthorityHost: "https://login.invalid/",
+			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+				cloud.ResourceManager: {Endpoint: "https://" + listen, Audience: "https://management.azure.com"},
+			},
+		},
+		Transport: transport,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// tofu is a host key callback that trusts the first key it sees and then
+// insists on it, as a user's known_hosts does.
+type tofu struct {
+	mu  sync.Mutex
+	key ssh.PublicKey
+}
+
+func (h *tofu) check(_ string, _ net.Addr, key ssh.PublicKey) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.key == nil {
+		h.key = key
+		return nil
+	}
+	if !bytes.Equal(h.key.Marshal(), key.Marshal()) {
+		return fmt.Errorf("host key changed")
+	}
+	return nil
+}
+
+// userSSH runs cmd on the instance as azureuser with the user's key, as a
+// user with `ssh -p PORT azureuser@127.0.0.1` would, retrying while the
+// guest comes up.
+func userSSH(t *testing.T, port int32, key guestssh.Key, hk *tofu, cmd string) string {
+	t.Helper()
+	cfg := &ssh.ClientConfig{User: "azureuser", Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer())}, HostKeyCallback: hk.check, Timeout: 20 * time.Second}
+	var last error
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+		if err != nil {
+			last = err
+			continue
+		}
+		defer c.Close()
+		sess, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		out, err := sess.CombinedOutput(cmd)
+		if err != nil {
+			t.Fatalf("ssh %q: %v\n%s", cmd, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	t.Fatalf("ssh to 127.0.0.1:%d as azureuser: %v", port, last)
+	return ""
+}
+
+func pollDone[T any](t *testing.T, what string, p *runtime.Poller[T], err error) T {
+	t.Helper()
+	var zero T
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: time.Second})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+		return zero
+	}
+	return res
+}
+
+func dv2Usage(t *testing.T, f *ml.ClientFactory) int64 {
+	t.Helper()
+	pager := f.NewUsagesClient().NewListPager("eastus", nil)
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.Value {
+			if *u.Name.Value == "standardDv2Family" {
+				return *u.CurrentValue
+			}
+		}
+	}
+	t.Fatal("no standardDv2Family usage")
+	return 0
+}
+
+// TestAPIOnRealVM drives the simulator's API with the Azure SDK for Go
+// over a real VM: create (with a kill -9 of the server in the middle and a
+// restart, the SDK poller resuming from its token), SSH with the user's
+// key on the reported port, stop, start, restart, delete.
+func TestAPIOnRealVM(t *testing.T) {
+	requireVMs(t)
+	requireImage(t)
+	home := t.TempDir()
+	stateDir := vmStateDir(t)
+	config := filepath.Join(home, "amlsim.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n[local]\nport_range = [21022, 21999]\n", libvirtURI(), stateDir)), 0o600)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+
+	srv := startSim(t, home, config, listen)
+	f := sdkClients(t, home, listen)
+	computes := f.NewComputeClient()
+	ctx := context.Background()
+	userKey, err := guestssh.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("cie2e%x", time.Now().UnixNano()%0xffffff)
+	domain := "amlsim-eastus-" + name
+	t.Cleanup(func() { exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run() })
+	body := ml.ComputeResource{
+		Location: ptr("eastus"),
+		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
+			VMSize:      ptr("STANDARD_D3_V2"),
+			SSHSettings: &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(userKey.AuthorizedKey())},
+		}},
+	}
+	begin := time.Now()
+	p, err := computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := p.ResumeToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill the server once the domain exists, then start it again.
+	for deadline := time.Now().Add(2 * time.Minute); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("domain %s never appeared; server log:\n%s", domain, srv.log)
+		}
+	}
+	srv.stop(syscall.SIGKILL)
+	t.Logf("server killed %.1fs into the create", time.Since(begin).Seconds())
+	srv = startSim(t, home, config, listen)
+	f = sdkClients(t, home, listen)
+	computes = f.NewComputeClient()
+	p, err = computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, &ml.ComputeClientBeginCreateOrUpdateOptions{ResumeToken: token})
+	res := pollDone(t, "create", p, err)
+	t.Logf("create to Running: %.1fs", time.Since(begin).Seconds())
+	ci := res.Properties.(*ml.ComputeInstance)
+	if *ci.Properties.State != ml.ComputeInstanceStateRunning {
+		t.Fatalf("state after create = %s; errors %v; server log:\n%s", *ci.Properties.State, ci.Properties.Errors, srv.log)
+	}
+	port := *ci.Properties.SSHSettings.SSHPort
+	hk := &tofu{}
+	if got := userSSH(t, port, userKey, hk, "hostname && sudo -n true && echo kept > ~/marker && echo ok"); !strings.HasSuffix(got, "ok") || !strings.HasPrefix(got, name) {
+		t.Errorf("ssh: %q, want the hostname %s then ok", got, name)
+	}
+	if u := dv2Usage(t, f); u != 4 {
+		t.Errorf("Dv2 usage while running = %d, want 4", u)
+	}
+
+	sp, err := computes.BeginStop(ctx, rgLocal, wsLocal, name, nil)
+	pollDone(t, "stop", sp, err)
+	if st := domState(t, domain); st != "shut off" {
+		t.Errorf("domain state after stop = %q, want shut off", st)
+	}
+	if u := dv2Usage(t, f); u != 4 {
+		t.Errorf("Dv2 usage while stopped = %d, want 4 (S6: stopping keeps quota)", u)
+	}
+
+	stp, err := computes.BeginStart(ctx, rgLocal, wsLocal, name, nil)
+	pollDone(t, "start", stp, err)
+	if got := userSSH(t, port, userKey, hk, "cat ~/marker"); got != "kept" {
+		t.Errorf("marker after stop/start = %q, want kept", got)
+	}
+
+	rp, err := computes.BeginRestart(ctx, rgLocal, wsLocal, name, nil)
+	pollDone(t, "restart", rp, err)
+	if got := userSSH(t, port, userKey, hk, "cat ~/marker"); got != "kept" {
+		t.Errorf("marker after restart = %q, want kept", got)
+	}
+
+	dp, err := computes.BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil)
+	pollDone(t, "delete", dp, err)
+	if virshHas(t, domain) {
+		t.Errorf("domain %s still defined after delete", domain)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, domain)); !os.IsNotExist(err) {
+		t.Errorf("files of %s left after delete: %v", domain, err)
+	}
+	if u := dv2Usage(t, f); u != 0 {
+		t.Errorf("Dv2 usage after delete = %d, want 0", u)
+	}
+
+	// The name is free again; a delete during the create leaves nothing.
+	p, err = computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, nil)
+	if err != nil {
+		t.Fatalf("create again with the freed name: %v", err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("domain %s never appeared on the second create", domain)
+		}
+	}
+	dp, err = computes.BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil)
+	pollDone(t, "delete during create", dp, err)
+	if virshHas(t, domain) {
+		t.Errorf("domain %s still defined after a delete during create", domain)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, domain)); !os.IsNotExist(err) {
+		t.Errorf("files of %s left after a delete during create: %v", domain, err)
+	}
+}
+
+func domState(t *testing.T, domain string) string {
+	t.Helper()
+	out, err := exec.Command("virsh", "-c", libvirtURI(), "domstate", domain).Output()
+	if err != nil {
+		t.Fatalf("virsh domstate %s: %v", domain, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func ptr[T any](v T) *T { return &v }
