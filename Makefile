@@ -39,7 +39,7 @@ run-fake: build
 	./$(BIN) serve --home $(HOME_DIR) --driver fake
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sim/...
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./sim/api/ ./cmd/amlsim/
 
 clean:
 	rm -rf bin

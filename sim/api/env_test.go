@@ -33,7 +33,7 @@ const (
 // env is a simulator on the fake driver served over HTTPS in-process, and
 // real Azure SDK clients pointed at it.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	svc     *sim.Service
 	drv     *fake.Driver
@@ -49,7 +49,7 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-func newEnv(t *testing.T, tweak ...func(*sim.Config)) *env {
+func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
 	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
@@ -101,7 +101,7 @@ func newEnv(t *testing.T, tweak ...func(*sim.Config)) *env {
 
 func (e *env) computes() *ml.ComputeClient { return e.factory.NewComputeClient() }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c

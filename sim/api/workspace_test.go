@@ -74,7 +74,7 @@ func TestOlderSDK(t *testing.T) {
 	}
 	c := f.NewComputeClient()
 	p, err := c.BeginCreateOrUpdate(ctx(t), rg, ws, "ci-v3", ml3.ComputeResource{
-		Location: to("eastus"),
+		Location:   to("eastus"),
 		Properties: &ml3.ComputeInstance{Properties: &ml3.ComputeInstanceProperties{VMSize: to("STANDARD_DS3_V2")}},
 	}, nil)
 	if err != nil {
