@@ -63,4 +63,3 @@ func BenchmarkListComputes(b *testing.B) {
 	e := benchEnv(b)
 	measure(b, e, computesPath+"?api-version=2024-04-01")
 }
-
