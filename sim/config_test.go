@@ -1,0 +1,41 @@
+package sim_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// The sample config in fixtures documents every key with its default: read
+// as a config, it must give exactly the built-in defaults.
+func TestSampleConfigIsTheDefaults(t *testing.T) {
+	got, err := sim.LoadConfig("../fixtures/amlsim.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sim.DefaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("sample config = %+v\nwant defaults %+v", got, want)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown key":        "pagesize = 3\n",
+		"bad duration":       "[timeouts]\nssh_ready = \"soon\"\n",
+		"workspace region":   "[[workspaces]]\nresource_group = \"rg\"\nname = \"ws-x\"\nlocation = \"mars\"\n",
+		"bad port range":     "[local]\nport_range = [80, 90]\n",
+		"bad workspace name": "[[workspaces]]\nresource_group = \"rg\"\nname = \"w\"\nlocation = \"eastus\"\n",
+	} {
+		path := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(path, []byte(body), 0o600)
+		if _, err := sim.LoadConfig(path); err == nil {
+			t.Errorf("%s: config accepted", name)
+		} else if !strings.Contains(err.Error(), "c.toml") && !strings.Contains(err.Error(), "config") {
+			t.Errorf("%s: error %q does not say it is about the config", name, err)
+		}
+	}
+}
