@@ -99,3 +99,54 @@ func TestOlderSDK(t *testing.T) {
 		t.Errorf("state = %s, want Stopped", got)
 	}
 }
+
+func TestQuotasListAndUpdate(t *testing.T) {
+	e := newEnv(t)
+	qc := e.factory.NewQuotasClient()
+	limits := func() map[string]int64 {
+		out := map[string]int64{}
+		pager := qc.NewListPager("eastus", nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range page.Value {
+				out[*q.Name.Value] = *q.Limit
+			}
+		}
+		return out
+	}
+	if got := limits(); got["standardNCFamily"] != 0 || got["standardDSv2Family"] != 24 {
+		t.Fatalf("quotas = %v, want NC 0 and DSv2 24", got)
+	}
+	_, err := e.create("ci-gpu", instanceBody("Standard_NC6"))
+	armErr(t, err, 400, "QuotaExceeded")
+
+	qid := func(f string) *string {
+		return to("/subscriptions/" + sub + "/providers/Microsoft.MachineLearningServices/locations/eastus/quotas/" + f)
+	}
+	res, err := qc.Update(ctx(t), "eastus", ml.QuotaUpdateParameters{Value: []*ml.QuotaBaseProperties{
+		{ID: qid("standardNCFamily"), Limit: to[int64](12)},
+		{ID: qid("standardWarpDriveFamily"), Limit: to[int64](12)},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *res.Value[0].Status != ml.StatusSuccess || *res.Value[1].Status != ml.StatusInvalidVMFamilyName {
+		t.Errorf("statuses = %s, %s; want Success, InvalidVMFamilyName", *res.Value[0].Status, *res.Value[1].Status)
+	}
+	if got := limits(); got["standardNCFamily"] != 12 {
+		t.Errorf("NC limit after update = %d, want 12", got["standardNCFamily"])
+	}
+	e.mustCreate("ci-gpu", "Standard_NC6")
+
+	// A limit below what is in use is refused.
+	res, err = qc.Update(ctx(t), "eastus", ml.QuotaUpdateParameters{Value: []*ml.QuotaBaseProperties{{ID: qid("standardNCFamily"), Limit: to[int64](2)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *res.Value[0].Status != ml.StatusInvalidQuotaBelowClusterMinimum {
+		t.Errorf("status = %s, want InvalidQuotaBelowClusterMinimum", *res.Value[0].Status)
+	}
+}
