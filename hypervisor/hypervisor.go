@@ -90,6 +90,14 @@ type Driver interface {
 	List(ctx context.Context) ([]Domain, error)
 }
 
+// Forwarder is implemented by drivers whose port forwards live in the
+// running hypervisor process. EnsureForwards (re)applies a running
+// domain's forwards, idempotently: a caller that cannot know whether a
+// Start cut short by a crash got as far as the forwards calls it.
+type Forwarder interface {
+	EnsureForwards(ctx context.Context, name string) error
+}
+
 // SerialLogger is implemented by drivers that capture the guest's serial
 // console; SerialLog returns the path of the log file.
 type SerialLogger interface {

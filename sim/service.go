@@ -819,15 +819,35 @@ func (s *Service) create(ctx context.Context, key, opID string) error {
 	return errors.Join(err, s.finish(key, opID, wrapOpError("Create", inst.Name, err)))
 }
 
+// ensureRunning brings the domain to running with its forwards in place,
+// whatever a start cut short by a crash left: off, still starting (libvirt
+// shows a domain paused while QEMU starts), or running with or without its
+// forwards.
 func (s *Service) ensureRunning(ctx context.Context, domain string) error {
-	d, err := s.drv.Lookup(ctx, domain)
-	if err != nil {
-		return err
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err := s.drv.Lookup(ctx, domain)
+		if err != nil {
+			return err
+		}
+		switch d.State {
+		case hypervisor.StateRunning:
+			if f, ok := s.drv.(hypervisor.Forwarder); ok {
+				return f.EnsureForwards(ctx, domain)
+			}
+			return nil
+		case hypervisor.StateShutoff, hypervisor.StateCrashed:
+			return s.drv.Start(ctx, domain)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("domain %s stayed %s for a minute", domain, d.State)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	if d.State == hypervisor.StateRunning {
-		return nil
-	}
-	return s.drv.Start(ctx, domain)
 }
 
 func (s *Service) waitReady(ctx context.Context, inst Instance) error {
