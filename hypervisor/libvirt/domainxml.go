@@ -144,6 +144,9 @@ func buildDomain(spec hypervisor.Spec, p domainParams) (*libvirtxml.Domain, erro
 		},
 	}
 	dev.Interfaces = []libvirtxml.DomainInterface{{
+		// A MAC known before the domain exists lets the seed's
+		// network-config match the NIC whatever the guest calls it.
+		MAC:    &libvirtxml.DomainInterfaceMAC{Address: hypervisor.MACAddress(spec.Name)},
 		Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}},
 		Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
 		Alias:  &libvirtxml.DomainAlias{Name: netAlias},
