@@ -294,6 +294,11 @@ func TestAPIOnRealVM(t *testing.T) {
 	f = sdkClients(t, home, listen)
 	computes = f.NewComputeClient()
 	p, err = computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, &ml.ComputeClientBeginCreateOrUpdateOptions{ResumeToken: token})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.log)
+		}
+	})
 	res := pollDone(t, "create", p, err)
 	t.Logf("create to Running: %.1fs", time.Since(begin).Seconds())
 	ci := res.Properties.(*ml.ComputeInstance)
