@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -176,6 +177,30 @@ func TestVMFaults(t *testing.T) {
 		}
 		if dom, err := d.Lookup(ctx, g.name); err != nil || dom.SSH.Port != g.spec.SSHPort {
 			t.Errorf("after clash Lookup = %+v, %v; want the first definition (port %d)", dom, err, g.spec.SSHPort)
+		}
+	})
+
+	t.Run("foreign domain", func(t *testing.T) {
+		d, _ := newVMDriver(t, img)
+		name := uniqueName("foreign")
+		xml := filepath.Join(t.TempDir(), "foreign.xml")
+		doc := "<domain type='qemu'><name>" + name + "</name><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>"
+		if err := os.WriteFile(xml, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("virsh", "-c", libvirtURI(), "define", xml).CombinedOutput(); err != nil {
+			t.Fatalf("virsh define: %v: %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("virsh", "-c", libvirtURI(), "undefine", name).Run() })
+		g := newGuest(t, name, 1)
+		if err := d.Define(ctx, g.spec); !errors.Is(err, hypervisor.ErrExists) {
+			t.Errorf("Define over a foreign domain = %v, want %v", err, hypervisor.ErrExists)
+		}
+		if err := d.Undefine(ctx, name); !errors.Is(err, hypervisor.ErrNotFound) {
+			t.Errorf("Undefine of a foreign domain = %v, want %v", err, hypervisor.ErrNotFound)
+		}
+		if !virshHas(t, name) {
+			t.Errorf("the foreign domain %q is gone", name)
 		}
 	})
 
