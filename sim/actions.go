@@ -41,6 +41,10 @@ func (s *Service) Begin(p Principal, ref WorkspaceRef, name string, action Actio
 		inst.Operation = op.ID
 		inst.ModifiedOn = now
 		inst.LastOperation = &LastOperation{Name: string(action), Time: now, Status: "InProgress", Trigger: "User"}
+		inst.Events = append(inst.Events, Event{Time: now, State: to, Message: fmt.Sprintf("%s requested by %s", action, describe(p))})
+		if len(inst.Events) > maxEvents {
+			inst.Events = inst.Events[len(inst.Events)-maxEvents:]
+		}
 		if err := tx.Put(bucketOperations, op.ID, op); err != nil {
 			return err
 		}
@@ -88,10 +92,15 @@ func (s *Service) run(ctx context.Context, key, opID, action string, work func(I
 }
 
 func (s *Service) start(ctx context.Context, key, opID string) error {
+	report := s.reporter(key)
 	return s.run(ctx, key, opID, "Start", func(inst Instance) error {
 		err := s.ensureRunning(ctx, inst.Domain)
 		if err == nil {
+			report("VM started")
 			err = s.waitReady(ctx, inst)
+		}
+		if err == nil {
+			report("SSH up")
 		}
 		if err != nil && ctx.Err() == nil {
 			// A start that failed leaves the instance stopped, VM off.
@@ -103,7 +112,11 @@ func (s *Service) start(ctx context.Context, key, opID string) error {
 
 func (s *Service) stop(ctx context.Context, key, opID string) error {
 	return s.run(ctx, key, opID, "Stop", func(inst Instance) error {
-		return s.shutdown(ctx, inst.Domain)
+		err := s.shutdown(ctx, inst.Domain)
+		if err == nil {
+			s.event(key, "VM powered off")
+		}
+		return err
 	})
 }
 
@@ -112,13 +125,20 @@ func (s *Service) stop(ctx context.Context, key, opID string) error {
 // still going down.
 func (s *Service) restart(ctx context.Context, key, opID string) error {
 	return s.run(ctx, key, opID, "Restart", func(inst Instance) error {
+		report := s.reporter(key)
 		if err := s.shutdown(ctx, inst.Domain); err != nil {
 			return err
 		}
+		report("VM powered off")
 		if err := s.drv.Start(ctx, inst.Domain); err != nil {
 			return err
 		}
-		return s.waitReady(ctx, inst)
+		report("VM started")
+		if err := s.waitReady(ctx, inst); err != nil {
+			return err
+		}
+		report("SSH up")
+		return nil
 	})
 }
 
@@ -240,4 +260,12 @@ func (s *Service) resumeWork(st State) func(ctx context.Context, key, opID strin
 		return s.restart
 	}
 	return s.delete
+}
+
+// describe names a principal for humans.
+func describe(p Principal) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.ObjectID
 }

@@ -72,10 +72,23 @@ type Instance struct {
 	Domain string `json:"domain"`
 	// Operation is the ID of the operation in flight, if any.
 	Operation string `json:"operation,omitempty"`
+	// Events are the steps the instance went through, newest last, so
+	// clients can show progress while they wait.
+	Events []Event `json:"events,omitempty"`
 	// Extra holds ComputeInstanceProperties fields the simulator keeps and
 	// echoes without acting on them (setupScripts, schedules, …), as JSON.
 	Extra map[string]any `json:"extra,omitempty"`
 }
+
+// Event is one step in an instance's life: "VM started", "SSH up", ….
+type Event struct {
+	Time    time.Time `json:"time"`
+	State   State     `json:"state"`
+	Message string    `json:"message"`
+}
+
+// maxEvents bounds the events kept per instance.
+const maxEvents = 100
 
 // ProvisioningState is the ARM provisioning state derived from State.
 func (i Instance) ProvisioningState() string {

@@ -400,6 +400,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Operation:     o.ID,
 			Extra:         req.Extra,
 			LastOperation: &LastOperation{Name: "Create", Time: now, Status: "InProgress", Trigger: "User"},
+			Events:        []Event{{Time: now, State: StateCreating, Message: "Create requested by " + describe(p)}},
 		}
 		if req.SSHPublic {
 			inst.AdminKey = req.AdminKey
@@ -727,6 +728,14 @@ func (s *Service) finish(key, opID string, opErr error) error {
 			inst.Errors = nil
 		}
 		inst.Operation = ""
+		outcome := string(from) + " done: " + string(inst.State)
+		if opErr != nil {
+			outcome = string(from) + " failed: " + AsError(opErr).Message
+		}
+		inst.Events = append(inst.Events, Event{Time: now, State: inst.State, Message: outcome})
+		if len(inst.Events) > maxEvents {
+			inst.Events = inst.Events[len(inst.Events)-maxEvents:]
+		}
 		if op.ID != "" {
 			if err := tx.Put(bucketOperations, op.ID, op); err != nil {
 				return err
@@ -741,11 +750,14 @@ type step struct {
 	name string
 	do   func(ctx context.Context) error
 	undo func(ctx context.Context) error
+	// done is the event recorded when the step succeeds, if any.
+	done string
 }
 
-// runSteps runs steps in order; on failure it runs the undos of the steps
-// done, in reverse, and joins their errors to the failure.
-func runSteps(ctx context.Context, steps []step) error {
+// runSteps runs steps in order, reporting each step's done event; on
+// failure it runs the undos of the steps done, in reverse, and joins their
+// errors to the failure.
+func runSteps(ctx context.Context, report func(string), steps []step) error {
 	var done []step
 	for _, st := range steps {
 		if err := st.do(ctx); err != nil {
@@ -765,8 +777,34 @@ func runSteps(ctx context.Context, steps []step) error {
 			return err
 		}
 		done = append(done, st)
+		if st.done != "" {
+			report(st.done)
+		}
 	}
 	return nil
+}
+
+// event records a step of the instance's life.
+func (s *Service) event(key, msg string) {
+	err := s.st.Update(func(tx *store.Tx) error {
+		var inst Instance
+		if ok, err := tx.Get(bucketInstances, key, &inst); err != nil || !ok {
+			return err
+		}
+		inst.Events = append(inst.Events, Event{Time: s.now().UTC(), State: inst.State, Message: msg})
+		if len(inst.Events) > maxEvents {
+			inst.Events = inst.Events[len(inst.Events)-maxEvents:]
+		}
+		return tx.Put(bucketInstances, key, inst)
+	})
+	if err != nil {
+		s.log.Error("record event", "instance", key, "event", msg, "err", err)
+	}
+}
+
+// reporter returns the event recorder of one instance.
+func (s *Service) reporter(key string) func(string) {
+	return func(msg string) { s.event(key, msg) }
 }
 
 // spec is the hypervisor domain of an instance.
@@ -795,7 +833,7 @@ func (s *Service) create(ctx context.Context, key, opID string) error {
 	if err != nil {
 		return err
 	}
-	err = runSteps(ctx, []step{
+	err = runSteps(ctx, s.reporter(key), []step{
 		{name: "define domain", do: func(ctx context.Context) error {
 			if _, err := s.drv.Lookup(ctx, inst.Domain); err == nil {
 				return nil // defined before a restart of the server
@@ -805,13 +843,13 @@ func (s *Service) create(ctx context.Context, key, opID string) error {
 				return err
 			}
 			return s.drv.Define(ctx, s.spec(inst, seed))
-		}, undo: func(ctx context.Context) error { return s.drv.Undefine(ctx, inst.Domain) }},
+		}, undo: func(ctx context.Context) error { return s.drv.Undefine(ctx, inst.Domain) }, done: "VM defined"},
 		{name: "start domain", do: func(ctx context.Context) error {
 			return s.ensureRunning(ctx, inst.Domain)
-		}},
+		}, done: "VM started"},
 		{name: "wait for guest", do: func(ctx context.Context) error {
 			return s.waitReady(ctx, inst)
-		}},
+		}, done: "SSH up"},
 	})
 	if s.ctx.Err() != nil {
 		return err // closing: leave Creating for Recover

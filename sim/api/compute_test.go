@@ -448,3 +448,29 @@ func TestLocationPolling(t *testing.T) {
 		t.Errorf("state = %s, want Stopped", got)
 	}
 }
+
+func TestEventsShowProgress(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-events", "Standard_D1_v2")
+	resp := e.raw("GET", computesPath+"/ci-events/amlsim/events?api-version=2024-04-01", e.token, "")
+	var body struct {
+		Value []struct{ Message string }
+		State string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, ev := range body.Value {
+		msgs = append(msgs, ev.Message)
+	}
+	want := []string{"Create requested by amlsim owner", "VM defined", "VM started", "SSH up", "Creating done: Running"}
+	if strings.Join(msgs, "|") != strings.Join(want, "|") || body.State != "Running" {
+		t.Errorf("events = %q (state %s), want %q", msgs, body.State, want)
+	}
+	// The fake driver keeps no serial log: a clear 404.
+	resp = e.raw("GET", computesPath+"/ci-events/amlsim/logs/serial?api-version=2024-04-01", e.token, "")
+	if resp.StatusCode != 404 {
+		t.Errorf("serial log on the fake driver: status %d, want 404", resp.StatusCode)
+	}
+}

@@ -213,6 +213,8 @@ func (s *Server) routeTable() []route {
 		r("POST", compute+"/restart", s.action(sim.ActionRestart)),
 		r("POST", compute+"/listNodes", s.listNodes),
 		r("POST", compute+"/listKeys", s.listKeys),
+		r("GET", compute+"/amlsim/events", s.events),
+		r("GET", compute+"/amlsim/logs/{kind}", s.logs),
 		r("GET", loc+"/usages", s.usages),
 		r("GET", loc+"/vmSizes", s.vmSizes),
 		r("GET", loc+"/quotas", s.quotas),

@@ -1,0 +1,64 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// Extensions under …/computes/{name}/amlsim/ serve what Azure shows only in
+// its studio: an instance's progress events and its logs. The amlsim CLI
+// uses them; ARM clients never see them.
+
+func (s *Server) events(w http.ResponseWriter, r *request) {
+	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	events := inst.Events
+	if events == nil {
+		events = []sim.Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": events, "state": inst.State})
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *request) {
+	b, err := s.svc.Log(r.workspace(), r.vars["name"], sim.LogKind(r.vars["kind"]))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if v := r.URL.Query().Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'tail' is not a non-negative integer.", v))
+			return
+		}
+		b = tailLines(b, n)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// tailLines returns the last n lines of b.
+func tailLines(b []byte, n int) []byte {
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	i := end
+	for ; n > 0 && i > 0; n-- {
+		i = bytes.LastIndexByte(b[:i], '\n')
+		if i < 0 {
+			return b
+		}
+	}
+	if n > 0 {
+		return b
+	}
+	return b[i+1:]
+}
