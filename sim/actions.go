@@ -101,6 +101,12 @@ func (s *Service) start(ctx context.Context, key, opID string) error {
 		}
 		if err == nil {
 			report("SSH up")
+			if inst.Script(Startup) != nil {
+				err = s.runSetup(ctx, inst)
+				if err != nil {
+					return err // the VM stays up for inspection
+				}
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			// A start that failed leaves the instance stopped, VM off.
@@ -138,6 +144,9 @@ func (s *Service) restart(ctx context.Context, key, opID string) error {
 			return err
 		}
 		report("SSH up")
+		if inst.Script(Startup) != nil {
+			return s.runSetup(ctx, inst)
+		}
 		return nil
 	})
 }

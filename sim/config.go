@@ -79,6 +79,8 @@ type FakeConfig struct {
 type TimeoutConfig struct {
 	SSHReady      Duration `toml:"ssh_ready"`
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// Setup bounds the wait for setup scripts that set no timeout.
+	Setup Duration `toml:"setup"`
 }
 
 // Duration is a time.Duration written as "90s" in TOML.
@@ -111,7 +113,7 @@ func DefaultConfig() Config {
 		Local:      LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
 		Driver:     DriverConfig{URI: "qemu:///system", DomainType: "auto"},
 		Fake:       FakeConfig{Delay: Duration{200 * time.Millisecond}},
-		Timeouts:   TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}},
+		Timeouts:   TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}},
 	}
 }
 

@@ -43,12 +43,12 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	var a interface{ ARM() *Error }
+	if errors.As(err, &a) {
+		return a.ARM()
+	}
 	return &Error{Kind: KindInternal, Code: "InternalServerError", Message: err.Error()}
 }
 
-// Sentinel errors of the simulated cloud, matched with errors.Is through
-// the Code of the *Error they are reported as.
-var (
-	// ErrNotFound is returned when a compute, workspace or operation does not exist.
-	ErrNotFound = errors.New("not found")
-)
+// ErrNotFound is returned when a record the service looks up is gone.
+var ErrNotFound = errors.New("not found")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/amlsim/amlsim/hypervisor"
 )
@@ -14,6 +16,10 @@ type LogKind string
 const (
 	// LogSerial is the VM's serial console: kernel, systemd and cloud-init.
 	LogSerial LogKind = "serial"
+	// LogSetup and LogStartup are the newest runs of the creation and
+	// startup scripts, from Logs/<name>/ in the workspace file share.
+	LogSetup   LogKind = "setup"
+	LogStartup LogKind = "startup"
 )
 
 // Log returns the content of one of an instance's logs.
@@ -33,8 +39,29 @@ func (s *Service) Log(ref WorkspaceRef, name string, kind LogKind) ([]byte, erro
 			return nil, Errorf(KindNotFound, "LogNotAvailable", "Compute instance '%s' has no serial console log yet.", name)
 		}
 		return b, err
+	case LogSetup, LogStartup:
+		prefix := string(Creation) + "_"
+		if kind == LogStartup {
+			prefix = string(Startup) + "_"
+		}
+		if inst.Share == "" {
+			return nil, Errorf(KindNotFound, "LogNotAvailable", "Compute instance '%s' has no workspace file share to keep script logs in.", name)
+		}
+		dir := filepath.Join(inst.Share, "Logs", inst.Name)
+		entries, _ := os.ReadDir(dir)
+		newest := ""
+		for _, e := range entries {
+			// Names carry a UTC timestamp, so the greatest is the newest.
+			if strings.HasPrefix(e.Name(), prefix) && e.Name() > newest {
+				newest = e.Name()
+			}
+		}
+		if newest == "" {
+			return nil, Errorf(KindNotFound, "LogNotAvailable", "Compute instance '%s' has no %s script log in Logs/%s/ yet.", name, kind, inst.Name)
+		}
+		return os.ReadFile(filepath.Join(dir, newest))
 	}
-	return nil, Errorf(KindBadRequest, "InvalidLogKind", "Unknown log '%s'; the logs are: serial.", kind)
+	return nil, Errorf(KindBadRequest, "InvalidLogKind", "Unknown log '%s'; the logs are: serial, setup, startup.", kind)
 }
 
 func driverName(d hypervisor.Driver) string { return fmt.Sprintf("%T", d) }

@@ -72,6 +72,10 @@ type Instance struct {
 	Domain string `json:"domain"`
 	// Operation is the ID of the operation in flight, if any.
 	Operation string `json:"operation,omitempty"`
+	// Share is the host directory of the workspace file share mounted in
+	// the guest; Scripts are its setup scripts.
+	Share   string   `json:"share,omitempty"`
+	Scripts []Script `json:"scripts,omitempty"`
 	// Events are the steps the instance went through, newest last, so
 	// clients can show progress while they wait.
 	Events []Event `json:"events,omitempty"`
@@ -89,6 +93,16 @@ type Event struct {
 
 // maxEvents bounds the events kept per instance.
 const maxEvents = 100
+
+// Script returns the instance's script of a kind, or nil.
+func (i Instance) Script(kind ScriptKind) *Script {
+	for k := range i.Scripts {
+		if i.Scripts[k].Kind == kind {
+			return &i.Scripts[k]
+		}
+	}
+	return nil
+}
 
 // ProvisioningState is the ARM provisioning state derived from State.
 func (i Instance) ProvisioningState() string {
@@ -145,6 +159,9 @@ type CreateRequest struct {
 	SSHPublic   bool
 	AdminKey    string
 	Extra       map[string]any
+	// CreationScript and StartupScript are setupScripts.scripts.
+	CreationScript *ScriptRequest
+	StartupScript  *ScriptRequest
 }
 
 // Usage is the use of one quota in a region.

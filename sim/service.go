@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +37,10 @@ const (
 type Guest interface {
 	Seed(inst Instance) ([]byte, error)
 	WaitReady(ctx context.Context, inst Instance) error
+	// RunSetup waits for the setup scripts of the guest's current boot to
+	// finish, reporting progress; a script that failed or timed out is a
+	// *SetupError.
+	RunSetup(ctx context.Context, inst Instance, report func(string)) error
 }
 
 // Service is the simulated cloud.
@@ -46,6 +52,7 @@ type Service struct {
 	guest   Guest
 	log     *slog.Logger
 	now     func() time.Time
+	shares  string
 
 	// ctx ends when the service closes; workers stop without recording a
 	// failure, and Recover resumes them at the next start.
@@ -70,6 +77,10 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithShares keeps the workspaces' file shares under dir, one directory
+// per workspace, mounted in every instance of the workspace.
+func WithShares(dir string) Option { return func(s *Service) { s.shares = dir } }
 
 // New opens the simulated cloud over a state database, making sure the
 // configured workspaces exist.
@@ -226,6 +237,29 @@ func (s *Service) DeleteWorkspace(ref WorkspaceRef) (bool, error) {
 	return existed, err
 }
 
+// guestUID is azureuser's UID in the guest: share directories belong to it
+// so the user can write to them, as on Azure.
+const guestUID = 1000
+
+// WorkspaceShare returns the host directory of the workspace's file share
+// ("Notebooks file share"), creating it with its Users and Logs folders.
+// It returns "" when the service keeps no shares.
+func (s *Service) WorkspaceShare(ref WorkspaceRef) (string, error) {
+	if s.shares == "" {
+		return "", nil
+	}
+	dir := filepath.Join(s.shares, strings.ToLower(ref.ResourceGroup), strings.ToLower(ref.Name))
+	for _, d := range []string{dir, filepath.Join(dir, "Users"), filepath.Join(dir, "Logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", fmt.Errorf("workspace share: %w", err)
+		}
+		if os.Geteuid() == 0 {
+			os.Chown(d, guestUID, guestUID)
+		}
+	}
+	return dir, nil
+}
+
 func locationNotAvailable(location string) error {
 	return Errorf(KindBadRequest, "LocationNotAvailableForResourceType",
 		"The provided location '%s' is not available for resource type 'Microsoft.MachineLearningServices/workspaces'.", location)
@@ -344,6 +378,28 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 		if err := checkAuthorizedKey(req.AdminKey); err != nil {
 			return Instance{}, nil, err
 		}
+	}
+
+	share, err := s.WorkspaceShare(ref)
+	if err != nil {
+		return Instance{}, nil, err
+	}
+	var scripts []Script
+	for _, r := range []struct {
+		kind ScriptKind
+		req  *ScriptRequest
+	}{{Creation, req.CreationScript}, {Startup, req.StartupScript}} {
+		if r.req == nil {
+			continue
+		}
+		if r.req.ScriptSource == SourceWorkspaceStorage && share == "" {
+			return Instance{}, nil, scriptError(r.kind, "this simulator keeps no workspace file share; use an inline script.")
+		}
+		sc, err := parseScript(r.kind, *r.req, share)
+		if err != nil {
+			return Instance{}, nil, err
+		}
+		scripts = append(scripts, *sc)
 	}
 
 	// A host key for the guest, generated before the transaction so the
@@ -717,6 +773,10 @@ func (s *Service) finish(key, opID string, opErr error) error {
 			inst.LastOperation.Status = "Succeeded"
 		}
 		op.Status, op.End = OpSucceeded, now
+		var setupErr *SetupError
+		if errors.As(opErr, &setupErr) {
+			inst.State = StateSetupFailed
+		}
 		if opErr != nil {
 			e := AsError(opErr)
 			op.Status, op.Error = OpFailed, e
@@ -816,6 +876,7 @@ func (s *Service) spec(inst Instance, seed []byte) hypervisor.Spec {
 		DiskSizeGB: s.cfg.Local.DiskGB,
 		Seed:       seed,
 		SSHPort:    inst.SSHPort,
+		Shares:     shares(inst),
 		Labels: map[string]string{
 			"instance":  inst.ID,
 			"name":      inst.Name,
@@ -823,6 +884,13 @@ func (s *Service) spec(inst Instance, seed []byte) hypervisor.Spec {
 			"workspace": inst.Workspace.ResourceGroup + "/" + inst.Workspace.Name,
 		},
 	}
+}
+
+func shares(inst Instance) []hypervisor.Share {
+	if inst.Share == "" {
+		return nil
+	}
+	return []hypervisor.Share{{Tag: ShareTag, HostPath: inst.Share}}
 }
 
 // create builds and boots the instance's VM and waits until its guest is
@@ -851,6 +919,10 @@ func (s *Service) create(ctx context.Context, key, opID string) error {
 			return s.waitReady(ctx, inst)
 		}, done: "SSH up"},
 	})
+	if err == nil && len(inst.Scripts) > 0 {
+		// Outside the steps: a failed script keeps the VM for inspection.
+		err = s.runSetup(ctx, inst)
+	}
 	if s.ctx.Err() != nil {
 		return err // closing: leave Creating for Recover
 	}
@@ -888,6 +960,32 @@ func (s *Service) ensureRunning(ctx context.Context, domain string) error {
 	}
 }
 
+// runSetup waits for the setup scripts of the guest's current boot.
+func (s *Service) runSetup(ctx context.Context, inst Instance) error {
+	limit := s.cfg.Timeouts.Setup.Duration
+	if len(inst.Scripts) > 0 {
+		var total time.Duration
+		for _, sc := range inst.Scripts {
+			d := TimeoutDuration(sc.Timeout)
+			if d == 0 {
+				total = 0
+				break
+			}
+			total += d
+		}
+		if total > 0 {
+			limit = total + 2*time.Minute
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := s.guest.RunSetup(ctx, inst, s.reporter(inst.key()))
+	if err == nil {
+		s.event(inst.key(), "setup done")
+	}
+	return err
+}
+
 func (s *Service) waitReady(ctx context.Context, inst Instance) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeouts.SSHReady.Duration)
 	defer cancel()
@@ -903,6 +1001,10 @@ func wrapOpError(action, name string, err error) error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var se *SetupError
+	if errors.As(err, &se) {
+		return se
 	}
 	return Errorf(KindInternal, action+"ComputeInstanceFailed", "%s of compute instance '%s' failed: %v", action, name, err)
 }

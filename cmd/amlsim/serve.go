@@ -31,6 +31,8 @@ import (
 const (
 	stateFile         = "state.db"
 	managementKeyFile = "id_ed25519"
+	// sharesDir holds each workspace's file share: shares/<rg>/<ws>/.
+	sharesDir = "shares"
 )
 
 // serve runs the simulator in the foreground until SIGINT or SIGTERM.
@@ -80,7 +82,7 @@ func serve(args []string) error {
 	}
 	defer closeDrv()
 
-	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log))
+	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)))
 	if err != nil {
 		return err
 	}

@@ -474,3 +474,40 @@ func TestEventsShowProgress(t *testing.T) {
 		t.Errorf("serial log on the fake driver: status %d, want 404", resp.StatusCode)
 	}
 }
+
+func TestSetupScriptInput(t *testing.T) {
+	e := newEnv(t)
+	q := "?api-version=2024-04-01"
+	put := func(scripts string) *http.Response {
+		body := `{"location":"eastus","properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","setupScripts":{"scripts":` + scripts + `}}}}`
+		return e.raw("PUT", computesPath+"/ci-script"+q, e.token, body)
+	}
+	for name, scripts := range map[string]string{
+		"path leaves share": `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"../../etc/passwd"}}`,
+		"absolute path":     `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"/etc/passwd"}}`,
+		"missing file":      `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"Users/nobody/setup.sh"}}`,
+		"not base64":        `{"creationScript":{"scriptSource":"inline","scriptData":"echo hi"}}`,
+		"bad timeout":       `{"startupScript":{"scriptSource":"inline","scriptData":"ZWNobyBoaQ==","timeout":"forever"}}`,
+		"unknown source":    `{"startupScript":{"scriptSource":"git","scriptData":"x"}}`,
+	} {
+		resp := put(scripts)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "InvalidSetupScript") {
+			t.Errorf("%s: %d %s, want 400 InvalidSetupScript", name, resp.StatusCode, b)
+		}
+	}
+	if resp := e.raw("GET", computesPath+"/ci-script"+q, e.token, ""); resp.StatusCode != 404 {
+		t.Errorf("instance exists after refused creates: %d", resp.StatusCode)
+	}
+	// A good one is kept and echoed, as the studio shows it (S17).
+	resp := put(`{"creationScript":{"scriptSource":"inline","scriptData":"ZWNobyBoaQ==","scriptArguments":"a 'b c'","timeout":"5m"}}`)
+	if resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("create with a good script: %d %s", resp.StatusCode, b)
+	}
+	ci := e.get("ci-script")
+	cs := ci.Properties.SetupScripts.Scripts.CreationScript
+	if *cs.ScriptArguments != "a 'b c'" || *cs.Timeout != "5m" {
+		t.Errorf("echoed creation script = %+v", cs)
+	}
+}

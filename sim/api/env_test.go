@@ -63,7 +63,7 @@ func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
 	}
 	d := 20 * time.Millisecond
 	drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}))
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv})
+	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithShares(filepath.Join(home, "shares")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -216,6 +216,21 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 		}
 		req.AdminKey = ssh.AdminPublicKey
 	}
+	if raw, ok := props["setupScripts"]; ok && string(raw) != "null" {
+		var ss struct {
+			Scripts *struct {
+				CreationScript *scriptReference `json:"creationScript"`
+				StartupScript  *scriptReference `json:"startupScript"`
+			} `json:"scripts"`
+		}
+		if err := json.Unmarshal(raw, &ss); err != nil {
+			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property setupScripts is invalid: %v.", err)
+		}
+		if ss.Scripts != nil {
+			req.CreationScript = ss.Scripts.CreationScript.request()
+			req.StartupScript = ss.Scripts.StartupScript.request()
+		}
+	}
 	for k, raw := range props {
 		if readOnlyInstanceProperties[k] {
 			continue
@@ -229,6 +244,21 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 		}
 	}
 	return req, nil
+}
+
+// scriptReference is a ScriptReference of the API.
+type scriptReference struct {
+	ScriptSource    string `json:"scriptSource"`
+	ScriptData      string `json:"scriptData"`
+	ScriptArguments string `json:"scriptArguments"`
+	Timeout         string `json:"timeout"`
+}
+
+func (r *scriptReference) request() *sim.ScriptRequest {
+	if r == nil {
+		return nil
+	}
+	return &sim.ScriptRequest{ScriptSource: r.ScriptSource, ScriptData: r.ScriptData, ScriptArguments: r.ScriptArguments, Timeout: r.Timeout}
 }
 
 func (s *Server) putCompute(w http.ResponseWriter, r *request) {

@@ -42,12 +42,19 @@ func (g *SSH) Seed(inst sim.Instance) ([]byte, error) {
 	if inst.SSHPublic && inst.AdminKey != "" {
 		keys = append(keys, inst.AdminKey)
 	}
+	files, bootcmd := setupFiles(inst)
 	cfg := cloudinit.Config{
 		InstanceID:     inst.ID,
 		Hostname:       strings.ToLower(inst.Name),
 		User:           User,
 		AuthorizedKeys: keys,
 		HostKeys:       []cloudinit.HostKey{{Type: "ed25519", Private: string(hk.PrivatePEM()), Public: hk.AuthorizedKey()}},
+		MACAddress:     hypervisor.MACAddress(inst.Domain),
+		Files:          files,
+		BootCmd:        bootcmd,
+	}
+	if inst.Share != "" {
+		cfg.Mounts = []cloudinit.Mount{{Tag: sim.ShareTag, Path: SharePath}}
 	}
 	return cfg.ISO()
 }

@@ -1,0 +1,177 @@
+package guest
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/amlsim/amlsim/cloudinit"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
+	"github.com/amlsim/amlsim/sim"
+)
+
+// Where things are in the guest.
+const (
+	// SharePath is where the workspace file share is mounted, as on Azure.
+	SharePath = "/home/azureuser/cloudfiles/code"
+	// clusterMounts is Azure's other path to the share; inline scripts run
+	// in its Users folder.
+	clusterMounts = "/mnt/batch/tasks/shared/LS_root/mounts/clusters"
+	runnerPath    = "/var/lib/cloud/scripts/per-boot/amlsim-setup"
+	confDir       = "/etc/amlsim"
+	scriptDir     = "/var/lib/amlsim/scripts"
+	stateDir      = "/var/lib/amlsim"
+)
+
+//go:embed setup.sh
+var runner []byte
+
+// shellQuote quotes s for bash, whatever bytes it holds.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// setupFiles returns the seed files and boot commands that make the guest
+// run the instance's setup scripts as Azure does.
+func setupFiles(inst sim.Instance) (files []cloudinit.File, bootcmd [][]string) {
+	name := strings.ToLower(inst.Name)
+	clusterCode := path.Join(clusterMounts, name, "code")
+	if inst.Share != "" {
+		// Azure mounts the same share at both paths.
+		bootcmd = append(bootcmd,
+			[]string{"mkdir", "-p", path.Join(clusterMounts, name)},
+			[]string{"ln", "-sfn", SharePath, clusterCode})
+	}
+	if len(inst.Scripts) == 0 {
+		return nil, bootcmd
+	}
+	logDir := path.Join(SharePath, "Logs", inst.Name)
+	if inst.Share == "" {
+		logDir = "/var/log/amlsim"
+	}
+	env := fmt.Sprintf("CI_RESOURCE_GROUP=%s\nCI_WORKSPACE=%s\nCI_NAME=%s\nCI_LOCAL_UBUNTU_USER=%s\nLOG_DIR=%s\n",
+		shellQuote(inst.Workspace.ResourceGroup), shellQuote(inst.Workspace.Name), shellQuote(inst.Name), shellQuote(User), shellQuote(logDir))
+	files = append(files,
+		cloudinit.File{Path: runnerPath, Content: runner, Permissions: "0755"},
+		cloudinit.File{Path: confDir + "/env", Content: []byte(env)})
+	for _, sc := range inst.Scripts {
+		var script, workdir string
+		switch sc.Source {
+		case sim.SourceInline:
+			script = path.Join(scriptDir, string(sc.Kind)+".sh")
+			workdir = path.Join(clusterCode, "Users")
+			files = append(files, cloudinit.File{Path: script, Content: sc.Data, Permissions: "0755"})
+		default:
+			script = path.Join(SharePath, sc.Path)
+			workdir = path.Dir(script)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "SCRIPT=%s\nWORKDIR=%s\nTIMEOUT=%s\nARGS=(", shellQuote(script), shellQuote(workdir), shellQuote(sc.Timeout))
+		for i, a := range sc.Args {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(shellQuote(a))
+		}
+		b.WriteString(")\n")
+		files = append(files, cloudinit.File{Path: path.Join(confDir, string(sc.Kind)+".conf"), Content: []byte(b.String())})
+	}
+	return files, bootcmd
+}
+
+// statusCmd prints the setup status of the current boot.
+const statusCmd = `cat ` + stateDir + `/setup-"$(cat /proc/sys/kernel/random/boot_id)".status 2>/dev/null; true`
+
+// RunSetup polls the guest over SSH until the setup runner of its current
+// boot is done, then judges each script by its own exit status.
+func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(string)) error {
+	hk, err := guestssh.ParseKey(inst.HostKey)
+	if err != nil {
+		return fmt.Errorf("host key of %s: %w", inst.Name, err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort))
+	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk.PublicKey())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	started := map[string]bool{}
+	for {
+		res, err := c.Run(ctx, statusCmd, nil)
+		if err != nil {
+			return fmt.Errorf("read setup status: %w", err)
+		}
+		st := parseStatus(string(res.Stdout))
+		for _, k := range st.started {
+			if !started[k] {
+				started[k] = true
+				report(k + " script running")
+			}
+		}
+		if st.done {
+			for _, run := range st.runs {
+				if run.ExitCode == 0 {
+					report(fmt.Sprintf("%s script succeeded in %s", run.Kind, run.Duration.Round(100*time.Millisecond)))
+					continue
+				}
+				sc := inst.Script(run.Kind)
+				if sc != nil {
+					limit := sim.TimeoutDuration(sc.Timeout)
+					run.TimedOut = limit > 0 && (run.ExitCode == 124 || (run.ExitCode == 137 && run.Duration >= limit))
+				}
+				if tail, err := c.Run(ctx, "tail -n 20 "+shellQuote(run.Log), nil); err == nil {
+					run.Tail = strings.ToValidUTF8(string(tail.Stdout), "\uFFFD")
+				}
+				if rel, ok := strings.CutPrefix(run.Log, SharePath+"/"); ok {
+					run.Log = rel
+				}
+				return &sim.SetupError{Run: run}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("setup scripts of %s did not finish: %w", inst.Name, ctx.Err())
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+type setupStatus struct {
+	started []string
+	runs    []sim.ScriptRun
+	done    bool
+}
+
+// parseStatus reads the runner's status file: "start KIND LOG", "exit KIND
+// CODE MILLIS LOG", then "done".
+func parseStatus(s string) setupStatus {
+	var st setupStatus
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		f := strings.SplitN(sc.Text(), " ", 5)
+		switch {
+		case len(f) >= 2 && f[0] == "start":
+			st.started = append(st.started, f[1])
+		case len(f) == 5 && f[0] == "exit":
+			code, _ := strconv.Atoi(f[2])
+			ms, _ := strconv.Atoi(f[3])
+			st.runs = append(st.runs, sim.ScriptRun{Kind: sim.ScriptKind(f[1]), ExitCode: code, Duration: time.Duration(ms) * time.Millisecond, Log: f[4]})
+		case f[0] == "done":
+			st.done = true
+		}
+	}
+	return st
+}
+
+// RunSetup reports that the fake driver runs no scripts.
+func (Fake) RunSetup(_ context.Context, _ sim.Instance, report func(string)) error {
+	report("setup scripts are not run by the fake driver")
+	return nil
+}

@@ -1,0 +1,49 @@
+#!/bin/bash
+# amlsim setup runner. cloud-init runs it at every boot (per-boot script):
+# the creation script at the first boot only, then the startup script, as
+# Azure ML runs a compute instance's setup scripts. Each run's output goes
+# to the workspace file share under Logs/<instance>/, and its outcome to a
+# status file for this boot that the simulator reads over SSH.
+set -u
+conf=/etc/amlsim
+state=/var/lib/amlsim
+mkdir -p "$state"
+boot=$(cat /proc/sys/kernel/random/boot_id)
+status="$state/setup-$boot.status"
+: >"$status"
+
+# CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER, LOG_DIR
+. "$conf/env"
+export CI_RESOURCE_GROUP CI_WORKSPACE CI_NAME CI_LOCAL_UBUNTU_USER
+
+logdir=$LOG_DIR
+if ! mkdir -p "$logdir" 2>/dev/null; then
+	logdir=/var/log/amlsim
+	mkdir -p "$logdir"
+fi
+
+# run KIND runs the script of that kind, if the instance has one.
+run() {
+	local kind=$1 SCRIPT WORKDIR TIMEOUT ARGS
+	[ -f "$conf/$kind.conf" ] || return 0
+	. "$conf/$kind.conf"
+	local log
+	log="$logdir/${kind}_$(date -u +%Y%m%dT%H%M%SZ).txt"
+	echo "start $kind $log" >>"$status"
+	mkdir -p "$WORKDIR"
+	local t0 rc=0
+	t0=$(date +%s%N)
+	(cd "$WORKDIR" && exec timeout --kill-after=10s "${TIMEOUT:-0}" bash "$SCRIPT" "${ARGS[@]}") </dev/null >"$log" 2>&1 || rc=$?
+	echo "exit $kind $rc $((($(date +%s%N) - t0) / 1000000)) $log" >>"$status"
+	return $rc
+}
+
+ok=1
+if [ ! -e "$state/creation.done" ]; then
+	run creation || ok=0
+	touch "$state/creation.done"
+fi
+if [ $ok = 1 ]; then
+	run startup
+fi
+echo done >>"$status"

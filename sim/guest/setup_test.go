@@ -1,0 +1,75 @@
+package guest
+
+import (
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// The conf files the seed carries are sourced by bash in the guest: any
+// argument must come out of bash exactly as it went in.
+func TestConfRoundTripsThroughBash(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash on this host")
+	}
+	args := []string{"plain", "with space", "it's", `"double"`, "$HOME", "`id`", "new\nline", "tab\tx", "ünï", ""}
+	inst := sim.Instance{
+		Name:      "ci-one",
+		Workspace: sim.WorkspaceRef{ResourceGroup: "rg", Name: "ws"},
+		Share:     "/srv/share",
+		Scripts:   []sim.Script{{Kind: sim.Creation, Source: sim.SourceInline, Data: []byte("echo hi\n"), Args: args, Timeout: "5m"}},
+	}
+	files, _ := setupFiles(inst)
+	var conf, env string
+	for _, f := range files {
+		switch f.Path {
+		case "/etc/amlsim/creation.conf":
+			conf = string(f.Content)
+		case "/etc/amlsim/env":
+			env = string(f.Content)
+		}
+	}
+	out, err := exec.Command("bash", "-c", conf+env+`printf '%s\0' "$SCRIPT" "$WORKDIR" "$TIMEOUT" "$CI_NAME" "$CI_LOCAL_UBUNTU_USER" "${ARGS[@]}"`).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	want := append([]string{"/var/lib/amlsim/scripts/creation.sh", "/mnt/batch/tasks/shared/LS_root/mounts/clusters/ci-one/code/Users", "5m", "ci-one", "azureuser"}, args...)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("bash read\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestWorkspaceScriptRunsInItsFolder(t *testing.T) {
+	inst := sim.Instance{Name: "ci-two", Share: "/srv/share", Scripts: []sim.Script{{Kind: sim.Startup, Source: sim.SourceWorkspaceStorage, Path: "Users/ada/setup.sh"}}}
+	files, _ := setupFiles(inst)
+	for _, f := range files {
+		if f.Path == "/etc/amlsim/startup.conf" {
+			c := string(f.Content)
+			if !strings.Contains(c, "SCRIPT='/home/azureuser/cloudfiles/code/Users/ada/setup.sh'") || !strings.Contains(c, "WORKDIR='/home/azureuser/cloudfiles/code/Users/ada'") {
+				t.Errorf("startup.conf = %s", c)
+			}
+			return
+		}
+	}
+	t.Error("no startup.conf in the seed")
+}
+
+func TestParseStatus(t *testing.T) {
+	st := parseStatus("start creation /home/azureuser/cloudfiles/code/Logs/ci/creation_1.txt\n" +
+		"exit creation 3 1500 /home/azureuser/cloudfiles/code/Logs/ci/creation_1.txt\n")
+	if st.done || len(st.started) != 1 || len(st.runs) != 1 {
+		t.Fatalf("status = %+v, want one run, not done", st)
+	}
+	r := st.runs[0]
+	if r.Kind != sim.Creation || r.ExitCode != 3 || r.Duration != 1500*time.Millisecond || !strings.HasSuffix(r.Log, "creation_1.txt") {
+		t.Errorf("run = %+v", r)
+	}
+	if !parseStatus("exit startup 0 10 /x y.txt\ndone\n").done {
+		t.Error("done not seen")
+	}
+}

@@ -1,0 +1,255 @@
+package sim
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Script sources, as the API spells them.
+const (
+	SourceInline           = "inline"
+	SourceWorkspaceStorage = "workspaceStorage"
+)
+
+// ScriptKind says when a setup script runs.
+type ScriptKind string
+
+const (
+	// Creation runs once, when the instance is created.
+	Creation ScriptKind = "creation"
+	// Startup runs at every start, the first included.
+	Startup ScriptKind = "startup"
+)
+
+// Script is a setup script of an instance, validated.
+type Script struct {
+	Kind   ScriptKind `json:"kind"`
+	Source string     `json:"source"`
+	// Data is the script itself, for inline scripts.
+	Data []byte `json:"data,omitempty"`
+	// Path is the script's path in the workspace share, for
+	// workspaceStorage scripts, with forward slashes.
+	Path string `json:"path,omitempty"`
+	// Arguments is scriptArguments as given; Args is it split as a shell
+	// splits words (quotes honoured, nothing expanded).
+	Arguments string   `json:"arguments,omitempty"`
+	Args      []string `json:"args,omitempty"`
+	// Timeout is a duration as the `timeout` command takes it ("10m").
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// ScriptRequest is a setup script as a request gives it.
+type ScriptRequest struct {
+	ScriptSource    string
+	ScriptData      string
+	ScriptArguments string
+	Timeout         string
+}
+
+// timeoutRE is the duration grammar of coreutils' timeout: a non-negative
+// number with an optional unit s, m, h or d.
+var timeoutRE = regexp.MustCompile(`^([0-9]+(\.[0-9]*)?|\.[0-9]+)[smhd]?$`)
+
+func scriptError(kind ScriptKind, format string, args ...any) error {
+	return Errorf(KindBadRequest, "InvalidSetupScript", "The %s script is invalid: %s", kind, fmt.Sprintf(format, args...))
+}
+
+// parseScript validates a script request against the workspace share.
+func parseScript(kind ScriptKind, req ScriptRequest, share string) (*Script, error) {
+	sc := &Script{Kind: kind, Arguments: req.ScriptArguments, Timeout: req.Timeout}
+	switch {
+	case strings.EqualFold(req.ScriptSource, SourceInline):
+		sc.Source = SourceInline
+		data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(req.ScriptData))
+		if err != nil {
+			return nil, scriptError(kind, "scriptData of an inline script must be base64: %v.", err)
+		}
+		if len(data) == 0 {
+			return nil, scriptError(kind, "scriptData is empty.")
+		}
+		sc.Data = data
+	case strings.EqualFold(req.ScriptSource, SourceWorkspaceStorage):
+		sc.Source = SourceWorkspaceStorage
+		p, err := sharePath(req.ScriptData, share)
+		if err != nil {
+			return nil, scriptError(kind, "%v", err)
+		}
+		sc.Path = p
+	case req.ScriptSource == "":
+		return nil, scriptError(kind, "scriptSource is required (inline or workspaceStorage).")
+	default:
+		return nil, scriptError(kind, "scriptSource '%s' is not one of inline, workspaceStorage.", req.ScriptSource)
+	}
+	if sc.Timeout != "" && !timeoutRE.MatchString(sc.Timeout) {
+		return nil, scriptError(kind, "timeout '%s' is not a duration such as 30s, 10m or 1h.", sc.Timeout)
+	}
+	args, err := SplitArgs(req.ScriptArguments)
+	if err != nil {
+		return nil, scriptError(kind, "scriptArguments: %v.", err)
+	}
+	sc.Args = args
+	return sc, nil
+}
+
+// sharePath checks a workspaceStorage script path: relative, inside the
+// share even after symlinks, and an existing regular file.
+func sharePath(p, share string) (string, error) {
+	p = strings.TrimSpace(strings.ReplaceAll(p, "\\", "/"))
+	if p == "" {
+		return "", fmt.Errorf("scriptData must name the script's path in the workspace file share")
+	}
+	if strings.HasPrefix(p, "/") || filepath.IsAbs(p) {
+		return "", fmt.Errorf("the path '%s' must be relative to the workspace file share", p)
+	}
+	clean := path.Clean(p)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("the path '%s' leaves the workspace file share", p)
+	}
+	if !utf8.ValidString(clean) || strings.ContainsRune(clean, 0) {
+		return "", fmt.Errorf("the path '%s' is not valid UTF-8", p)
+	}
+	root, err := filepath.EvalSymlinks(share)
+	if err != nil {
+		return "", fmt.Errorf("the workspace file share is not available: %v", err)
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(clean)))
+	if err != nil {
+		return "", fmt.Errorf("the script '%s' does not exist in the workspace file share", clean)
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("the path '%s' leaves the workspace file share through a symbolic link", clean)
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("the script '%s' is not a regular file", clean)
+	}
+	return clean, nil
+}
+
+// SplitArgs splits s into words as a POSIX shell does, honouring single
+// quotes, double quotes and backslashes, but expanding nothing.
+func SplitArgs(s string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				args = append(args, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			inWord = true
+			end := strings.IndexByte(s[i+1:], '\'')
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated single quote")
+			}
+			cur.WriteString(s[i+1 : i+1+end])
+			i += end + 1
+		case c == '"':
+			inWord = true
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`\n", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated double quote")
+			}
+		case c == '\\':
+			inWord = true
+			if i+1 < len(s) {
+				i++
+				if s[i] != '\n' {
+					cur.WriteByte(s[i])
+				}
+			}
+		default:
+			inWord = true
+			cur.WriteByte(c)
+		}
+	}
+	if inWord {
+		args = append(args, cur.String())
+	}
+	if strings.ContainsRune(strings.Join(args, ""), 0) {
+		return nil, fmt.Errorf("arguments cannot contain NUL bytes")
+	}
+	return args, nil
+}
+
+// ShareTag is the virtio-fs tag of the workspace file share.
+const ShareTag = "amlsim-code"
+
+// ScriptRun is the outcome of one run of a setup script.
+type ScriptRun struct {
+	Kind     ScriptKind
+	ExitCode int
+	TimedOut bool
+	Duration time.Duration
+	// Log is the run's output file, relative to the workspace share when
+	// it is there (Logs/<name>/creation_<time>.txt), else a guest path.
+	Log string
+	// Tail is the end of the output.
+	Tail string
+}
+
+// SetupError is returned when a setup script fails or times out; the
+// instance is then SetupFailed and its VM kept for inspection.
+type SetupError struct {
+	Run ScriptRun
+}
+
+func (e *SetupError) Error() string { return e.ARM().Message }
+
+// ARM is the error clients see.
+func (e *SetupError) ARM() *Error {
+	r := e.Run
+	what := fmt.Sprintf("exited with code %d", r.ExitCode)
+	code := "SetupScriptFailed"
+	if r.TimedOut {
+		what, code = "timed out", "SetupScriptTimedOut"
+	}
+	msg := fmt.Sprintf("The %s script %s after %s. Its output is in %s of the workspace file share.", r.Kind, what, r.Duration.Round(100*time.Millisecond), r.Log)
+	if r.Tail != "" {
+		msg += " Last lines:\n" + r.Tail
+	}
+	return &Error{Kind: KindConflict, Code: code, Message: msg}
+}
+
+// TimeoutDuration parses a timeout as the `timeout` command does; zero
+// means none.
+func TimeoutDuration(s string) time.Duration {
+	if s == "" || !timeoutRE.MatchString(s) {
+		return 0
+	}
+	unit := time.Second
+	switch s[len(s)-1] {
+	case 's':
+		s = s[:len(s)-1]
+	case 'm':
+		unit, s = time.Minute, s[:len(s)-1]
+	case 'h':
+		unit, s = time.Hour, s[:len(s)-1]
+	case 'd':
+		unit, s = 24*time.Hour, s[:len(s)-1]
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(f * float64(unit))
+}
