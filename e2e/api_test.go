@@ -40,9 +40,13 @@ var (
 	buildErr  error
 )
 
-// amlsimBinary builds cmd/amlsim once per test run.
+// amlsimBinary builds cmd/amlsim once per test run, or takes the binary
+// AMLSIM_E2E_BIN names.
 func amlsimBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("AMLSIM_E2E_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "amlsim-e2e-bin")
 		if err != nil {
