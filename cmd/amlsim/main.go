@@ -1,6 +1,6 @@
 // Command amlsim simulates Azure Machine Learning compute instances on one
 // machine: `amlsim serve` runs the ARM-compatible API backed by real VMs,
-// and the other verbs are its tools.
+// and the other verbs are its tools and its client.
 package main
 
 import (
@@ -16,32 +16,54 @@ Usage:
   amlsim token [--home DIR] [--user OBJECT_ID] [--tenant TENANT_ID] [--name NAME] [--ttl DURATION]
   amlsim image build [--cache DIR]
 
+  amlsim compute create NAME --size SIZE [--ssh-key FILE] [--setup-script FILE] [--no-wait]
+  amlsim compute show NAME
+  amlsim compute list [--mine]
+  amlsim compute start|stop|restart NAME [--no-wait]
+  amlsim compute delete NAME [--yes]
+  amlsim compute ssh NAME [-- COMMAND…]
+  amlsim compute logs NAME [--serial|--setup|--startup] [-f]
+  amlsim usage [--location L]
+  amlsim sizes [--location L]
+  amlsim doctor
+  amlsim completion bash|zsh
+
+Client verbs find the server at $AMLSIM_ENDPOINT (--endpoint, default
+https://127.0.0.1:9443), trust the CA and mint a token from the home
+($AMLSIM_HOME, --home, default ~/.amlsim), and print --output table or json.
+
 Run 'amlsim VERB --help' for a verb's flags.
 `
+
+// verbs are the top-level verbs.
+func verbs() map[string]func([]string) error {
+	return map[string]func([]string) error{
+		"serve":      serve,
+		"token":      token,
+		"image":      image,
+		"compute":    compute,
+		"usage":      usageCmd,
+		"sizes":      sizesCmd,
+		"doctor":     doctor,
+		"completion": completion,
+	}
+}
 
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
-	verbs := map[string]func([]string) error{
-		"serve": serve,
-		"token": token,
-		"image": image,
-	}
-	verb, ok := verbs[os.Args[1]]
+	verb, ok := verbs()[os.Args[1]]
 	if !ok {
 		if os.Args[1] == "help" || os.Args[1] == "--help" || os.Args[1] == "-h" {
 			fmt.Print(usage)
 			return
 		}
 		fmt.Fprintf(os.Stderr, "amlsim: unknown verb %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
-	if err := verb(os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "amlsim:", err)
-		os.Exit(1)
-	}
+	os.Exit(report(verb(os.Args[2:])))
 }
 
 // defaultHome is $AMLSIM_HOME, else ~/.amlsim.

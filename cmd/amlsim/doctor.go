@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/amlsim/amlsim/fixtures"
+	"github.com/amlsim/amlsim/hypervisor/libvirt"
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/pki"
+	golibvirt "libvirt.org/go/libvirt"
+)
+
+// Statuses of a doctor check. Only "fail" makes doctor exit non-zero: a
+// warning is something that works, slower or later.
+const (
+	checkOK   = "ok"
+	checkWarn = "warn"
+	checkFail = "fail"
+)
+
+// check is one line of `amlsim doctor`; Fix is a one-line remedy when the
+// status is not ok.
+type check struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// doctorReport is what `amlsim doctor --output json` prints.
+type doctorReport struct {
+	OK     bool    `json:"ok"`
+	Checks []check `json:"checks"`
+}
+
+// libvirtTimeout bounds the connection attempt to libvirtd.
+const libvirtTimeout = 5 * time.Second
+
+var doctorVerb = verb{
+	name: "doctor",
+	args: "[--config FILE] [flags]",
+	summary: `Check that this machine can run amlsim, with a one-line fix for each problem.
+
+Checks libvirtd, QEMU, KVM (or why TCG), the guest image, the CA in the
+home, the server at the endpoint and its port. Exits 1 when a check fails;
+warnings (TCG, server not started yet) do not fail.`,
+	setup: func(c *command) runFunc {
+		configPath := c.fs.String("config", "", "TOML config `FILE` the server uses (for the libvirt URI, state and image dirs)")
+		return func(ctx context.Context, args []string) error {
+			if err := exactArgs(c, args); err != nil {
+				return err
+			}
+			cfg, err := sim.LoadConfig(*configPath)
+			if err != nil {
+				return usageErrorf("--config: %v", err)
+			}
+			checks := []check{
+				checkLibvirt(ctx, cfg.Driver.URI),
+				checkBinary("qemu-system-x86_64", "apt-get install -y qemu-system-x86"),
+				checkBinary("qemu-img", "apt-get install -y qemu-utils"),
+				checkKVM(cfg),
+				checkImage(cfg),
+				checkBinary("ssh", "apt-get install -y openssh-client (needed by 'amlsim compute ssh' only)"),
+				checkCA(c.g.home),
+			}
+			checks = append(checks, checkServer(ctx, c.g)...)
+			rep := doctorReport{OK: true, Checks: checks}
+			for _, ch := range checks {
+				rep.OK = rep.OK && ch.Status != checkFail
+			}
+			if c.g.output == outputJSON {
+				if err := printJSON(c.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				printChecks(c.stdout, checks)
+			}
+			if !rep.OK {
+				return &cliError{Status: exitFailed, Code: "DoctorFoundProblems", Message: "some checks failed; see their fixes above"}
+			}
+			return nil
+		}
+	},
+}
+
+func doctor(args []string) error { return runVerb("doctor", doctorVerb, args) }
+
+func printChecks(w io.Writer, checks []check) {
+	for _, ch := range checks {
+		fmt.Fprintf(w, "%-6s %-16s %s\n", "["+ch.Status+"]", ch.Name, ch.Detail)
+		if ch.Fix != "" {
+			fmt.Fprintf(w, "%-6s %-16s fix: %s\n", "", "", ch.Fix)
+		}
+	}
+}
+
+// checkLibvirt connects to libvirtd and asks its version.
+func checkLibvirt(ctx context.Context, uri string) check {
+	ch := check{Name: "libvirtd"}
+	type answer struct {
+		version uint32
+		err     error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		conn, err := golibvirt.NewConnect(uri)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer conn.Close()
+		v, err := conn.GetLibVersion()
+		done <- answer{version: v, err: err}
+	}()
+	select {
+	case a := <-done:
+		if a.err != nil {
+			ch.Status, ch.Detail = checkFail, fmt.Sprintf("cannot connect to %s: %s", uri, firstLine(libvirtMessage(a.err)))
+			ch.Fix = "start it: virtlogd -d; libvirtd -d (install: apt-get install -y libvirt-daemon-system)"
+			return ch
+		}
+		ch.Status = checkOK
+		ch.Detail = fmt.Sprintf("reachable at %s (libvirt %d.%d.%d)", uri, a.version/1000000, a.version/1000%1000, a.version%1000)
+	case <-time.After(libvirtTimeout):
+		ch.Status, ch.Detail = checkFail, fmt.Sprintf("no answer from %s within %s", uri, libvirtTimeout)
+		ch.Fix = "restart it: kill the stuck libvirtd, then virtlogd -d; libvirtd -d"
+	case <-ctx.Done():
+		ch.Status, ch.Detail = checkFail, "interrupted"
+	}
+	return ch
+}
+
+func libvirtMessage(err error) string {
+	var le golibvirt.Error
+	if errors.As(err, &le) {
+		return le.Message
+	}
+	return err.Error()
+}
+
+// checkBinary looks for a program in PATH.
+func checkBinary(name, fix string) check {
+	ch := check{Name: name}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		ch.Status, ch.Detail, ch.Fix = checkFail, "not found in PATH", fix
+		if name == "ssh" {
+			ch.Status = checkWarn
+		}
+		return ch
+	}
+	ch.Status, ch.Detail = checkOK, p
+	return ch
+}
+
+// checkKVM reports the libvirt driver's cached KVM verdict, or what will
+// happen at the first serve.
+func checkKVM(cfg sim.Config) check {
+	ch := check{Name: "kvm"}
+	switch cfg.Driver.DomainType {
+	case "kvm", "qemu":
+		ch.Status, ch.Detail = checkOK, fmt.Sprintf("domain type %q set in the configuration", cfg.Driver.DomainType)
+		return ch
+	}
+	dir := cfg.Driver.StateDir
+	if dir == "" {
+		dir = libvirt.DefaultStateDir()
+	}
+	// The file is the libvirt driver's cache (hypervisor/libvirt/probe.go).
+	b, err := os.ReadFile(filepath.Join(dir, "kvm-probe"))
+	if err == nil {
+		var v struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(b, &v) == nil && v.Type != "" {
+			if v.Type == "kvm" {
+				ch.Status, ch.Detail = checkOK, "KVM works: "+v.Reason
+			} else {
+				ch.Status, ch.Detail = checkWarn, "TCG (software emulation, boots take ~45 s): "+v.Reason
+				ch.Fix = "run on a host with working KVM (nested virtualisation enabled) for boots of a few seconds"
+			}
+			return ch
+		}
+	}
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		ch.Status, ch.Detail = checkWarn, "no /dev/kvm: VMs will run under TCG (software emulation, boots take ~45 s)"
+		ch.Fix = "load kvm (modprobe kvm_intel or kvm_amd) or enable nested virtualisation; TCG works meanwhile"
+		return ch
+	}
+	ch.Status, ch.Detail = checkOK, "/dev/kvm present; whether guests really boot under KVM is probed at the first 'amlsim serve'"
+	return ch
+}
+
+// checkImage checks the guest image the server would boot.
+func checkImage(cfg sim.Config) check {
+	ch := check{Name: "guest image"}
+	if cfg.Driver.CloudImage != "" {
+		if _, err := os.Stat(cfg.Driver.CloudImage); err != nil {
+			ch.Status, ch.Detail, ch.Fix = checkFail, fmt.Sprintf("cloud image: %v", err), "fix driver.cloud_image in the config"
+			return ch
+		}
+		ch.Status, ch.Detail = checkOK, "cloud image "+cfg.Driver.CloudImage
+		return ch
+	}
+	dir := cfg.Driver.ImageDir
+	if dir == "" {
+		dir = fixtures.DefaultImageDir(fixtures.DefaultImageCache())
+	}
+	img, err := fixtures.LoadImage(dir)
+	if err != nil {
+		ch.Status, ch.Detail = checkFail, firstLine(err.Error())
+		ch.Fix = "build it once (about two minutes): amlsim image build"
+		return ch
+	}
+	ch.Status, ch.Detail = checkOK, "built in "+img.Dir
+	return ch
+}
+
+// checkCA checks the home holds the CA clients must trust.
+func checkCA(home string) check {
+	ch := check{Name: "CA"}
+	if _, err := pki.Pool(home); err != nil {
+		ch.Status, ch.Detail = checkWarn, fmt.Sprintf("no CA in %s: %s", home, firstLine(err.Error()))
+		ch.Fix = fmt.Sprintf("the first 'amlsim serve --home %s' creates it", home)
+		return ch
+	}
+	ch.Status, ch.Detail = checkOK, filepath.Join(home, pki.CAFile)
+	return ch
+}
+
+// checkServer checks the server answers at the endpoint, and that its port
+// is free or held by amlsim.
+func checkServer(ctx context.Context, g globals) []check {
+	srv := check{Name: "server"}
+	port := check{Name: "port"}
+	u, err := url.Parse(g.endpoint)
+	if err != nil || u.Host == "" {
+		srv.Status, srv.Detail, srv.Fix = checkFail, fmt.Sprintf("endpoint %q is not a URL", g.endpoint), "set --endpoint or AMLSIM_ENDPOINT to https://HOST:PORT"
+		return []check{srv}
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	cl, err := newClient(g)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var list struct {
+			Value []json.RawMessage `json:"value"`
+		}
+		err = cl.getJSON(ctx, "/subscriptions/"+url.PathEscape(g.sub)+"/providers/"+provider+"/workspaces", nil, &list)
+		if err == nil {
+			srv.Status, srv.Detail = checkOK, fmt.Sprintf("amlsim answers at %s (%d workspaces)", g.endpoint, len(list.Value))
+			port.Status, port.Detail = checkOK, host+" is in use by amlsim"
+			return []check{srv, port}
+		}
+	}
+	msg := err.Error()
+	var ce *cliError
+	if errors.As(err, &ce) {
+		msg = ce.Code + ": " + ce.Message
+	}
+	srv.Status, srv.Detail = checkWarn, "not answering at "+g.endpoint+": "+oneLine(msg)
+	srv.Fix = "start it: amlsim serve (or make run)"
+	if ce != nil && ce.Status == exitAuth {
+		srv.Status, srv.Fix = checkFail, "point --home (AMLSIM_HOME) at the home the server was started with"
+	}
+	ln, lerr := net.Listen("tcp", host)
+	if lerr != nil {
+		port.Status, port.Detail = checkFail, fmt.Sprintf("%s is in use by another program: %v", host, lerr)
+		port.Fix = "stop that program, or serve elsewhere: amlsim serve --listen 127.0.0.1:PORT and set AMLSIM_ENDPOINT"
+		if strings.Contains(lerr.Error(), "cannot assign") {
+			port.Detail = fmt.Sprintf("%s cannot be served on this machine: %v", host, lerr)
+		}
+		return []check{srv, port}
+	}
+	ln.Close()
+	port.Status, port.Detail = checkOK, host+" is free"
+	return []check{srv, port}
+}

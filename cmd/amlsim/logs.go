@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// followInterval is how often `logs -f` polls for new output.
+const followInterval = time.Second
+
+var logsVerb = verb{
+	name: "logs",
+	args: "NAME [--serial|--setup|--startup] [-f] [flags]",
+	summary: `Print a compute instance's log.
+
+--serial (the default) is the VM's serial console: kernel, systemd and
+cloud-init. --setup and --startup are the creation and startup scripts'
+output, where the server keeps them. -f keeps printing what is appended.`,
+	setup: func(c *command) runFunc {
+		ws := c.workspaceFlags()
+		serial := c.fs.Bool("serial", false, "the VM's serial console log (default)")
+		setup := c.fs.Bool("setup", false, "the creation script's output")
+		startup := c.fs.Bool("startup", false, "the startup script's output")
+		follow := c.fs.Bool("follow", false, "keep printing what is appended, until interrupted")
+		c.fs.BoolVar(follow, "f", false, "short for --follow")
+		tail := c.fs.Int("tail", -1, "print only the last `N` lines first (-1: all)")
+		return func(ctx context.Context, args []string) error {
+			if err := exactArgs(c, args, "NAME"); err != nil {
+				return err
+			}
+			kind := "serial"
+			n := 0
+			for k, on := range map[string]bool{"serial": *serial, "setup": *setup, "startup": *startup} {
+				if on {
+					kind, n = k, n+1
+				}
+			}
+			if n > 1 {
+				return usageErrorf("--serial, --setup and --startup exclude each other")
+			}
+			if c.g.output == outputJSON {
+				return usageErrorf("logs are text; --output json does not apply")
+			}
+			cl, err := newClient(c.g)
+			if err != nil {
+				return err
+			}
+			path := cl.computePath(ws, args[0]) + "/amlsim/logs/" + kind
+			var q url.Values
+			if *tail >= 0 && !*follow {
+				q = url.Values{"tail": {strconv.Itoa(*tail)}}
+			}
+			resp, err := cl.do(ctx, http.MethodGet, path, q, nil)
+			if err != nil {
+				return err
+			}
+			first := resp.body
+			if *follow && *tail >= 0 {
+				first = lastLines(first, *tail)
+			}
+			c.stdout.Write(first)
+			if !*follow {
+				return nil
+			}
+			printed := len(resp.body)
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(followInterval):
+				}
+				resp, err := cl.do(ctx, http.MethodGet, path, nil, nil)
+				var ce *cliError
+				switch {
+				case ctx.Err() != nil:
+					return nil
+				case errors.As(err, &ce) && ce.Status == exitNotFound:
+					fmt.Fprintf(c.stderr, "%s: %s\n", args[0], ce.Message)
+					return nil
+				case err != nil:
+					return err
+				}
+				b := resp.body
+				if len(b) < printed {
+					// The log was started afresh (a new boot): print it all.
+					printed = 0
+				}
+				c.stdout.Write(b[printed:])
+				printed = len(b)
+			}
+		}
+	},
+}
+
+// lastLines returns the last n lines of b.
+func lastLines(b []byte, n int) []byte {
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	i := end
+	for ; n > 0; n-- {
+		j := bytes.LastIndexByte(b[:i], '\n')
+		if j < 0 {
+			return b
+		}
+		i = j
+	}
+	if i == end {
+		return nil
+	}
+	return b[i+1:]
+}
