@@ -711,8 +711,9 @@ func (d *Driver) List(ctx context.Context) ([]hypervisor.Domain, error) {
 			meta, err = readMeta(dom)
 			if err == nil {
 				var info hypervisor.Domain
-				info, err = describe(dom, name, meta)
-				out = append(out, info)
+				if info, err = describe(dom, name, meta); err == nil {
+					out = append(out, info)
+				}
 			}
 		}
 		// A domain that vanished or is not ours since ListAllDomains is
