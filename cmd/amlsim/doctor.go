@@ -98,9 +98,9 @@ func doctor(args []string) error { return runVerb("doctor", doctorVerb, args) }
 
 func printChecks(w io.Writer, checks []check) {
 	for _, ch := range checks {
-		fmt.Fprintf(w, "%-6s %-16s %s\n", "["+ch.Status+"]", ch.Name, ch.Detail)
+		fmt.Fprintf(w, "%-6s %-20s %s\n", "["+ch.Status+"]", ch.Name, ch.Detail)
 		if ch.Fix != "" {
-			fmt.Fprintf(w, "%-6s %-16s fix: %s\n", "", "", ch.Fix)
+			fmt.Fprintf(w, "%-6s %-20s fix: %s\n", "", "", ch.Fix)
 		}
 	}
 }

@@ -1,0 +1,663 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The CLI tests build the binary once, serve the API with the fake driver
+// from it, and run the verbs as a user or a script would: separate
+// processes, with their output and exit status.
+
+var (
+	cliBuildOnce sync.Once
+	cliBin       string
+	cliBuildErr  error
+)
+
+// cliBinary builds cmd/amlsim once per test run.
+func cliBinary(t *testing.T) string {
+	t.Helper()
+	cliBuildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "amlsim-cli-bin")
+		if err != nil {
+			cliBuildErr = err
+			return
+		}
+		cliBin = filepath.Join(dir, "amlsim")
+		out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput()
+		if err != nil {
+			cliBuildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if cliBuildErr != nil {
+		t.Fatal(cliBuildErr)
+	}
+	return cliBin
+}
+
+// cliEnv is a running `amlsim serve --driver fake` and the environment the
+// client verbs see: its endpoint and home, and a HOME of their own with a
+// default SSH key.
+type cliEnv struct {
+	t        *testing.T
+	bin      string
+	home     string
+	endpoint string
+	userHome string
+	pubKey   string
+	path     string
+	log      *bytes.Buffer
+}
+
+func newCLIEnv(t *testing.T) *cliEnv {
+	t.Helper()
+	e := &cliEnv{t: t, bin: cliBinary(t), log: &bytes.Buffer{}}
+	dir := t.TempDir()
+	e.home = filepath.Join(dir, "amlsim-home")
+	e.userHome = filepath.Join(dir, "user")
+	e.path = os.Getenv("PATH")
+	config := filepath.Join(dir, "amlsim.toml")
+	if err := os.WriteFile(config, []byte(cliConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A default key, as a user's ~/.ssh holds: create must pick it up.
+	if err := os.MkdirAll(filepath.Join(e.userHome, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.pubKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb test@cli"
+	os.WriteFile(filepath.Join(e.userHome, ".ssh", "id_ed25519.pub"), []byte(e.pubKey+"\n"), 0o644)
+	os.WriteFile(filepath.Join(e.userHome, ".ssh", "id_ed25519"), []byte("not really a private key\n"), 0o600)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e.endpoint = "https://" + addr
+	cmd := exec.Command(e.bin, "serve", "--driver", "fake", "--home", e.home, "--listen", addr, "--config", config)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = e.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("server log:\n%s", e.log)
+		}
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "amlsim: serving https://") {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("amlsim serve exited; its log:\n%s", e.log)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("amlsim serve did not become ready; its log:\n%s", e.log)
+	}
+	return e
+}
+
+// cliConfig is the server's: fast fake VMs and a second workspace in the
+// region, where names of the first are taken.
+const cliConfig = `[fake]
+delay = "50ms"
+
+[[workspaces]]
+resource_group = "rg-local"
+name = "ws-local"
+location = "eastus"
+
+[[workspaces]]
+resource_group = "rg-local"
+name = "ws-other"
+location = "eastus"
+`
+
+// result is what one CLI run gave.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs the CLI with args, stdin not a terminal.
+func (e *cliEnv) run(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = append(os.Environ(),
+		"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home, "HOME="+e.userHome, "PATH="+e.path,
+		"AMLSIM_WORKSPACE=", "AMLSIM_RESOURCE_GROUP=", "AMLSIM_USER=", "AMLSIM_LOCATION=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("run amlsim %v: %v", args, err)
+	}
+	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// ok runs the CLI and fails the test unless it exits 0.
+func (e *cliEnv) ok(args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("amlsim %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// fails runs the CLI and checks its exit status and its one error line.
+func (e *cliEnv) fails(code int, errCode string, args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != code {
+		e.t.Errorf("amlsim %s: exit status %d, want %d\n%s", strings.Join(args, " "), r.code, code, r)
+	}
+	want := "amlsim: " + errCode + ": "
+	if errCode == "" {
+		want = "amlsim: "
+	}
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, want) {
+		e.t.Errorf("amlsim %s: last stderr line = %q, want it to start with %q", strings.Join(args, " "), last, want)
+	}
+	return r
+}
+
+// instanceJSON runs the CLI with --output json and decodes an instance.
+func (e *cliEnv) instanceJSON(args ...string) instance {
+	e.t.Helper()
+	r := e.ok(append(args, "--output", "json")...)
+	var in instance
+	if err := json.Unmarshal([]byte(r.stdout), &in); err != nil {
+		e.t.Fatalf("amlsim %s: output is not an instance: %v\n%s", strings.Join(args, " "), err, r)
+	}
+	return in
+}
+
+// eventLine is the shape of a progress line when stderr is not a terminal.
+var eventLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Za-z]+ .+$`)
+
+func checkProgress(t *testing.T, r result, want ...string) {
+	t.Helper()
+	var events []string
+	for _, line := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
+		if eventLine.MatchString(line) {
+			events = append(events, line)
+		}
+	}
+	all := strings.Join(events, "\n")
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("progress lines lack %q; stderr:\n%s", w, r.stderr)
+		}
+	}
+}
+
+func TestCLILifecycle(t *testing.T) {
+	e := newCLIEnv(t)
+
+	r := e.ok("compute", "create", "ci-life", "--size", "Standard_D1_v2", "--output", "json")
+	var in instance
+	if err := json.Unmarshal([]byte(r.stdout), &in); err != nil {
+		t.Fatalf("create --output json: %v\n%s", err, r)
+	}
+	if in.State != "Running" || in.Name != "ci-life" || in.VMSize != "Standard_D1_v2" {
+		t.Errorf("created instance: name %q state %q size %q, want ci-life Running Standard_D1_v2", in.Name, in.State, in.VMSize)
+	}
+	if !in.SSH.Enabled || in.SSH.PublicKey != e.pubKey || in.SSH.Port == 0 || in.SSH.User != "azureuser" || in.SSH.Host != "127.0.0.1" {
+		t.Errorf("ssh = %+v, want enabled with the default key %q for azureuser@127.0.0.1 on a port", in.SSH, e.pubKey)
+	}
+	checkProgress(t, r, "Creating Create requested by amlsim owner", "Running Creating done: Running")
+	if !strings.Contains(r.stderr, "ci-life: Running after") {
+		t.Errorf("create did not finish with the final state; stderr:\n%s", r.stderr)
+	}
+
+	if got := e.instanceJSON("compute", "show", "ci-life"); got.State != "Running" || got.LastOperation == nil || got.LastOperation.Name != "Create" {
+		t.Errorf("show: state %q last operation %+v, want Running after Create", got.State, got.LastOperation)
+	}
+	table := e.ok("compute", "show", "ci-life").stdout
+	for _, want := range []string{"State:", "Running", fmt.Sprintf("ssh -p %d azureuser@127.0.0.1", in.SSH.Port)} {
+		if !strings.Contains(table, want) {
+			t.Errorf("show table lacks %q:\n%s", want, table)
+		}
+	}
+
+	r = e.ok("compute", "stop", "ci-life")
+	checkProgress(t, r, "Stopping Stop requested by amlsim owner", "Stopped Stopping done: Stopped")
+	if got := e.instanceJSON("compute", "show", "ci-life"); got.State != "Stopped" {
+		t.Errorf("after stop: state %q, want Stopped", got.State)
+	}
+	if got := e.instanceJSON("compute", "start", "ci-life"); got.State != "Running" {
+		t.Errorf("start --output json: state %q, want Running", got.State)
+	}
+	r = e.ok("compute", "restart", "ci-life")
+	checkProgress(t, r, "Restarting Restart requested by amlsim owner", "Running Restarting done: Running")
+
+	var list []instance
+	if err := json.Unmarshal([]byte(e.ok("compute", "list", "-o", "json").stdout), &list); err != nil {
+		t.Fatalf("list --output json: %v", err)
+	}
+	if len(list) != 1 || list[0].Name != "ci-life" || list[0].State != "Running" {
+		t.Errorf("list = %+v, want ci-life Running alone", list)
+	}
+	if got := e.ok("compute", "list").stdout; !regexp.MustCompile(`(?m)^ci-life\s+Running\s+Standard_D1_v2\s+127\.0\.0\.1:\d+\s+amlsim owner\s*$`).MatchString(got) {
+		t.Errorf("list table:\n%s\nwant a row: ci-life Running Standard_D1_v2 127.0.0.1:PORT amlsim owner", got)
+	}
+
+	// stdin is not a terminal here: no --yes, no delete.
+	e.fails(exitUsage, "UsageError", "compute", "delete", "ci-life")
+	if got := e.instanceJSON("compute", "show", "ci-life"); got.State != "Running" {
+		t.Fatalf("after a refused delete: state %q, want Running", got.State)
+	}
+	r = e.ok("compute", "delete", "ci-life", "--yes", "--output", "json")
+	var del struct {
+		Name    string `json:"name"`
+		Deleted bool   `json:"deleted"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &del); err != nil || !del.Deleted || del.Name != "ci-life" {
+		t.Errorf("delete --output json = %q (%v), want {name: ci-life, deleted: true}", r.stdout, err)
+	}
+	checkProgress(t, r, "Deleting Delete requested by amlsim owner")
+	e.fails(exitNotFound, "ResourceNotFound", "compute", "show", "ci-life")
+	e.fails(exitNotFound, "ResourceNotFound", "compute", "delete", "ci-life", "--yes")
+	if got := e.ok("compute", "list", "--output", "name").stdout; got != "" {
+		t.Errorf("list after delete = %q, want nothing", got)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	e := newCLIEnv(t)
+	e.ok("compute", "create", "ci-err", "--size", "Standard_D1_v2", "--no-ssh")
+
+	e.fails(exitConflict, "StartComputeInstanceOnlyAllowedInStoppedState", "compute", "start", "ci-err")
+	e.fails(exitNotFound, "ResourceNotFound", "compute", "stop", "ci-nope")
+	e.fails(exitNotFound, "ResourceNotFound", "compute", "show", "ci-nope", "-o", "json")
+	e.fails(exitFailed, "InvalidComputeName", "compute", "create", "bad-1", "--size", "Standard_D1_v2")
+	e.fails(exitQuota, "QuotaExceeded", "compute", "create", "ci-gpu", "--size", "Standard_NC6")
+	e.fails(exitConflict, "ComputeNameAlreadyExists", "compute", "create", "ci-err", "--size", "Standard_D1_v2", "--workspace", "ws-other")
+	e.fails(exitFailed, "ComputeInstanceVmSizeUpdateNotSupported", "compute", "create", "ci-err", "--size", "Standard_D2_v2")
+	e.fails(exitNotFound, "", "compute", "list", "--workspace", "ws-none")
+
+	// Usage errors: nothing reaches the server.
+	e.fails(exitUsage, "UsageError", "compute", "create", "ci-x")
+	e.fails(exitUsage, "UsageError", "compute", "create", "--size", "Standard_D1_v2")
+	e.fails(exitUsage, "UsageError", "compute", "create", "ci-x", "--size", "Standard_D1_v2", "--bogus")
+	e.fails(exitUsage, "UsageError", "compute", "create", "ci-x", "--size", "Standard_D1_v2", "--ssh-key", "/nonexistent.pub")
+	e.fails(exitUsage, "UsageError", "compute", "create", "ci-x", "--size", "Standard_D1_v2", "--setup-script", "/nonexistent.sh")
+	e.fails(exitUsage, "UsageError", "compute", "show")
+	e.fails(exitUsage, "UsageError", "compute", "show", "a", "b")
+	e.fails(exitUsage, "UsageError", "compute", "show", "ci-err", "--output", "yaml")
+	e.fails(exitUsage, "UsageError", "compute", "frobnicate")
+	e.fails(exitUsage, "UsageError", "compute")
+	if r := e.run("frobnicate"); r.code != exitUsage {
+		t.Errorf("unknown verb: exit status %d, want %d", r.code, exitUsage)
+	}
+	if got := e.instanceJSON("compute", "show", "ci-err"); got.State != "Running" {
+		t.Errorf("after the refused calls: state %q, want Running", got.State)
+	}
+
+	// The server is elsewhere, or the home is not the server's.
+	dead := "https://127.0.0.1:1"
+	e.fails(exitUnreachable, "ServerUnreachable", "compute", "list", "--endpoint", dead)
+	e.fails(exitUnreachable, "HomeNotInitialized", "compute", "list", "--home", t.TempDir())
+	e.fails(exitUsage, "UsageError", "compute", "list", "--endpoint", "not a url")
+}
+
+func TestCLIMineAndNoWait(t *testing.T) {
+	e := newCLIEnv(t)
+	other := "22222222-2222-2222-2222-222222222222"
+	in := e.instanceJSON("compute", "create", "ci-other", "--size", "Standard_D1_v2", "--user", other)
+	if in.CreatedBy.ID != other {
+		t.Errorf("createdBy.userId = %q, want %q", in.CreatedBy.ID, other)
+	}
+	e.ok("compute", "create", "ci-mine", "--size", "Standard_D1_v2")
+	if got := e.ok("compute", "list", "--mine", "-o", "name").stdout; got != "ci-mine\n" {
+		t.Errorf("list --mine = %q, want only ci-mine", got)
+	}
+	if got := e.ok("compute", "list", "--mine", "-o", "name", "--user", other).stdout; got != "ci-other\n" {
+		t.Errorf("list --mine --user other = %q, want only ci-other", got)
+	}
+	if got := e.ok("compute", "list", "-o", "name").stdout; got != "ci-other\nci-mine\n" && got != "ci-mine\nci-other\n" {
+		t.Errorf("list = %q, want both", got)
+	}
+
+	in = e.instanceJSON("compute", "create", "ci-nowait", "--size", "Standard_D1_v2", "--no-wait")
+	if in.State != "Creating" {
+		t.Errorf("create --no-wait: state %q, want Creating", in.State)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.instanceJSON("compute", "show", "ci-nowait").State != "Running" {
+		if time.Now().After(deadline) {
+			t.Fatal("ci-nowait never reached Running")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := e.ok("compute", "stop", "ci-nowait", "--no-wait").stdout; got != "ci-nowait: Stopping\n" {
+		t.Errorf("stop --no-wait = %q, want %q", got, "ci-nowait: Stopping\n")
+	}
+}
+
+func TestCLIScriptsReachTheServer(t *testing.T) {
+	e := newCLIEnv(t)
+	dir := t.TempDir()
+	setup := "#!/bin/bash\necho setting up \"$@\"\n"
+	startup := "#!/bin/bash\necho starting\n"
+	os.WriteFile(filepath.Join(dir, "setup.sh"), []byte(setup), 0o644)
+	os.WriteFile(filepath.Join(dir, "startup.sh"), []byte(startup), 0o644)
+	e.ok("compute", "create", "ci-scripts", "--size", "Standard_D1_v2",
+		"--setup-script", filepath.Join(dir, "setup.sh"), "--setup-args", `one "two three"`, "--setup-timeout", "5m",
+		"--startup-script", filepath.Join(dir, "startup.sh"))
+
+	// Read back what the server stored, through the ARM API itself.
+	cl, err := newClient(globals{endpoint: e.endpoint, home: e.home, user: "11111111-1111-1111-1111-111111111111", sub: defaultSubscription})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Properties struct {
+			Properties struct {
+				SetupScripts struct {
+					Scripts map[string]struct {
+						ScriptSource    string `json:"scriptSource"`
+						ScriptData      string `json:"scriptData"`
+						ScriptArguments string `json:"scriptArguments"`
+						Timeout         string `json:"timeout"`
+					} `json:"scripts"`
+				} `json:"setupScripts"`
+			} `json:"properties"`
+		} `json:"properties"`
+	}
+	if err := cl.getJSON(t.Context(), cl.computePath(&workspaceRef{rg: defaultResourceGroup, name: defaultWorkspace}, "ci-scripts"), nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	scripts := got.Properties.Properties.SetupScripts.Scripts
+	c, s := scripts["creationScript"], scripts["startupScript"]
+	if c.ScriptSource != "inline" || c.ScriptData != base64.StdEncoding.EncodeToString([]byte(setup)) || c.ScriptArguments != `one "two three"` || c.Timeout != "5m" {
+		t.Errorf("creationScript = %+v, want inline, the file in base64, the arguments and 5m", c)
+	}
+	if s.ScriptSource != "inline" || s.ScriptData != base64.StdEncoding.EncodeToString([]byte(startup)) {
+		t.Errorf("startupScript = %+v, want inline with the file in base64", s)
+	}
+	e.fails(exitUsage, "UsageError", "compute", "create", "ci-x", "--size", "Standard_D1_v2", "--setup-args", "a")
+}
+
+func TestCLISSH(t *testing.T) {
+	e := newCLIEnv(t)
+	// A stand-in ssh that shows its arguments and exits 7: the CLI must
+	// exec it with the instance's port and key and pass its status on.
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "ssh"), []byte("#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done\nexit 7\n"), 0o755)
+	e.path = bin + string(os.PathListSeparator) + os.Getenv("PATH")
+
+	in := e.instanceJSON("compute", "create", "ci-ssh", "--size", "Standard_D1_v2")
+	r := e.run("compute", "ssh", "ci-ssh", "--", "uname", "-a")
+	if r.code != 7 {
+		t.Fatalf("ssh: exit status %d, want the remote 7\n%s", r.code, r)
+	}
+	args := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	joined := strings.Join(args, " ")
+	for _, want := range []string{
+		fmt.Sprintf("-p %d", in.SSH.Port),
+		"-i " + filepath.Join(e.userHome, ".ssh", "id_ed25519"),
+		"-o StrictHostKeyChecking=accept-new",
+		"-o UserKnownHostsFile=" + filepath.Join(e.home, "known_hosts"),
+		"azureuser@127.0.0.1 -- uname -a",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("ssh arguments %q lack %q", joined, want)
+		}
+	}
+	if args[len(args)-1] != "-a" {
+		t.Errorf("last ssh argument = %q, want the command's -a", args[len(args)-1])
+	}
+
+	e.ok("compute", "create", "ci-nossh", "--size", "Standard_D1_v2", "--no-ssh")
+	e.fails(exitConflict, "SSHPublicAccessDisabled", "compute", "ssh", "ci-nossh")
+	e.ok("compute", "stop", "ci-ssh")
+	e.fails(exitConflict, "ComputeInstanceNotRunning", "compute", "ssh", "ci-ssh")
+	e.fails(exitNotFound, "ResourceNotFound", "compute", "ssh", "ci-nope")
+}
+
+func TestCLILogs(t *testing.T) {
+	e := newCLIEnv(t)
+	e.ok("compute", "create", "ci-logs", "--size", "Standard_D1_v2")
+	// The fake driver keeps no serial console and no file share.
+	e.fails(exitNotFound, "LogNotAvailable", "compute", "logs", "ci-logs")
+	e.fails(exitNotFound, "LogNotAvailable", "compute", "logs", "ci-logs", "--setup")
+	e.fails(exitUsage, "UsageError", "compute", "logs", "ci-logs", "--setup", "--startup")
+	e.fails(exitNotFound, "ResourceNotFound", "compute", "logs", "ci-nope")
+}
+
+func TestCLIUsageAndSizes(t *testing.T) {
+	e := newCLIEnv(t)
+	e.ok("compute", "create", "ci-usage", "--size", "Standard_D3_v2")
+	var usage []usageEntry
+	if err := json.Unmarshal([]byte(e.ok("usage", "-o", "json").stdout), &usage); err != nil {
+		t.Fatalf("usage --output json: %v", err)
+	}
+	byName := map[string]usageEntry{}
+	for _, u := range usage {
+		byName[u.Name] = u
+	}
+	if u := byName["standardDv2Family"]; u.Current != 4 || u.Limit != 24 {
+		t.Errorf("standardDv2Family usage = %+v, want 4 of 24", u)
+	}
+	if u := byName["standardNCFamily"]; u.Limit != 0 {
+		t.Errorf("standardNCFamily limit = %d, want 0", u.Limit)
+	}
+	if got := e.ok("usage", "--location", "westeurope", "-o", "json").stdout; !strings.Contains(got, `"current": 0`) || strings.Contains(got, `"current": 4`) {
+		t.Errorf("westeurope usage shows eastus's instance:\n%s", got)
+	}
+	if got := e.ok("usage").stdout; !regexp.MustCompile(`(?m)^Standard Dv2 Family Dedicated vCPUs\s+4\s+24$`).MatchString(got) {
+		t.Errorf("usage table lacks the Dv2 row with 4 of 24:\n%s", got)
+	}
+	e.fails(exitFailed, "LocationNotAvailableForResourceType", "usage", "--location", "marsnorth")
+
+	var sizes []sizeEntry
+	if err := json.Unmarshal([]byte(e.ok("sizes", "--output", "json").stdout), &sizes); err != nil {
+		t.Fatalf("sizes --output json: %v", err)
+	}
+	found := false
+	for _, s := range sizes {
+		if s.Name == "Standard_D3_v2" {
+			found = true
+			if s.VCPUs != 4 || s.MemoryGB != 14 || s.Family != "standardDv2Family" {
+				t.Errorf("Standard_D3_v2 = %+v, want 4 vCPUs, 14 GB, standardDv2Family", s)
+			}
+		}
+	}
+	if !found || len(sizes) < 10 {
+		t.Errorf("sizes = %d entries without Standard_D3_v2; want the catalogue", len(sizes))
+	}
+	if got := e.ok("sizes").stdout; !regexp.MustCompile(`(?m)^Standard_NC6\s+standardNCFamily\s+6\s+56\s+1$`).MatchString(got) {
+		t.Errorf("sizes table lacks the NC6 row:\n%s", got)
+	}
+}
+
+func TestCLIDoctor(t *testing.T) {
+	e := newCLIEnv(t)
+	// Doctor judges this host: whether libvirt, QEMU or the image are here
+	// varies, so only the report's shape and the server checks are fixed.
+	r := e.run("doctor", "--output", "json")
+	var rep doctorReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("doctor --output json: %v\n%s", err, r)
+	}
+	names := map[string]check{}
+	failed := false
+	for _, ch := range rep.Checks {
+		names[ch.Name] = ch
+		switch ch.Status {
+		case checkOK:
+		case checkWarn, checkFail:
+			failed = failed || ch.Status == checkFail
+			if ch.Fix == "" {
+				t.Errorf("check %q is %s without a fix", ch.Name, ch.Status)
+			}
+		default:
+			t.Errorf("check %q has status %q, want ok, warn or fail", ch.Name, ch.Status)
+		}
+		if ch.Detail == "" {
+			t.Errorf("check %q has no detail", ch.Name)
+		}
+	}
+	for _, n := range []string{"libvirtd", "qemu-system-x86_64", "qemu-img", "kvm", "guest image", "CA", "server", "port"} {
+		if _, ok := names[n]; !ok {
+			t.Errorf("doctor has no %q check; checks: %+v", n, rep.Checks)
+		}
+	}
+	if rep.OK == failed {
+		t.Errorf("ok = %v with a failed check = %v", rep.OK, failed)
+	}
+	if want := map[bool]int{true: exitOK, false: exitFailed}[rep.OK]; r.code != want {
+		t.Errorf("doctor exit status %d with ok = %v, want %d", r.code, rep.OK, want)
+	}
+	for _, n := range []string{"server", "port", "CA"} {
+		if names[n].Status != checkOK {
+			t.Errorf("check %s = %+v, want ok with the server running", n, names[n])
+		}
+	}
+
+	table := e.run("doctor").stdout
+	if !regexp.MustCompile(`(?m)^\[ok\]\s+server\s+amlsim answers at `).MatchString(table) {
+		t.Errorf("doctor table lacks the server line:\n%s", table)
+	}
+	// With nothing at the endpoint, the server is a warning with a fix.
+	r = e.run("doctor", "-o", "json", "--endpoint", "https://127.0.0.1:1")
+	json.Unmarshal([]byte(r.stdout), &rep)
+	for _, ch := range rep.Checks {
+		if ch.Name == "server" && (ch.Status != checkWarn || !strings.Contains(ch.Fix, "amlsim serve")) {
+			t.Errorf("server check without a server = %+v, want warn with 'amlsim serve' in the fix", ch)
+		}
+	}
+}
+
+func TestCLICompletion(t *testing.T) {
+	e := newCLIEnv(t)
+	e.ok("compute", "create", "ci-comp", "--size", "Standard_D1_v2")
+	bash := e.ok("completion", "bash").stdout
+	zsh := e.ok("completion", "zsh").stdout
+	for _, want := range []string{"create show list start stop restart delete ssh logs", "--size", "--ssh-key", "--setup-script", "--mine"} {
+		if !strings.Contains(bash, want) || !strings.Contains(zsh, want) {
+			t.Errorf("completion scripts lack %q", want)
+		}
+	}
+	e.fails(exitUsage, "UsageError", "completion", "fish")
+
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skipf("no bash to run the completion script in: %v", err)
+	}
+	// Run the bash script's function as bash would on <TAB>, with the
+	// built binary first in PATH.
+	complete := func(words ...string) string {
+		t.Helper()
+		script := bash + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _amlsim; printf '%%s\\n' \"${COMPREPLY[@]}\"\n", shellWords(words), len(words)-1)
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(e.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+			"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash completion of %q: %v\n%s", words, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := complete("amlsim", "comp"); got != "completion\ncompute" {
+		t.Errorf("complete 'amlsim comp' = %q, want completion and compute", got)
+	}
+	if got := complete("amlsim", "compute", "cr"); got != "create" {
+		t.Errorf("complete 'amlsim compute cr' = %q, want create", got)
+	}
+	if got := complete("amlsim", "compute", "create", "x", "--si"); got != "--size" {
+		t.Errorf("complete 'amlsim compute create x --si' = %q, want --size", got)
+	}
+	if got := complete("amlsim", "compute", "show", "ci-"); got != "ci-comp" {
+		t.Errorf("complete 'amlsim compute show ci-' = %q, want ci-comp from the server", got)
+	}
+	if got := complete("amlsim", "compute", "create", "x", "--size", "Standard_NC"); !strings.Contains(got, "Standard_NC6\n") {
+		t.Errorf("complete '--size Standard_NC' = %q, want the NC sizes from the server", got)
+	}
+	if _, err := exec.LookPath("zsh"); err == nil {
+		if out, err := exec.Command("zsh", "-n", "-c", zsh).CombinedOutput(); err != nil {
+			t.Errorf("zsh -n on the zsh script: %v\n%s", err, out)
+		}
+	} else {
+		t.Logf("no zsh here: the zsh script is checked for content only")
+	}
+}
+
+func shellWords(words []string) string {
+	var q []string
+	for _, w := range words {
+		q = append(q, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
+	}
+	return strings.Join(q, " ")
+}
+
+func TestCLIHelp(t *testing.T) {
+	bin := cliBinary(t)
+	cases := [][]string{{"completion"}, {"doctor"}, {"usage"}, {"sizes"}}
+	for _, v := range computeVerbs() {
+		cases = append(cases, []string{"compute", v.name})
+	}
+	for _, c := range cases {
+		out, err := exec.Command(bin, append(c, "--help")...).Output()
+		if err != nil {
+			t.Errorf("amlsim %s --help: %v", strings.Join(c, " "), err)
+			continue
+		}
+		s := string(out)
+		if want := "Usage: amlsim " + strings.Join(c, " ") + " "; !strings.HasPrefix(s, want) {
+			t.Errorf("amlsim %s --help starts %q, want %q", strings.Join(c, " "), firstLine(s), want)
+		}
+		for _, want := range []string{"Global flags:", "--endpoint URL", "--output FORMAT"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("amlsim %s --help lacks %q", strings.Join(c, " "), want)
+			}
+		}
+	}
+	out, _ := exec.Command(bin, "compute", "--help").Output()
+	if !strings.Contains(string(out), "create") || !strings.Contains(string(out), "ssh") {
+		t.Errorf("amlsim compute --help lists no verbs:\n%s", out)
+	}
+	out, _ = exec.Command(bin, "--help").Output()
+	if !strings.Contains(string(out), "amlsim compute create") {
+		t.Errorf("amlsim --help does not show the compute verbs:\n%s", out)
+	}
+}
