@@ -613,12 +613,48 @@ func TestCLICompletion(t *testing.T) {
 	if got := complete("amlsim", "compute", "create", "x", "--size", "Standard_NC"); !strings.Contains(got, "Standard_NC6\n") {
 		t.Errorf("complete '--size Standard_NC' = %q, want the NC sizes from the server", got)
 	}
-	if _, err := exec.LookPath("zsh"); err == nil {
-		if out, err := exec.Command("zsh", "-n", "-c", zsh).CombinedOutput(); err != nil {
-			t.Errorf("zsh -n on the zsh script: %v\n%s", err, out)
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Logf("no zsh here: the zsh script was checked for content only")
+		return
+	}
+	// zsh's compadd works only inside completion widgets; a function of
+	// that name (functions win over builtins) prints the candidates, which
+	// zsh itself would then match against the word.
+	zcomplete := func(words ...string) []string {
+		t.Helper()
+		stubs := "compdef() { :; }\n_files() { print -- FILES; }\ncompadd() { while (( $# )) && [[ $1 != -- ]]; do shift; done; shift; print -l -- \"$@\"; }\n"
+		script := stubs + zsh + fmt.Sprintf("\nwords=(%s); CURRENT=%d; _amlsim\n", shellWords(words), len(words))
+		cmd := exec.Command("zsh", "-f", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(e.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+			"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("zsh completion of %q: %v\n%s", words, err, out)
 		}
-	} else {
-		t.Logf("no zsh here: the zsh script is checked for content only")
+		return strings.Fields(string(out))
+	}
+	has := func(list []string, want string) bool {
+		for _, s := range list {
+			if s == want {
+				return true
+			}
+		}
+		return false
+	}
+	if got := zcomplete("amlsim", ""); !has(got, "compute") || !has(got, "doctor") {
+		t.Errorf("zsh: complete 'amlsim ' = %q, want the verbs", got)
+	}
+	if got := zcomplete("amlsim", "compute", ""); !has(got, "create") || !has(got, "logs") {
+		t.Errorf("zsh: complete 'amlsim compute ' = %q, want the compute verbs", got)
+	}
+	if got := zcomplete("amlsim", "compute", "create", "x", "--"); !has(got, "--size") || !has(got, "--setup-script") {
+		t.Errorf("zsh: complete 'amlsim compute create x --' = %q, want its flags", got)
+	}
+	if got := zcomplete("amlsim", "compute", "ssh", ""); !has(got, "ci-comp") {
+		t.Errorf("zsh: complete 'amlsim compute ssh ' = %q, want ci-comp from the server", got)
+	}
+	if got := zcomplete("amlsim", "compute", "create", "x", "--ssh-key", ""); !has(got, "FILES") {
+		t.Errorf("zsh: complete '--ssh-key ' = %q, want file names", got)
 	}
 }
 

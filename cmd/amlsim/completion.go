@@ -176,7 +176,7 @@ const zshTemplate = `#compdef amlsim
 _amlsim() {
   local cur=${words[CURRENT]} prev=${words[CURRENT-1]} verb=${words[2]} sub=${words[3]} key flags
   if (( CURRENT == 2 )); then
-    compadd -- ${=:-"@VERBS@"}
+    compadd -- @VERBS@
     return
   fi
   case "$prev" in
@@ -187,7 +187,7 @@ _amlsim() {
   esac
   if (( CURRENT == 3 )); then
     case "$verb" in
-      compute) compadd -- ${=:-"@COMPUTE@"}; return ;;
+      compute) compadd -- @COMPUTE@; return ;;
       image) compadd -- build; return ;;
       completion) compadd -- bash zsh; return ;;
     esac
