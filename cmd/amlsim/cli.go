@@ -93,7 +93,7 @@ func newCommand(path string, v verb) *command {
 	c.fs.StringVar(&c.g.endpoint, "endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
 	c.fs.StringVar(&c.g.home, "home", defaultHome(), "amlsim home `DIR` holding the server's CA and token key ($AMLSIM_HOME)")
 	c.fs.StringVar(&c.g.output, "output", outputTable, "output `FORMAT`: table or json")
-	c.fs.StringVar(&c.g.output, "o", outputTable, "short for --output")
+	c.fs.StringVar(&c.g.output, "o", outputTable, "short for --output `FORMAT`")
 	c.fs.StringVar(&c.g.user, "user", envOr("AMLSIM_USER", sim.DefaultOwner.ObjectID), "object `ID` of the principal to act as ($AMLSIM_USER)")
 	c.fs.StringVar(&c.g.sub, "subscription", envOr("AMLSIM_SUBSCRIPTION", defaultSubscription), "subscription `ID` ($AMLSIM_SUBSCRIPTION)")
 	c.global = map[string]bool{}
