@@ -85,7 +85,10 @@ func TestSetupScriptsOnRealVM(t *testing.T) {
 	good, bad := "cigood"+suffix, "cibad"+suffix
 	for _, n := range []string{good, bad} {
 		d := "amlsim-eastus-" + n
-		t.Cleanup(func() { exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", d).Run() })
+		t.Cleanup(func() {
+			exec.Command("virsh", "-c", libvirtURI(), "destroy", d).Run()
+			exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", d).Run()
+		})
 	}
 	body := func(scripts *ml.SetupScripts) ml.ComputeResource {
 		return ml.ComputeResource{Location: ptr("eastus"), Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{

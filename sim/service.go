@@ -455,6 +455,8 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Domain:        DomainName(ws.Location, name),
 			Operation:     o.ID,
 			Extra:         req.Extra,
+			Share:         share,
+			Scripts:       scripts,
 			LastOperation: &LastOperation{Name: "Create", Time: now, Status: "InProgress", Trigger: "User"},
 			Events:        []Event{{Time: now, State: StateCreating, Message: "Create requested by " + describe(p)}},
 		}

@@ -506,8 +506,26 @@ func TestSetupScriptInput(t *testing.T) {
 		t.Fatalf("create with a good script: %d %s", resp.StatusCode, b)
 	}
 	ci := e.get("ci-script")
+	waitEvent(t, e, "ci-script", "setup scripts are not run by the fake driver")
 	cs := ci.Properties.SetupScripts.Scripts.CreationScript
 	if *cs.ScriptArguments != "a 'b c'" || *cs.Timeout != "5m" {
 		t.Errorf("echoed creation script = %+v", cs)
 	}
+}
+
+// waitEvent waits for an instance to record an event.
+func waitEvent(t *testing.T, e *env, name, msg string) {
+	t.Helper()
+	for range 100 {
+		resp := e.raw("GET", computesPath+"/"+name+"/amlsim/events?api-version=2024-04-01", e.token, "")
+		var body struct{ Value []struct{ Message string } }
+		json.NewDecoder(resp.Body).Decode(&body)
+		for _, ev := range body.Value {
+			if ev.Message == msg {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("%s never recorded the event %q", name, msg)
 }
