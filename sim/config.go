@@ -3,10 +3,13 @@ package sim
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/amlsim/amlsim/sim/rbac"
 )
 
 // Config is the simulated cloud: its subscription, regions with quotas,
@@ -23,6 +26,27 @@ type Config struct {
 	Driver     DriverConfig      `toml:"driver"`
 	Fake       FakeConfig        `toml:"fake"`
 	Timeouts   TimeoutConfig     `toml:"timeouts"`
+	// Principals are the users and service principals tokens may speak
+	// for; Roles are custom roles beside Owner, Contributor and Reader;
+	// RoleAssignments are assignments that exist from the start.
+	Principals      []PrincipalConfig      `toml:"principals"`
+	Roles           []rbac.Role            `toml:"roles"`
+	RoleAssignments []RoleAssignmentConfig `toml:"role_assignments"`
+}
+
+// PrincipalConfig is a known principal.
+type PrincipalConfig struct {
+	ObjectID string `toml:"object_id"`
+	TenantID string `toml:"tenant_id"`
+	Name     string `toml:"name"`
+}
+
+// RoleAssignmentConfig gives a principal a role (by name or ID) at a scope
+// ("/subscriptions/…/resourceGroups/…"; empty means the subscription).
+type RoleAssignmentConfig struct {
+	Principal string `toml:"principal"`
+	Role      string `toml:"role"`
+	Scope     string `toml:"scope"`
 }
 
 // RegionConfig holds a region's quotas: vCPUs per VM family and in total.
@@ -109,11 +133,13 @@ func DefaultConfig() Config {
 			{Name: "eastus", TotalVCPUs: 48, DefaultVCPUs: 24, FamilyVCPUs: map[string]int{"standardNCFamily": 0, "standardNCSv3Family": 0}},
 			{Name: "westeurope", TotalVCPUs: 48, DefaultVCPUs: 24, FamilyVCPUs: map[string]int{"standardNCFamily": 0, "standardNCSv3Family": 0}},
 		},
-		Workspaces: []WorkspaceConfig{{ResourceGroup: "rg-local", Name: "ws-local", Location: "eastus"}},
-		Local:      LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
-		Driver:     DriverConfig{URI: "qemu:///system", DomainType: "auto"},
-		Fake:       FakeConfig{Delay: Duration{200 * time.Millisecond}},
-		Timeouts:   TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}},
+		Workspaces:      []WorkspaceConfig{{ResourceGroup: "rg-local", Name: "ws-local", Location: "eastus"}},
+		Local:           LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
+		Driver:          DriverConfig{URI: "qemu:///system", DomainType: "auto"},
+		Fake:            FakeConfig{Delay: Duration{200 * time.Millisecond}},
+		Timeouts:        TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}},
+		Principals:      []PrincipalConfig{{ObjectID: DefaultOwner.ObjectID, TenantID: DefaultOwner.TenantID, Name: DefaultOwner.Name}},
+		RoleAssignments: []RoleAssignmentConfig{{Principal: DefaultOwner.ObjectID, Role: "Owner"}},
 	}
 }
 
@@ -174,8 +200,37 @@ func (c Config) Validate() error {
 	if p := c.Local.PortRange; p[0] < 1024 || p[1] > 65535 || p[0] > p[1] {
 		return fmt.Errorf("config: local.port_range %v is not a range of unprivileged ports", p)
 	}
+	known := map[string]bool{}
+	for _, p := range c.Principals {
+		if !guidRE.MatchString(p.ObjectID) || (p.TenantID != "" && !guidRE.MatchString(p.TenantID)) {
+			return fmt.Errorf("config: principal %q: object_id and tenant_id must be GUIDs", p.ObjectID)
+		}
+		known[strings.ToLower(p.ObjectID)] = true
+	}
+	roles := map[string]bool{}
+	for _, r := range append(rbac.BuiltIns(), c.Roles...) {
+		if r.Name == "" || len(r.Actions) == 0 {
+			return fmt.Errorf("config: role %q needs a name and actions", r.Name)
+		}
+		if r.ID != "" && !guidRE.MatchString(r.ID) {
+			return fmt.Errorf("config: role %s: id must be a GUID", r.Name)
+		}
+		roles[strings.ToLower(r.Name)] = true
+		roles[strings.ToLower(r.ID)] = true
+	}
+	for _, a := range c.RoleAssignments {
+		if !known[strings.ToLower(a.Principal)] {
+			return fmt.Errorf("config: role assignment for unknown principal %q", a.Principal)
+		}
+		if !roles[strings.ToLower(a.Role)] {
+			return fmt.Errorf("config: role assignment names unknown role %q", a.Role)
+		}
+	}
 	return nil
 }
+
+// guidRE matches a GUID, as Entra object IDs are.
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // Region returns the named region's config, ignoring case.
 func (c Config) Region(name string) (RegionConfig, bool) {

@@ -121,7 +121,7 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 
 // Buckets lists the buckets a state database for the service needs.
 func Buckets() []string {
-	return []string{bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas}
+	return []string{bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas, bucketAssignments}
 }
 
 // Config returns the service's configuration.

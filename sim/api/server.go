@@ -31,6 +31,8 @@ type Server struct {
 	log    *slog.Logger
 	poll   time.Duration
 	routes []route
+	// auditLog, when set, gets a line per request.
+	auditLog *lockedEncoder
 }
 
 // Option configures a Server.
@@ -61,6 +63,8 @@ type request struct {
 	vars      map[string]string
 	principal sim.Principal
 	version   string
+	// scope is the ARM scope the request acts on.
+	scope string
 }
 
 func (r *request) workspace() sim.WorkspaceRef {
@@ -75,6 +79,10 @@ type route struct {
 	method   string
 	segments []string // literal segments, or {var}
 	handle   func(w http.ResponseWriter, r *request)
+	// actions are the Azure RBAC actions the caller needs over the
+	// route's scope: the request path, unless scope says otherwise.
+	actions []string
+	scope   func(vars map[string]string) string
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
@@ -87,14 +95,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	}
 	w.Header().Set("x-ms-correlation-request-id", corr)
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	var who sim.Principal
+	var actions []string
 	defer func() {
 		s.log.Debug("request", "method", hr.Method, "path", hr.URL.Path, "status", rec.status, "took", time.Since(start))
+		s.audit(start, who, hr, actions, rec.status)
 	}()
 
 	claims, err := s.authenticate(hr)
 	if err != nil {
 		writeError(rec, err)
 		return
+	}
+	who = sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
+	if known, ok := s.svc.Principal(who.ObjectID); ok && who.Name == "" {
+		who.Name = known.Name
 	}
 	version := hr.URL.Query().Get("api-version")
 	if version == "" {
@@ -116,12 +131,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		writeError(rec, sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", sub))
 		return
 	}
+	scope := strings.TrimRight(hr.URL.Path, "/")
+	if rt.scope != nil {
+		scope = rt.scope(vars)
+	}
+	actions = rt.actions
+	for _, a := range actions {
+		if err := s.svc.Authorize(who, a, scope); err != nil {
+			writeError(rec, err)
+			return
+		}
+	}
 	hr.Body = http.MaxBytesReader(rec, hr.Body, MaxBody)
 	rt.handle(rec, &request{
 		Request:   hr,
 		vars:      vars,
-		principal: sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name},
+		principal: who,
 		version:   version,
+		scope:     scope,
 	})
 }
 
@@ -195,32 +222,40 @@ func (s *Server) routeTable() []route {
 		compute  = computes + "/{name}"
 		loc      = "subscriptions/{sub}/providers/" + Provider + "/locations/{loc}"
 	)
-	r := func(method, path string, h func(http.ResponseWriter, *request)) route {
-		return route{method: method, segments: strings.Split(path, "/"), handle: h}
+	r := func(method, path string, h func(http.ResponseWriter, *request), actions ...string) route {
+		return route{method: method, segments: strings.Split(path, "/"), handle: h, actions: actions}
+	}
+	// Actions on an instance are checked over the instance's scope.
+	on := func(rt route) route {
+		rt.scope = func(v map[string]string) string {
+			return "/subscriptions/" + v["sub"] + "/resourceGroups/" + v["rg"] + "/providers/" + Provider + "/workspaces/" + v["ws"] + "/computes/" + v["name"]
+		}
+		return rt
 	}
 	return []route{
-		r("GET", "subscriptions/{sub}/providers/"+Provider+"/workspaces", s.listAllWorkspaces),
-		r("GET", ws, s.listWorkspaces),
-		r("GET", ws+"/{ws}", s.getWorkspace),
-		r("PUT", ws+"/{ws}", s.putWorkspace),
-		r("DELETE", ws+"/{ws}", s.deleteWorkspace),
-		r("GET", computes, s.listComputes),
-		r("GET", compute, s.getCompute),
-		r("PUT", compute, s.putCompute),
-		r("DELETE", compute, s.deleteCompute),
-		r("POST", compute+"/start", s.action(sim.ActionStart)),
-		r("POST", compute+"/stop", s.action(sim.ActionStop)),
-		r("POST", compute+"/restart", s.action(sim.ActionRestart)),
-		r("POST", compute+"/listNodes", s.listNodes),
-		r("POST", compute+"/listKeys", s.listKeys),
-		r("GET", compute+"/amlsim/events", s.events),
-		r("GET", compute+"/amlsim/logs/{kind}", s.logs),
-		r("GET", loc+"/usages", s.usages),
-		r("GET", loc+"/vmSizes", s.vmSizes),
-		r("GET", loc+"/quotas", s.quotas),
-		r("POST", loc+"/updateQuotas", s.updateQuotas),
-		r("GET", loc+"/computeOperationsStatus/{op}", s.operationStatus),
-		r("GET", loc+"/computeOperationsResults/{op}", s.operationResult),
+		r("GET", "subscriptions/{sub}/providers/"+Provider+"/workspaces", s.listAllWorkspaces, sim.ActWorkspaceRead),
+		r("GET", ws, s.listWorkspaces, sim.ActWorkspaceRead),
+		r("GET", ws+"/{ws}", s.getWorkspace, sim.ActWorkspaceRead),
+		r("PUT", ws+"/{ws}", s.putWorkspace, sim.ActWorkspaceWrite),
+		r("DELETE", ws+"/{ws}", s.deleteWorkspace, sim.ActWorkspaceDelete),
+		r("GET", computes, s.listComputes, sim.ActComputeRead),
+		r("GET", compute, s.getCompute, sim.ActComputeRead),
+		// A create needs the name check too (S22).
+		r("PUT", compute, s.putCompute, sim.ActComputeWrite, sim.ActCheckName),
+		r("DELETE", compute, s.deleteCompute, sim.ActComputeDelete),
+		on(r("POST", compute+"/start", s.action(sim.ActionStart), sim.ActComputeStart)),
+		on(r("POST", compute+"/stop", s.action(sim.ActionStop), sim.ActComputeStop)),
+		on(r("POST", compute+"/restart", s.action(sim.ActionRestart), sim.ActComputeRestart)),
+		on(r("POST", compute+"/listNodes", s.listNodes, sim.ActComputeListNodes)),
+		on(r("POST", compute+"/listKeys", s.listKeys, sim.ActComputeListKeys)),
+		on(r("GET", compute+"/amlsim/events", s.events, sim.ActComputeRead)),
+		on(r("GET", compute+"/amlsim/logs/{kind}", s.logs, sim.ActComputeRead)),
+		r("GET", loc+"/usages", s.usages, sim.ActUsagesRead),
+		r("GET", loc+"/vmSizes", s.vmSizes, sim.ActVMSizesRead),
+		r("GET", loc+"/quotas", s.quotas, sim.ActQuotasRead),
+		r("POST", loc+"/updateQuotas", s.updateQuotas, sim.ActQuotasWrite),
+		r("GET", loc+"/computeOperationsStatus/{op}", s.operationStatus, sim.ActOperationRead),
+		r("GET", loc+"/computeOperationsResults/{op}", s.operationResult, sim.ActOperationRead),
 	}
 }
 

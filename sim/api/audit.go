@@ -1,0 +1,42 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// auditRecord is one line of the audit log: who asked what, and the answer.
+type auditRecord struct {
+	Time      time.Time `json:"time"`
+	Principal string    `json:"principal,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	Method    string    `json:"method"`
+	Path      string    `json:"path"`
+	Actions   []string  `json:"actions,omitempty"`
+	Status    int       `json:"status"`
+}
+
+// WithAudit writes one JSON line per request to w: time, principal,
+// method, path, the RBAC actions checked and the status.
+func WithAudit(w io.Writer) Option {
+	return func(s *Server) { s.auditLog = &lockedEncoder{enc: json.NewEncoder(w)} }
+}
+
+type lockedEncoder struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (s *Server) audit(start time.Time, who sim.Principal, r *http.Request, actions []string, status int) {
+	if s.auditLog == nil {
+		return
+	}
+	s.auditLog.mu.Lock()
+	defer s.auditLog.mu.Unlock()
+	s.auditLog.enc.Encode(auditRecord{Time: start.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: r.URL.Path, Actions: actions, Status: status})
+}
