@@ -122,6 +122,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 			"The api-version '%s' is invalid. The supported versions are dates of the form 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.", version))
 		return
 	}
+	if scope, rest, ok := splitAuthz(hr.URL.Path); ok {
+		s.serveAuthorization(rec, hr, who, scope, rest, &actions)
+		return
+	}
 	rt, vars, err := s.match(hr.Method, hr.URL.Path)
 	if err != nil {
 		writeError(rec, err)
