@@ -126,8 +126,9 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	return e
 }
 
-// cliConfig is the server's: fast fake VMs and a second workspace in the
-// region, where names of the first are taken.
+// cliConfig is the server's: fast fake VMs, a second workspace in the
+// region (where names of the first are taken), and a second user allowed
+// to create instances, for --mine.
 const cliConfig = `[fake]
 delay = "50ms"
 
@@ -140,6 +141,26 @@ location = "eastus"
 resource_group = "rg-local"
 name = "ws-other"
 location = "eastus"
+
+[[principals]]
+object_id = "11111111-1111-1111-1111-111111111111"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+name = "amlsim owner"
+
+[[principals]]
+object_id = "22222222-2222-2222-2222-222222222222"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+name = "other user"
+
+[[role_assignments]]
+principal = "11111111-1111-1111-1111-111111111111"
+role = "Owner"
+scope = ""
+
+[[role_assignments]]
+principal = "22222222-2222-2222-2222-222222222222"
+role = "Contributor"
+scope = ""
 `
 
 // result is what one CLI run gave.
@@ -338,6 +359,8 @@ func TestCLIErrors(t *testing.T) {
 	e.fails(exitUnreachable, "ServerUnreachable", "compute", "list", "--endpoint", dead)
 	e.fails(exitUnreachable, "HomeNotInitialized", "compute", "list", "--home", t.TempDir())
 	e.fails(exitUsage, "UsageError", "compute", "list", "--endpoint", "not a url")
+	// A principal the server does not know: its token is refused.
+	e.fails(exitAuth, "InvalidAuthenticationToken", "compute", "list", "--user", "33333333-3333-3333-3333-333333333333")
 }
 
 func TestCLIMineAndNoWait(t *testing.T) {
