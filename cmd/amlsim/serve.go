@@ -33,6 +33,8 @@ const (
 	managementKeyFile = "id_ed25519"
 	// sharesDir holds each workspace's file share: shares/<rg>/<ws>/.
 	sharesDir = "shares"
+	// auditFile gets one JSON line per API request.
+	auditFile = "audit.log"
 )
 
 // serve runs the simulator in the foreground until SIGINT or SIGTERM.
@@ -95,8 +97,13 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	audit, err := os.OpenFile(filepath.Join(*home, auditFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer audit.Close()
 	srv := &http.Server{
-		Handler:           api.New(svc, signer, api.WithLogger(log)),
+		Handler:           api.New(svc, signer, api.WithLogger(log), api.WithAudit(audit)),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
