@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -57,6 +58,12 @@ output, where the server keeps them. -f keeps printing what is appended.`,
 				q = url.Values{"tail": {strconv.Itoa(*tail)}}
 			}
 			resp, err := cl.do(ctx, http.MethodGet, path, q, nil)
+			var ce *cliError
+			if *follow && errors.As(err, &ce) && ce.Code == "LogNotAvailable" {
+				// Following a log not written yet: wait for it.
+				fmt.Fprintf(c.stderr, "%s (waiting for it)\n", ce.Message)
+				resp, err = &response{}, nil
+			}
 			if err != nil {
 				return err
 			}
@@ -68,34 +75,42 @@ output, where the server keeps them. -f keeps printing what is appended.`,
 			if !*follow {
 				return nil
 			}
-			printed := len(resp.body)
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(followInterval):
-				}
-				resp, err := cl.do(ctx, http.MethodGet, path, nil, nil)
-				var ce *cliError
-				switch {
-				case ctx.Err() != nil:
-					return nil
-				case errors.As(err, &ce) && ce.Status == exitNotFound:
-					fmt.Fprintf(c.stderr, "%s: %s\n", args[0], ce.Message)
-					return nil
-				case err != nil:
-					return err
-				}
-				b := resp.body
-				if len(b) < printed {
-					// The log was started afresh (a new boot): print it all.
-					printed = 0
-				}
-				c.stdout.Write(b[printed:])
-				printed = len(b)
-			}
+			return cl.follow(ctx, c.stdout, c.stderr, path, len(resp.body), followInterval)
 		}
 	},
+}
+
+// follow polls the log at path every interval and writes what was appended
+// since the first printed bytes, until ctx ends or the instance is gone.
+func (c *client) follow(ctx context.Context, stdout, stderr io.Writer, path string, printed int, interval time.Duration) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+		resp, err := c.do(ctx, http.MethodGet, path, nil, nil)
+		var ce *cliError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &ce) && ce.Status == exitNotFound && ce.Code != "LogNotAvailable":
+			fmt.Fprintln(stderr, ce.Message)
+			return nil
+		case errors.As(err, &ce) && ce.Code == "LogNotAvailable":
+			// Not written yet (a new boot, a script not started): wait.
+			continue
+		case err != nil:
+			return err
+		}
+		b := resp.body
+		if len(b) < printed {
+			// The log was started afresh (a new boot): print it all.
+			printed = 0
+		}
+		stdout.Write(b[printed:])
+		printed = len(b)
+	}
 }
 
 // lastLines returns the last n lines of b.
