@@ -90,13 +90,14 @@ func TestBootTimeVersusVirsh(t *testing.T) {
 				if err := d.Start(ctx, name); err != nil {
 					t.Fatalf("Start: %v", err)
 				}
+				launched := time.Since(begin)
 				g.waitSSH(ctx, t).Close()
 				took := time.Since(begin)
 				ours[vcpus] = append(ours[vcpus], took)
 				if err := d.Undefine(ctx, name); err != nil {
 					t.Fatalf("Undefine: %v", err)
 				}
-				t.Logf("round %d, %d vCPU: driver Define→SSH %s", r+1, vcpus, took.Round(100*time.Millisecond))
+				t.Logf("round %d, %d vCPU: driver Define→SSH %s (Define+Start returned after %s)", r+1, vcpus, took.Round(100*time.Millisecond), launched.Round(time.Millisecond))
 			}
 			virsh := func() {
 				took := virshBaseline(ctx, t, img, typ, vcpus)
@@ -148,8 +149,10 @@ func virshBaseline(ctx context.Context, t *testing.T, img fixtures.Image, typ st
 		t.Fatal(err)
 	}
 	sh("virsh", "-c", libvirtURI(), "create", xmlPath)
+	launched := time.Since(begin)
 	g.waitSSH(ctx, t).Close()
 	took := time.Since(begin)
+	t.Logf("qemu-img create + seed + virsh create returned after %s", launched.Round(time.Millisecond))
 	sh("virsh", "-c", libvirtURI(), "destroy", name)
 	return took
 }
