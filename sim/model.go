@@ -76,6 +76,8 @@ type Instance struct {
 	// the guest; Scripts are its setup scripts.
 	Share   string   `json:"share,omitempty"`
 	Scripts []Script `json:"scripts,omitempty"`
+	// ScriptRuns are the outcomes of the latest boot's script runs.
+	ScriptRuns []ScriptRun `json:"scriptRuns,omitempty"`
 	// Events are the steps the instance went through, newest last, so
 	// clients can show progress while they wait.
 	Events []Event `json:"events,omitempty"`

@@ -196,15 +196,15 @@ const ShareTag = "amlsim-code"
 
 // ScriptRun is the outcome of one run of a setup script.
 type ScriptRun struct {
-	Kind     ScriptKind
-	ExitCode int
-	TimedOut bool
-	Duration time.Duration
+	Kind     ScriptKind    `json:"kind"`
+	ExitCode int           `json:"exitCode"`
+	TimedOut bool          `json:"timedOut"`
+	Duration time.Duration `json:"duration"`
 	// Log is the run's output file, relative to the workspace share when
 	// it is there (Logs/<name>/creation_<time>.txt), else a guest path.
-	Log string
-	// Tail is the end of the output.
-	Tail string
+	Log string `json:"log"`
+	// Tail is the end of the output, kept for failures.
+	Tail string `json:"tail,omitempty"`
 }
 
 // SetupError is returned when a setup script fails or times out; the

@@ -38,9 +38,9 @@ type Guest interface {
 	Seed(inst Instance) ([]byte, error)
 	WaitReady(ctx context.Context, inst Instance) error
 	// RunSetup waits for the setup scripts of the guest's current boot to
-	// finish, reporting progress; a script that failed or timed out is a
-	// *SetupError.
-	RunSetup(ctx context.Context, inst Instance, report func(string)) error
+	// finish, reporting progress, and returns their runs; a script that
+	// failed or timed out is also a *SetupError.
+	RunSetup(ctx context.Context, inst Instance, report func(string)) ([]ScriptRun, error)
 }
 
 // Service is the simulated cloud.
@@ -864,6 +864,21 @@ func (s *Service) event(key, msg string) {
 	}
 }
 
+// recordRuns keeps the outcome of the latest script runs on the instance.
+func (s *Service) recordRuns(key string, runs []ScriptRun) {
+	err := s.st.Update(func(tx *store.Tx) error {
+		var inst Instance
+		if ok, err := tx.Get(bucketInstances, key, &inst); err != nil || !ok {
+			return err
+		}
+		inst.ScriptRuns = runs
+		return tx.Put(bucketInstances, key, inst)
+	})
+	if err != nil {
+		s.log.Error("record script runs", "instance", key, "err", err)
+	}
+}
+
 // reporter returns the event recorder of one instance.
 func (s *Service) reporter(key string) func(string) {
 	return func(msg string) { s.event(key, msg) }
@@ -981,7 +996,10 @@ func (s *Service) runSetup(ctx context.Context, inst Instance) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	err := s.guest.RunSetup(ctx, inst, s.reporter(inst.key()))
+	runs, err := s.guest.RunSetup(ctx, inst, s.reporter(inst.key()))
+	if len(runs) > 0 {
+		s.recordRuns(inst.key(), runs)
+	}
 	if err == nil {
 		s.event(inst.key(), "setup done")
 	}

@@ -22,7 +22,21 @@ func (s *Server) events(w http.ResponseWriter, r *request) {
 	if events == nil {
 		events = []sim.Event{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": events, "state": inst.State})
+	runs := []scriptRunView{}
+	for _, r := range inst.ScriptRuns {
+		runs = append(runs, scriptRunView{Kind: string(r.Kind), ExitCode: r.ExitCode, TimedOut: r.TimedOut, Seconds: r.Duration.Seconds(), Log: r.Log})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": events, "state": inst.State, "scriptRuns": runs})
+}
+
+// scriptRunView is one setup script run, for clients that act on its
+// outcome (amlsim setup-script run exits with the script's code).
+type scriptRunView struct {
+	Kind     string  `json:"kind"`
+	ExitCode int     `json:"exitCode"`
+	TimedOut bool    `json:"timedOut"`
+	Seconds  float64 `json:"durationSeconds"`
+	Log      string  `json:"log"`
 }
 
 func (s *Server) logs(w http.ResponseWriter, r *request) {

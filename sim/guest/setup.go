@@ -90,22 +90,22 @@ const statusCmd = `cat ` + stateDir + `/setup-"$(cat /proc/sys/kernel/random/boo
 
 // RunSetup polls the guest over SSH until the setup runner of its current
 // boot is done, then judges each script by its own exit status.
-func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(string)) error {
+func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(string)) ([]sim.ScriptRun, error) {
 	hk, err := guestssh.ParseKey(inst.HostKey)
 	if err != nil {
-		return fmt.Errorf("host key of %s: %w", inst.Name, err)
+		return nil, fmt.Errorf("host key of %s: %w", inst.Name, err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort))
 	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk.PublicKey())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
 	started := map[string]bool{}
 	for {
 		res, err := c.Run(ctx, statusCmd, nil)
 		if err != nil {
-			return fmt.Errorf("read setup status: %w", err)
+			return nil, fmt.Errorf("read setup status: %w", err)
 		}
 		st := parseStatus(string(res.Stdout))
 		for _, k := range st.started {
@@ -115,29 +115,39 @@ func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(strin
 			}
 		}
 		if st.done {
-			for _, run := range st.runs {
+			var failed *sim.SetupError
+			for i := range st.runs {
+				run := &st.runs[i]
+				if rel, ok := strings.CutPrefix(run.Log, SharePath+"/"); ok {
+					run.Log = rel
+				}
 				if run.ExitCode == 0 {
 					report(fmt.Sprintf("%s script succeeded in %s", run.Kind, run.Duration.Round(100*time.Millisecond)))
 					continue
 				}
-				sc := inst.Script(run.Kind)
-				if sc != nil {
+				if sc := inst.Script(run.Kind); sc != nil {
 					limit := sim.TimeoutDuration(sc.Timeout)
 					run.TimedOut = limit > 0 && (run.ExitCode == 124 || (run.ExitCode == 137 && run.Duration >= limit))
 				}
-				if tail, err := c.Run(ctx, "tail -n 20 "+shellQuote(run.Log), nil); err == nil {
+				guestLog := run.Log
+				if !strings.HasPrefix(guestLog, "/") {
+					guestLog = SharePath + "/" + guestLog
+				}
+				if tail, err := c.Run(ctx, "tail -n 20 "+shellQuote(guestLog), nil); err == nil {
 					run.Tail = strings.ToValidUTF8(string(tail.Stdout), "\uFFFD")
 				}
-				if rel, ok := strings.CutPrefix(run.Log, SharePath+"/"); ok {
-					run.Log = rel
+				if failed == nil {
+					failed = &sim.SetupError{Run: *run}
 				}
-				return &sim.SetupError{Run: run}
 			}
-			return nil
+			if failed != nil {
+				return st.runs, failed
+			}
+			return st.runs, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("setup scripts of %s did not finish: %w", inst.Name, ctx.Err())
+			return nil, fmt.Errorf("setup scripts of %s did not finish: %w", inst.Name, ctx.Err())
 		case <-time.After(2 * time.Second):
 		}
 	}
@@ -171,7 +181,7 @@ func parseStatus(s string) setupStatus {
 }
 
 // RunSetup reports that the fake driver runs no scripts.
-func (Fake) RunSetup(_ context.Context, _ sim.Instance, report func(string)) error {
+func (Fake) RunSetup(_ context.Context, _ sim.Instance, report func(string)) ([]sim.ScriptRun, error) {
 	report("setup scripts are not run by the fake driver")
-	return nil
+	return nil, nil
 }
