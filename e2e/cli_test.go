@@ -167,4 +167,32 @@ func TestCLIOnRealVM(t *testing.T) {
 	if virshHas(t, "amlsim-eastus-"+name) {
 		t.Errorf("domain amlsim-eastus-%s still defined after delete", name)
 	}
+
+	// Reproducing a failed setup script: output streamed, the script's exit
+	// status, the instance kept and reachable.
+	failing := filepath.Join(userHome, "broken.sh")
+	os.WriteFile(failing, []byte("#!/bin/bash\necho \"args: [$1] [$2]\"\necho \"in $(pwd) as $(whoami)\"\necho boom >&2\nexit 7\n"), 0o644)
+	repro := "repro" + name
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", "amlsim-eastus-"+repro).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", "amlsim-eastus-"+repro).Run()
+	})
+	r = cli(10*time.Minute, "setup-script", "run", failing, "--name", repro, "--ssh-key", keyFile+".pub", "--", "one", "two words")
+	if r.code != 7 {
+		t.Errorf("setup-script run of a script exiting 7: exit status %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"args: [one] [two words]", "in /mnt/batch/tasks/shared/LS_root/mounts/clusters/" + repro + "/code/Users as root", "boom"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("setup-script run output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "amlsim compute ssh "+repro) {
+		t.Errorf("setup-script run does not say how to get in:\n%s", r.stderr)
+	}
+	name = repro
+	if got := state(); got != "SetupFailed" {
+		t.Errorf("the reproduction instance is %q, want SetupFailed", got)
+	}
+	sshRun("azureuser", "whoami")
+	ok(5*time.Minute, "compute", "delete", repro, "--yes")
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amlsim/amlsim/sim"
 	"net"
 	"os"
 	"os/exec"
@@ -718,5 +719,29 @@ func TestCLIHelp(t *testing.T) {
 	out, _ = exec.Command(bin, "--help").Output()
 	if !strings.Contains(string(out), "amlsim compute create") {
 		t.Errorf("amlsim --help does not show the compute verbs:\n%s", out)
+	}
+}
+
+// TestCLISetupScriptRunOnTheFakeDriver: the fake driver runs no scripts,
+// which the reproduction verb says plainly; its arguments reach the server
+// quoted so they split back exactly.
+func TestCLISetupScriptRunOnTheFakeDriver(t *testing.T) {
+	e := newCLIEnv(t)
+	script := filepath.Join(t.TempDir(), "s.sh")
+	os.WriteFile(script, []byte("exit 0\n"), 0o644)
+	e.fails(exitFailed, "ScriptNotRun", "setup-script", "run", script, "--name", "reprofake", "--", "a b", "it's")
+	in := e.instanceJSON("compute", "show", "reprofake")
+	if in.State != "Running" {
+		t.Errorf("reprofake is %s, want Running (kept after a run that did not happen)", in.State)
+	}
+	e.fails(exitUsage, "UsageError", "setup-script", "run")
+	e.fails(exitUsage, "UsageError", "setup-script", "run", filepath.Join(t.TempDir(), "missing.sh"))
+}
+
+func TestShellJoinSplitsBack(t *testing.T) {
+	args := []string{"plain", "two words", "it's", `"quoted"`, "$HOME", ""}
+	got, err := sim.SplitArgs(shellJoin(args))
+	if err != nil || strings.Join(got, "|") != strings.Join(args, "|") {
+		t.Errorf("SplitArgs(shellJoin(%q)) = %q, %v", args, got, err)
 	}
 }

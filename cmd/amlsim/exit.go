@@ -64,6 +64,10 @@ func report(err error) int {
 	if err == nil || errors.Is(err, errHelp) || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		return ec.code
+	}
 	var ce *cliError
 	if errors.As(err, &ce) {
 		fmt.Fprintf(os.Stderr, "amlsim: %s: %s\n", ce.Code, oneLine(ce.Message))

@@ -23,6 +23,7 @@ Usage:
   amlsim compute delete NAME [--yes]
   amlsim compute ssh NAME [-- COMMAND…]
   amlsim compute logs NAME [--serial|--setup|--startup] [-f]
+  amlsim setup-script run FILE [--timeout D] [--keep] [-- ARGS…]
   amlsim usage [--location L]
   amlsim sizes [--location L]
   amlsim doctor
@@ -38,14 +39,15 @@ Run 'amlsim VERB --help' for a verb's flags.
 // verbs are the top-level verbs.
 func verbs() map[string]func([]string) error {
 	return map[string]func([]string) error{
-		"serve":      serve,
-		"token":      token,
-		"image":      image,
-		"compute":    compute,
-		"usage":      usageCmd,
-		"sizes":      sizesCmd,
-		"doctor":     doctor,
-		"completion": completion,
+		"serve":        serve,
+		"token":        token,
+		"image":        image,
+		"compute":      compute,
+		"usage":        usageCmd,
+		"sizes":        sizesCmd,
+		"doctor":       doctor,
+		"completion":   completion,
+		"setup-script": setupScript,
 	}
 }
 

@@ -35,6 +35,8 @@ type event struct {
 type eventList struct {
 	Value []event `json:"value"`
 	State string  `json:"state"`
+	// ScriptRuns are the outcomes of the latest setup script runs.
+	ScriptRuns []scriptRun `json:"scriptRuns"`
 }
 
 // progress shows an operation's events while the CLI waits for it: on a
