@@ -31,7 +31,7 @@ func TestCLIOnRealVM(t *testing.T) {
 	requireImage(t)
 	sshBin, err := exec.LookPath("ssh")
 	if err != nil {
-		t.Skipf("no ssh client for 'amlsim compute ssh' (apt-get install -y openssh-client): %v", err)
+		skipOrFail(t, "no ssh client for 'amlsim compute ssh' (apt-get install -y openssh-client): %v", err)
 	}
 	t.Logf("ssh client: %s", sshBin)
 

@@ -33,6 +33,17 @@ func libvirtURI() string {
 	return "qemu:///system"
 }
 
+// skipOrFail skips t for a host that lacks something, or fails it when
+// AMLSIM_E2E_REQUIRED is set: `make test` sets it after preparing the
+// host, so a missing image or daemon there is a failure, never a silent skip.
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("AMLSIM_E2E_REQUIRED") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // requireVMs skips t under -short: booting a guest takes tens of seconds.
 func requireVMs(t *testing.T) {
 	t.Helper()
@@ -48,7 +59,7 @@ func requireImage(t *testing.T) fixtures.Image {
 	dir := fixtures.DefaultImageDir(fixtures.DefaultImageCache())
 	img, err := fixtures.LoadImage(dir)
 	if errors.Is(err, fixtures.ErrImageNotBuilt) {
-		t.Skipf("guest image not built in %s (run: bash fixtures/image/build.sh %s): %v", dir, dir, err)
+		skipOrFail(t, "guest image not built in %s (run: make image): %v", dir, err)
 	}
 	if err != nil {
 		t.Fatalf("load guest image: %v", err)
@@ -85,7 +96,7 @@ func newVMDriver(t *testing.T, img fixtures.Image) (*libvirt.Driver, string) {
 		DomainType: probedType,
 	})
 	if errors.Is(err, hypervisor.ErrUnavailable) {
-		t.Skipf("libvirtd not reachable at %s (start it: virtlogd -d; libvirtd -d): %v", libvirtURI(), err)
+		skipOrFail(t, "libvirtd not reachable at %s (start it: virtlogd -d; libvirtd -d): %v", libvirtURI(), err)
 	}
 	if err != nil {
 		t.Fatalf("libvirt.New: %v", err)
