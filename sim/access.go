@@ -31,7 +31,6 @@ const (
 	ActVMSizesRead       = "Microsoft.MachineLearningServices/locations/vmsizes/read"
 	ActQuotasRead        = "Microsoft.MachineLearningServices/locations/quotas/read"
 	ActQuotasWrite       = "Microsoft.MachineLearningServices/locations/updateQuotas/action"
-	ActOperationRead     = "Microsoft.MachineLearningServices/locations/computeoperationsstatus/read"
 	ActAssignmentRead    = "Microsoft.Authorization/roleAssignments/read"
 	ActAssignmentWrite   = "Microsoft.Authorization/roleAssignments/write"
 	ActAssignmentDelete  = "Microsoft.Authorization/roleAssignments/delete"

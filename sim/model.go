@@ -50,24 +50,27 @@ type InstanceError struct {
 
 // Instance is a compute instance as the simulator records it.
 type Instance struct {
-	ID            string            `json:"id"`
-	Workspace     WorkspaceRef      `json:"workspace"`
-	Name          string            `json:"name"`
-	Location      string            `json:"location"`
-	Size          VMSize            `json:"size"`
-	Local         LocalResource     `json:"local"`
-	State         State             `json:"state"`
-	Description   string            `json:"description,omitempty"`
-	Tags          map[string]string `json:"tags,omitempty"`
-	SSHPublic     bool              `json:"sshPublicAccess"`
-	AdminKey      string            `json:"adminPublicKey,omitempty"`
-	SSHPort       int               `json:"sshPort"`
-	HostKey       []byte            `json:"hostKey,omitempty"`
-	CreatedBy     Principal         `json:"createdBy"`
-	CreatedOn     time.Time         `json:"createdOn"`
-	ModifiedOn    time.Time         `json:"modifiedOn"`
-	LastOperation *LastOperation    `json:"lastOperation,omitempty"`
-	Errors        []InstanceError   `json:"errors,omitempty"`
+	ID          string            `json:"id"`
+	Workspace   WorkspaceRef      `json:"workspace"`
+	Name        string            `json:"name"`
+	Location    string            `json:"location"`
+	Size        VMSize            `json:"size"`
+	Local       LocalResource     `json:"local"`
+	State       State             `json:"state"`
+	Description string            `json:"description,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	SSHPublic   bool              `json:"sshPublicAccess"`
+	AdminKey    string            `json:"adminPublicKey,omitempty"`
+	SSHPort     int               `json:"sshPort"`
+	HostKey     []byte            `json:"hostKey,omitempty"`
+	CreatedBy   Principal         `json:"createdBy"`
+	// Owner is the instance's single user: the user it was created for,
+	// else its creator (S24).
+	Owner         Principal       `json:"owner"`
+	CreatedOn     time.Time       `json:"createdOn"`
+	ModifiedOn    time.Time       `json:"modifiedOn"`
+	LastOperation *LastOperation  `json:"lastOperation,omitempty"`
+	Errors        []InstanceError `json:"errors,omitempty"`
 	// Domain is the hypervisor domain behind the instance.
 	Domain string `json:"domain"`
 	// Operation is the ID of the operation in flight, if any.
@@ -164,6 +167,9 @@ type CreateRequest struct {
 	// CreationScript and StartupScript are setupScripts.scripts.
 	CreationScript *ScriptRequest
 	StartupScript  *ScriptRequest
+	// AssignedUser, when set, is who the instance is created for
+	// (personalComputeInstanceSettings.assignedUser, S9).
+	AssignedUser *Principal
 }
 
 // Usage is the use of one quota in a region.

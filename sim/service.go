@@ -379,6 +379,19 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			return Instance{}, nil, err
 		}
 	}
+	owner := p
+	if u := req.AssignedUser; u != nil {
+		if !guidRE.MatchString(u.ObjectID) || (u.TenantID != "" && !guidRE.MatchString(u.TenantID)) {
+			return Instance{}, nil, Errorf(KindBadRequest, "InvalidPropertyValue",
+				"The assigned user's objectId '%s' and tenantId '%s' must be GUIDs.", u.ObjectID, u.TenantID)
+		}
+		known, ok := s.Principal(u.ObjectID)
+		if !ok {
+			return Instance{}, nil, Errorf(KindBadRequest, "PrincipalNotFound",
+				"The assigned user '%s' does not exist in the directory %s.", u.ObjectID, s.cfg.Tenant)
+		}
+		owner = known
+	}
 
 	share, err := s.WorkspaceShare(ref)
 	if err != nil {
@@ -450,6 +463,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			SSHPort:       port,
 			HostKey:       hostKey,
 			CreatedBy:     p,
+			Owner:         owner,
 			CreatedOn:     now,
 			ModifiedOn:    now,
 			Domain:        DomainName(ws.Location, name),

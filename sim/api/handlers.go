@@ -216,6 +216,20 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 		}
 		req.AdminKey = ssh.AdminPublicKey
 	}
+	if raw, ok := props["personalComputeInstanceSettings"]; ok && string(raw) != "null" {
+		var pc struct {
+			AssignedUser *struct {
+				ObjectID string `json:"objectId"`
+				TenantID string `json:"tenantId"`
+			} `json:"assignedUser"`
+		}
+		if err := json.Unmarshal(raw, &pc); err != nil {
+			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property personalComputeInstanceSettings is invalid: %v.", err)
+		}
+		if u := pc.AssignedUser; u != nil {
+			req.AssignedUser = &sim.Principal{ObjectID: u.ObjectID, TenantID: u.TenantID}
+		}
+	}
 	if raw, ok := props["setupScripts"]; ok && string(raw) != "null" {
 		var ss struct {
 			Scripts *struct {

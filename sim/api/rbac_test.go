@@ -249,3 +249,49 @@ func TestRoleAssignmentsAPI(t *testing.T) {
 		t.Errorf("nobody reads after the assignment is deleted: %d, want 403", st)
 	}
 }
+
+// TestCreateOnBehalfOf: an admin creates an instance for a data scientist
+// (S9), who then operates it with the four permissions of S10 alone.
+func TestCreateOnBehalfOf(t *testing.T) {
+	e := rbacEnv(t)
+	body := instanceBody("Standard_D1_v2")
+	body.Properties.(*ml.ComputeInstance).Properties.PersonalComputeInstanceSettings = &ml.PersonalComputeInstanceSettings{
+		AssignedUser: &ml.AssignedUser{ObjectID: to(oidCustom), TenantID: to(tenant)},
+	}
+	if _, err := e.create("ci-for-ds", body); err != nil {
+		t.Fatal(err)
+	}
+	ci := e.get("ci-for-ds")
+	if *ci.Properties.CreatedBy.UserID != sim.DefaultOwner.ObjectID {
+		t.Errorf("createdBy = %s, want the admin", *ci.Properties.CreatedBy.UserID)
+	}
+	if u := ci.Properties.PersonalComputeInstanceSettings.AssignedUser; u == nil || *u.ObjectID != oidCustom {
+		t.Errorf("assignedUser = %+v, want the data scientist", u)
+	}
+	inst, err := e.svc.Compute(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "ci-for-ds")
+	if err != nil || inst.Owner.ObjectID != oidCustom {
+		t.Errorf("owner = %+v, %v; want the data scientist", inst.Owner, err)
+	}
+	ds, _ := e.as(oidCustom)
+	p, err := ds.NewComputeClient().BeginStop(ctx(t), rg, ws, "ci-for-ds", nil)
+	if err == nil {
+		_, err = p.PollUntilDone(ctx(t), fastPoll)
+	}
+	if err != nil {
+		t.Errorf("the assigned user stops the instance: %v", err)
+	}
+
+	for name, u := range map[string]*ml.AssignedUser{
+		"malformed object id": {ObjectID: to("not-a-guid"), TenantID: to(tenant)},
+		"unknown user":        {ObjectID: to(oidUnknown), TenantID: to(tenant)},
+	} {
+		b := instanceBody("Standard_D1_v2")
+		b.Properties.(*ml.ComputeInstance).Properties.PersonalComputeInstanceSettings = &ml.PersonalComputeInstanceSettings{AssignedUser: u}
+		if _, err := e.create("ci-bad-owner", b); statusOf(err) != 400 {
+			t.Errorf("%s: %v, want 400", name, err)
+		}
+	}
+	if _, err := e.computes().Get(ctx(t), rg, ws, "ci-bad-owner", nil); statusOf(err) != 404 {
+		t.Errorf("a refused create left an instance: %v", err)
+	}
+}

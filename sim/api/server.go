@@ -258,8 +258,10 @@ func (s *Server) routeTable() []route {
 		r("GET", loc+"/vmSizes", s.vmSizes, sim.ActVMSizesRead),
 		r("GET", loc+"/quotas", s.quotas, sim.ActQuotasRead),
 		r("POST", loc+"/updateQuotas", s.updateQuotas, sim.ActQuotasWrite),
-		r("GET", loc+"/computeOperationsStatus/{op}", s.operationStatus, sim.ActOperationRead),
-		r("GET", loc+"/computeOperationsResults/{op}", s.operationResult, sim.ActOperationRead),
+		// Whoever started an operation may poll it: its URL, with an
+		// unguessable ID, needs only a valid token, as on ARM.
+		r("GET", loc+"/computeOperationsStatus/{op}", s.operationStatus),
+		r("GET", loc+"/computeOperationsResults/{op}", s.operationResult),
 	}
 }
 
