@@ -50,7 +50,8 @@ the amlsim home, per instance. The exit status is the remote command's.`,
 				return &cliError{Status: exitConflict, Code: "SSHPublicAccessDisabled",
 					Message: fmt.Sprintf("compute instance %q has SSH public access disabled; create it with --ssh-key FILE to log in", name)}
 			}
-			if in.State != "Running" {
+			// A SetupFailed instance keeps its VM up so one can look inside.
+			if in.State != "Running" && in.State != "SetupFailed" {
 				return &cliError{Status: exitConflict, Code: "ComputeInstanceNotRunning",
 					Message: fmt.Sprintf("compute instance %q is %s, not Running (start it: amlsim compute start %s)", name, in.State, name)}
 			}
