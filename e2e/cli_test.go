@@ -60,6 +60,7 @@ func TestCLIOnRealVM(t *testing.T) {
 
 	name := fmt.Sprintf("cli%x", time.Now().UnixNano()%0xfffff)
 	t.Cleanup(func() {
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", "amlsim-eastus-"+name).Run()
 		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", "amlsim-eastus-"+name).Run()
 	})
 	cli := func(timeout time.Duration, args ...string) cliRun {
