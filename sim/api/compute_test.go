@@ -389,6 +389,7 @@ func TestRawErrors(t *testing.T) {
 		{"bad ssh access", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Sometimes"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
 		{"bad ssh key", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Enabled","adminPublicKey":"ssh-rsa nope"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
 		{"detach", "DELETE", computesPath + "/ci-x" + q + "&underlyingResourceAction=Detach", e.token, "", 400, "InvalidQueryParameterValue"},
+		{"delete in unknown workspace", "DELETE", strings.Replace(computesPath, ws, "ws-none", 1) + "/ci-x" + q + "&underlyingResourceAction=Delete", e.token, "", 404, "ResourceNotFound"},
 		{"delete without action", "DELETE", computesPath + "/ci-x" + q, e.token, "", 400, "MissingRequiredQueryParameter"},
 	}
 	for _, c := range cases {

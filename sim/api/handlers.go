@@ -312,12 +312,20 @@ func (s *Server) deleteCompute(w http.ResponseWriter, r *request) {
 		writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'underlyingResourceAction' is not valid. Valid values: Delete, Detach.", action))
 		return
 	}
-	op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], sim.ActionDelete)
-	var e *sim.Error
-	if errors.As(err, &e) && e.Kind == sim.KindNotFound && e.Code == "ResourceNotFound" && strings.Contains(e.Message, "/computes/") {
-		w.WriteHeader(http.StatusNoContent)
+	// Deleting what is not there is a success (204), in a workspace that is.
+	if _, err := s.svc.Workspace(r.workspace()); err != nil {
+		writeError(w, err)
 		return
 	}
+	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {
+		if sim.AsError(err).Kind == sim.KindNotFound {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], sim.ActionDelete)
 	if err != nil {
 		writeError(w, err)
 		return
