@@ -42,7 +42,7 @@ func (g *SSH) Seed(inst sim.Instance) ([]byte, error) {
 	if inst.SSHPublic && inst.AdminKey != "" {
 		keys = append(keys, inst.AdminKey)
 	}
-	files, bootcmd := setupFiles(inst)
+	files := setupFiles(inst)
 	cfg := cloudinit.Config{
 		InstanceID:     inst.ID,
 		Hostname:       strings.ToLower(inst.Name),
@@ -51,10 +51,6 @@ func (g *SSH) Seed(inst sim.Instance) ([]byte, error) {
 		HostKeys:       []cloudinit.HostKey{{Type: "ed25519", Private: string(hk.PrivatePEM()), Public: hk.AuthorizedKey()}},
 		MACAddress:     hypervisor.MACAddress(inst.Domain),
 		Files:          files,
-		BootCmd:        bootcmd,
-	}
-	if inst.Share != "" {
-		cfg.Mounts = []cloudinit.Mount{{Tag: sim.ShareTag, Path: SharePath}}
 	}
 	return cfg.ISO()
 }

@@ -24,6 +24,7 @@ const (
 	// in its Users folder.
 	clusterMounts = "/mnt/batch/tasks/shared/LS_root/mounts/clusters"
 	runnerPath    = "/var/lib/cloud/scripts/per-boot/amlsim-setup"
+	mountPath     = "/var/lib/cloud/scripts/per-boot/amlsim-00-mount"
 	confDir       = "/etc/amlsim"
 	scriptDir     = "/var/lib/amlsim/scripts"
 	stateDir      = "/var/lib/amlsim"
@@ -39,17 +40,20 @@ func shellQuote(s string) string {
 
 // setupFiles returns the seed files and boot commands that make the guest
 // run the instance's setup scripts as Azure does.
-func setupFiles(inst sim.Instance) (files []cloudinit.File, bootcmd [][]string) {
+func setupFiles(inst sim.Instance) (files []cloudinit.File) {
 	name := strings.ToLower(inst.Name)
 	clusterCode := path.Join(clusterMounts, name, "code")
 	if inst.Share != "" {
-		// Azure mounts the same share at both paths.
-		bootcmd = append(bootcmd,
-			[]string{"mkdir", "-p", path.Join(clusterMounts, name)},
-			[]string{"ln", "-sfn", SharePath, clusterCode})
+		// Mounted by a per-boot script, not by bootcmd: bootcmd runs before
+		// cloud-init creates azureuser, and a mount point made then would
+		// leave /home/azureuser owned by root. Per-boot scripts run in
+		// name order, so the share is there before the setup scripts.
+		mount := fmt.Sprintf(mountScript, shellQuote(User), shellQuote(SharePath), shellQuote(sim.ShareTag),
+			shellQuote(path.Join(clusterMounts, name)), shellQuote(clusterCode))
+		files = append(files, cloudinit.File{Path: mountPath, Content: []byte(mount), Permissions: "0755"})
 	}
 	if len(inst.Scripts) == 0 {
-		return nil, bootcmd
+		return files
 	}
 	logDir := path.Join(SharePath, "Logs", inst.Name)
 	if inst.Share == "" {
@@ -82,8 +86,22 @@ func setupFiles(inst sim.Instance) (files []cloudinit.File, bootcmd [][]string) 
 		b.WriteString(")\n")
 		files = append(files, cloudinit.File{Path: path.Join(confDir, string(sc.Kind)+".conf"), Content: []byte(b.String())})
 	}
-	return files, bootcmd
+	return files
 }
+
+// mountScript mounts the workspace share at every boot, as Azure mounts the
+// Notebooks file share, at SharePath and (a link) under clusterMounts.
+// Arguments: user, share path, tag, cluster dir, cluster code link.
+const mountScript = `#!/bin/sh
+# amlsim: mount the workspace file share (virtio-fs) at every boot.
+set -e
+user=%s share=%s tag=%s
+install -d -o "$user" -g "$user" "$(dirname "$share")"
+mkdir -p "$share"
+mountpoint -q "$share" || mount -t virtiofs "$tag" "$share"
+mkdir -p %s
+ln -sfn "$share" %s
+`
 
 // statusCmd prints the setup status of the current boot.
 const statusCmd = `cat ` + stateDir + `/setup-"$(cat /proc/sys/kernel/random/boot_id)".status 2>/dev/null; true`

@@ -23,7 +23,7 @@ func TestConfRoundTripsThroughBash(t *testing.T) {
 		Share:     "/srv/share",
 		Scripts:   []sim.Script{{Kind: sim.Creation, Source: sim.SourceInline, Data: []byte("echo hi\n"), Args: args, Timeout: "5m"}},
 	}
-	files, _ := setupFiles(inst)
+	files := setupFiles(inst)
 	var conf, env string
 	for _, f := range files {
 		switch f.Path {
@@ -46,7 +46,7 @@ func TestConfRoundTripsThroughBash(t *testing.T) {
 
 func TestWorkspaceScriptRunsInItsFolder(t *testing.T) {
 	inst := sim.Instance{Name: "ci-two", Share: "/srv/share", Scripts: []sim.Script{{Kind: sim.Startup, Source: sim.SourceWorkspaceStorage, Path: "Users/ada/setup.sh"}}}
-	files, _ := setupFiles(inst)
+	files := setupFiles(inst)
 	for _, f := range files {
 		if f.Path == "/etc/amlsim/startup.conf" {
 			c := string(f.Content)
@@ -71,5 +71,27 @@ func TestParseStatus(t *testing.T) {
 	}
 	if !parseStatus("exit startup 0 10 /x y.txt\ndone\n").done {
 		t.Error("done not seen")
+	}
+}
+
+// The share is mounted by a per-boot script that sorts before the setup
+// runner, never from bootcmd (which runs before azureuser exists).
+func TestShareMountScript(t *testing.T) {
+	inst := sim.Instance{Name: "ci-three", Share: "/srv/share"}
+	files := setupFiles(inst)
+	if len(files) != 1 || files[0].Path != mountPath || !(mountPath < runnerPath) {
+		t.Fatalf("files = %+v, want only the mount script, ordered before %s", files, runnerPath)
+	}
+	out, err := exec.Command("sh", "-n", "-c", string(files[0].Content)).CombinedOutput()
+	if err != nil {
+		t.Errorf("mount script does not parse: %v\n%s\n%s", err, out, files[0].Content)
+	}
+	for _, want := range []string{"install -d -o \"$user\"", "mount -t virtiofs \"$tag\" \"$share\"", "'/mnt/batch/tasks/shared/LS_root/mounts/clusters/ci-three/code'"} {
+		if !strings.Contains(string(files[0].Content), want) {
+			t.Errorf("mount script lacks %q:\n%s", want, files[0].Content)
+		}
+	}
+	if files := setupFiles(sim.Instance{Name: "ci-four"}); len(files) != 0 {
+		t.Errorf("an instance without share or scripts gets files: %+v", files)
 	}
 }
