@@ -268,7 +268,10 @@ func TestAPIOnRealVM(t *testing.T) {
 	}
 	name := fmt.Sprintf("cie2e%x", time.Now().UnixNano()%0xffffff)
 	domain := "amlsim-eastus-" + name
-	t.Cleanup(func() { exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run() })
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()
+	})
 	body := ml.ComputeResource{
 		Location: ptr("eastus"),
 		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
