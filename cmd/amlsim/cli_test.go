@@ -153,6 +153,11 @@ object_id = "22222222-2222-2222-2222-222222222222"
 tenant_id = "00000000-0000-0000-0000-0000000000aa"
 name = "other user"
 
+[[principals]]
+object_id = "33333333-3333-3333-3333-333333333333"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+name = "no role yet"
+
 [[role_assignments]]
 principal = "11111111-1111-1111-1111-111111111111"
 role = "Owner"
@@ -743,5 +748,46 @@ func TestShellJoinSplitsBack(t *testing.T) {
 	got, err := sim.SplitArgs(shellJoin(args))
 	if err != nil || strings.Join(got, "|") != strings.Join(args, "|") {
 		t.Errorf("SplitArgs(shellJoin(%q)) = %q, %v", args, got, err)
+	}
+}
+
+func TestCLIRoles(t *testing.T) {
+	e := newCLIEnv(t)
+	const newcomer = "33333333-3333-3333-3333-333333333333"
+	const wsScope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/Microsoft.MachineLearningServices/workspaces/ws-local"
+	var list []roleAssignment
+	if err := json.Unmarshal([]byte(e.ok("role", "list", "-o", "json").stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range list {
+		found = found || (a.Principal == "11111111-1111-1111-1111-111111111111" && a.Role == "Owner")
+	}
+	if !found {
+		t.Errorf("role list lacks the built-in owner's Owner assignment: %+v", list)
+	}
+	e.fails(exitAuth, "AuthorizationFailed", "compute", "list", "--user", newcomer)
+
+	var made []roleAssignment
+	if err := json.Unmarshal([]byte(e.ok("role", "assign", "--principal", newcomer, "--role", "reader", "--scope", wsScope, "-o", "json").stdout), &made); err != nil || len(made) != 1 || made[0].Role != "Reader" {
+		t.Fatalf("role assign: %+v, %v", made, err)
+	}
+	e.ok("compute", "list", "--user", newcomer)
+	e.fails(exitAuth, "AuthorizationFailed", "role", "assign", "--principal", newcomer, "--role", "Owner", "--user", "22222222-2222-2222-2222-222222222222")
+	e.fails(exitNotFound, "RoleDefinitionDoesNotExist", "role", "assign", "--principal", newcomer, "--role", "Nope")
+	e.ok("role", "remove", made[0].Name, "--scope", wsScope)
+	e.fails(exitAuth, "AuthorizationFailed", "compute", "list", "--user", newcomer)
+	e.fails(exitNotFound, "RoleAssignmentNotFound", "role", "remove", made[0].Name, "--scope", wsScope)
+
+	// Created on someone's behalf: it is theirs in list --mine.
+	in := e.instanceJSON("compute", "create", "ci-for", "--size", "Standard_D1_v2", "--assigned-user", "22222222-2222-2222-2222-222222222222")
+	if in.AssignedUser != "22222222-2222-2222-2222-222222222222" || in.CreatedBy.ID != "11111111-1111-1111-1111-111111111111" {
+		t.Errorf("created on behalf: %+v", in)
+	}
+	if got := e.ok("compute", "list", "--mine", "-o", "name", "--user", "22222222-2222-2222-2222-222222222222").stdout; got != "ci-for\n" {
+		t.Errorf("list --mine for the assigned user = %q, want ci-for", got)
+	}
+	if got := e.ok("compute", "list", "--mine", "-o", "name").stdout; got != "" {
+		t.Errorf("list --mine for the creator = %q, want nothing", got)
 	}
 }

@@ -36,6 +36,7 @@ once the request is accepted.`,
 		startupArgs := c.fs.String("startup-args", "", "`ARGS` passed to the startup script")
 		startupTimeout := c.fs.String("startup-timeout", "", "`DURATION` the startup script may run")
 		desc := c.fs.String("description", "", "`TEXT` describing the instance")
+		assigned := c.fs.String("assigned-user", "", "create the instance on behalf of the user with object `ID` (S9)")
 		noWait := c.fs.Bool("no-wait", false, "return once the request is accepted")
 		return func(ctx context.Context, args []string) error {
 			if err := exactArgs(c, args, "NAME"); err != nil {
@@ -76,6 +77,9 @@ once the request is accepted.`,
 			}
 			if len(scripts) > 0 {
 				props["setupScripts"] = map[string]any{"scripts": scripts}
+			}
+			if *assigned != "" {
+				props["personalComputeInstanceSettings"] = map[string]any{"assignedUser": map[string]string{"objectId": *assigned}}
 			}
 			outer := map[string]any{"computeType": "ComputeInstance", "properties": props}
 			if *desc != "" {

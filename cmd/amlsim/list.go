@@ -16,7 +16,7 @@ completion.`,
 		ws := c.workspaceFlags()
 		c.outputs = append(c.outputs, outputName)
 		c.fs.Lookup("output").Usage = "output `FORMAT`: table, json or name"
-		mine := c.fs.Bool("mine", false, "only instances created by the principal the CLI acts as (--user)")
+		mine := c.fs.Bool("mine", false, "only instances of the principal the CLI acts as (--user): created by or for it")
 		return func(ctx context.Context, args []string) error {
 			if err := exactArgs(c, args); err != nil {
 				return err
@@ -32,7 +32,12 @@ completion.`,
 			if *mine {
 				kept := list[:0]
 				for _, in := range list {
-					if strings.EqualFold(in.CreatedBy.ID, cl.user) {
+					// Mine: created by me, or for me (S20: "my" instances).
+					owner := in.CreatedBy.ID
+					if in.AssignedUser != "" {
+						owner = in.AssignedUser
+					}
+					if strings.EqualFold(owner, cl.user) {
 						kept = append(kept, in)
 					}
 				}

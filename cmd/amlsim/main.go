@@ -24,6 +24,9 @@ Usage:
   amlsim compute ssh NAME [-- COMMAND…]
   amlsim compute logs NAME [--serial|--setup|--startup] [-f]
   amlsim setup-script run FILE [--timeout D] [--keep] [-- ARGS…]
+  amlsim role assign --principal OBJECT_ID --role ROLE [--scope SCOPE]
+  amlsim role list [--scope SCOPE] [--principal OBJECT_ID]
+  amlsim role remove NAME [--scope SCOPE]
   amlsim usage [--location L]
   amlsim sizes [--location L]
   amlsim doctor
@@ -48,6 +51,7 @@ func verbs() map[string]func([]string) error {
 		"doctor":       doctor,
 		"completion":   completion,
 		"setup-script": setupScript,
+		"role":         role,
 	}
 }
 

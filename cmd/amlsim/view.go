@@ -35,6 +35,11 @@ type armCompute struct {
 				UserName string `json:"userName"`
 				UserID   string `json:"userId"`
 			} `json:"createdBy"`
+			PersonalComputeInstanceSettings *struct {
+				AssignedUser *struct {
+					ObjectID string `json:"objectId"`
+				} `json:"assignedUser"`
+			} `json:"personalComputeInstanceSettings"`
 			LastOperation *struct {
 				Name    string    `json:"operationName"`
 				Time    time.Time `json:"operationTime"`
@@ -51,20 +56,23 @@ type armCompute struct {
 // Its fields are a stable contract for scripts (see the README); they are
 // amlsim's own, not the SDK's.
 type instance struct {
-	Name              string         `json:"name"`
-	State             string         `json:"state"`
-	ProvisioningState string         `json:"provisioningState"`
-	VMSize            string         `json:"vmSize"`
-	Location          string         `json:"location"`
-	ResourceGroup     string         `json:"resourceGroup"`
-	Workspace         string         `json:"workspace"`
-	ID                string         `json:"id"`
-	Description       string         `json:"description,omitempty"`
-	CreatedBy         user           `json:"createdBy"`
-	CreatedOn         time.Time      `json:"createdOn"`
-	SSH               sshAccess      `json:"ssh"`
-	LastOperation     *lastOperation `json:"lastOperation"`
-	Errors            []errorEntry   `json:"errors"`
+	Name              string `json:"name"`
+	State             string `json:"state"`
+	ProvisioningState string `json:"provisioningState"`
+	VMSize            string `json:"vmSize"`
+	Location          string `json:"location"`
+	ResourceGroup     string `json:"resourceGroup"`
+	Workspace         string `json:"workspace"`
+	ID                string `json:"id"`
+	Description       string `json:"description,omitempty"`
+	CreatedBy         user   `json:"createdBy"`
+	// AssignedUser is the object ID of the user the instance was created
+	// for, if it was created on someone's behalf.
+	AssignedUser  string         `json:"assignedUser,omitempty"`
+	CreatedOn     time.Time      `json:"createdOn"`
+	SSH           sshAccess      `json:"ssh"`
+	LastOperation *lastOperation `json:"lastOperation"`
+	Errors        []errorEntry   `json:"errors"`
 }
 
 type user struct {
@@ -113,6 +121,9 @@ func instanceOf(a armCompute) instance {
 			Host:    p.ConnectivityEndpoints.PublicIPAddress,
 		},
 		Errors: []errorEntry{},
+	}
+	if pc := p.PersonalComputeInstanceSettings; pc != nil && pc.AssignedUser != nil {
+		in.AssignedUser = pc.AssignedUser.ObjectID
 	}
 	if in.SSH.Enabled {
 		in.SSH.Port = p.SSHSettings.SSHPort
