@@ -141,12 +141,21 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		probe := ""
+		if base.Kernel == "" {
+			// A cloud image has no kernel to probe KVM with: use the
+			// default image's when it is built.
+			if img, err := fixtures.LoadImage(fixtures.DefaultImageDir(fixtures.DefaultImageCache())); err == nil {
+				probe = img.Kernel
+			}
+		}
 		drv, err := libvirt.New(ctx, libvirt.Config{
-			URI:        cfg.Driver.URI,
-			StateDir:   cfg.Driver.StateDir,
-			Image:      base,
-			DomainType: cfg.Driver.DomainType,
-			Logger:     log,
+			URI:         cfg.Driver.URI,
+			StateDir:    cfg.Driver.StateDir,
+			Image:       base,
+			DomainType:  cfg.Driver.DomainType,
+			ProbeKernel: probe,
+			Logger:      log,
 		})
 		if err != nil {
 			return nil, nil, nil, err

@@ -50,6 +50,9 @@ type Config struct {
 	// DomainType is "kvm", "qemu" (TCG) or "auto" (empty): decide by
 	// booting the image's kernel under KVM once.
 	DomainType string
+	// ProbeKernel is a kernel to probe KVM with when Image has no kernel
+	// (BIOS boot); empty means trusting libvirt's report of KVM.
+	ProbeKernel string
 	// QemuImg is the qemu-img binary; empty means "qemu-img" from PATH.
 	QemuImg string
 	// QemuSystem is the emulator the KVM probe runs; empty means
@@ -159,7 +162,7 @@ func (d *Driver) decideType(ctx context.Context) error {
 	case d.cfg.DomainType != "auto":
 		d.domType, d.typeReason = d.cfg.DomainType, "set in the configuration"
 		return nil
-	case d.cfg.Image.Kernel == "":
+	case d.probeKernel() == "":
 		// Nothing to boot a probe with: trust libvirt's view of KVM.
 		if _, err := d.conn.GetDomainCapabilities("", "x86_64", "", "kvm", 0); err == nil {
 			d.domType, d.typeReason = "kvm", "libvirt reports KVM (no kernel to probe with)"
@@ -174,7 +177,7 @@ func (d *Driver) decideType(ctx context.Context) error {
 			d.domType, d.typeReason = "qemu", "remote libvirt reports no KVM"
 		}
 	default:
-		typ, reason, err := probeDomainType(ctx, d.cfg.StateDir, d.cfg.QemuSystem, d.cfg.Image.Kernel, kvmProbeTimeout)
+		typ, reason, err := probeDomainType(ctx, d.cfg.StateDir, d.cfg.QemuSystem, d.probeKernel(), kvmProbeTimeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
@@ -187,6 +190,16 @@ func (d *Driver) decideType(ctx context.Context) error {
 		d.log.Warn("KVM unusable, guests run under TCG emulation (slow)", "reason", d.typeReason)
 	}
 	return nil
+}
+
+// probeKernel is the kernel the KVM probe boots: the image's, else
+// Config.ProbeKernel (a cloud image booted through the BIOS has none, and
+// libvirt's own view of KVM is wrong on hosts where it hangs guests).
+func (d *Driver) probeKernel() string {
+	if d.cfg.Image.Kernel != "" {
+		return d.cfg.Image.Kernel
+	}
+	return d.cfg.ProbeKernel
 }
 
 func isLocalURI(uri string) bool {

@@ -2,6 +2,8 @@ package libvirt
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,4 +88,23 @@ func TestProbeDomainType(t *testing.T) {
 			t.Fatalf("probe = %q (%s), %v; want qemu with qemu's complaint as reason", typ, reason, err)
 		}
 	})
+}
+
+// A BIOS-booted image has no kernel: the probe boots Config.ProbeKernel
+// instead of trusting libvirt, which reports KVM where it hangs guests.
+func TestDecideTypeProbesWithProbeKernel(t *testing.T) {
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		t.Skip("no /dev/kvm on this host: the probe answers qemu without booting anything")
+	}
+	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	os.WriteFile(kernel, []byte("kernel"), 0o644)
+	qemu, runs := fakeQemu(t, `echo "failed to set MSR 0x10a" >&2; exit 1`)
+	d := &Driver{cfg: Config{URI: "qemu:///system", StateDir: t.TempDir(), QemuSystem: qemu, DomainType: "auto",
+		Image: BaseImage{Disk: "/cloud.qcow2"}, ProbeKernel: kernel}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := d.decideType(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if typ, why := d.DomainType(); typ != "qemu" || countRuns(t, runs) != 1 {
+		t.Errorf("domain type %q (%s) after %d probe runs; want qemu from one probe of the probe kernel", typ, why, countRuns(t, runs))
+	}
 }
