@@ -154,7 +154,7 @@ tenant_id = "00000000-0000-0000-0000-0000000000aa"
 name = "other user"
 
 [[principals]]
-object_id = "33333333-3333-3333-3333-333333333333"
+object_id = "44444444-4444-4444-4444-444444444444"
 tenant_id = "00000000-0000-0000-0000-0000000000aa"
 name = "no role yet"
 
@@ -753,7 +753,7 @@ func TestShellJoinSplitsBack(t *testing.T) {
 
 func TestCLIRoles(t *testing.T) {
 	e := newCLIEnv(t)
-	const newcomer = "33333333-3333-3333-3333-333333333333"
+	const newcomer = "44444444-4444-4444-4444-444444444444"
 	const wsScope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/Microsoft.MachineLearningServices/workspaces/ws-local"
 	var list []roleAssignment
 	if err := json.Unmarshal([]byte(e.ok("role", "list", "-o", "json").stdout), &list); err != nil {

@@ -56,6 +56,8 @@ once the request is accepted.`,
 				}
 				if pub != "" {
 					props["sshSettings"] = map[string]string{"sshPublicAccess": "Enabled", "adminPublicKey": pub}
+				} else {
+					fmt.Fprintln(c.stderr, "amlsim: no ~/.ssh/id_ed25519.pub or id_rsa.pub: SSH public access stays disabled (make a key with ssh-keygen -t ed25519, or pass --ssh-key FILE)")
 				}
 			}
 			scripts := map[string]any{}

@@ -74,7 +74,9 @@ deleted unless --keep is given.`,
 			streamCtx, stopStream := context.WithCancel(ctx)
 			streamed := make(chan int, 1)
 			go func() { streamed <- cl.streamLog(streamCtx, c.stdout, path+"/amlsim/logs/setup") }()
-			p := &progress{w: io.Discard, name: *name}
+			// Boot progress goes to stderr; the script's output to stdout.
+			// Plain lines, not a live one: the script's output interleaves.
+			p := &progress{w: c.stderr, name: *name}
 			waitErr := cl.wait(ctx, p, resp.header.Get("Azure-AsyncOperation"), path)
 			stopStream()
 			printed := <-streamed

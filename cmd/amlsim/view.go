@@ -193,7 +193,7 @@ func printInstance(w io.Writer, output string, in instance) error {
 	row("Created on", in.CreatedOn.UTC().Format(time.RFC3339))
 	if in.SSH.Enabled {
 		row("SSH", in.sshCommand())
-		row("SSH from amlsim", "amlsim ssh "+in.Name)
+		row("SSH from amlsim", "amlsim compute ssh "+in.Name)
 	} else {
 		row("SSH", "public access disabled")
 	}
