@@ -203,6 +203,9 @@ type ScriptRun struct {
 	// Log is the run's output file, relative to the workspace share when
 	// it is there (Logs/<name>/creation_<time>.txt), else a guest path.
 	Log string `json:"log"`
+	// HostLog is the same file on the simulator's machine, when the share
+	// is there.
+	HostLog string `json:"hostLog,omitempty"`
 	// Tail is the end of the output, kept for failures.
 	Tail string `json:"tail,omitempty"`
 }
@@ -224,6 +227,9 @@ func (e *SetupError) ARM() *Error {
 		what, code = "timed out", "SetupScriptTimedOut"
 	}
 	msg := fmt.Sprintf("The %s script %s after %s. Its output is in %s of the workspace file share.", r.Kind, what, r.Duration.Round(100*time.Millisecond), r.Log)
+	if r.HostLog != "" {
+		msg = strings.TrimSuffix(msg, ".") + " (" + r.HostLog + " on this machine)."
+	}
 	if r.Tail != "" {
 		msg += " Last lines:\n" + r.Tail
 	}

@@ -107,7 +107,11 @@ deleted unless --keep is given.`,
 			if run.TimedOut {
 				status = 124
 			}
-			fmt.Fprintf(c.stderr, "amlsim: %s exited with %d after %.1fs; log: %s in the workspace file share\n", file, run.ExitCode, run.Seconds, run.Log)
+			where := run.Log + " in the workspace file share"
+			if run.HostLog != "" {
+				where = run.HostLog
+			}
+			fmt.Fprintf(c.stderr, "amlsim: %s exited with %d after %.1fs; log: %s\n", file, run.ExitCode, run.Seconds, where)
 			if status == 0 && !*keep {
 				if _, err := cl.do(ctx, http.MethodDelete, path, url.Values{"underlyingResourceAction": {"Delete"}}, nil); err != nil {
 					return err
@@ -135,6 +139,7 @@ type scriptRun struct {
 	TimedOut bool    `json:"timedOut"`
 	Seconds  float64 `json:"durationSeconds"`
 	Log      string  `json:"log"`
+	HostLog  string  `json:"hostLog"`
 }
 
 // exitCodeError makes the CLI exit with a status of its own (the script's)

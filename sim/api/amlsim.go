@@ -24,7 +24,7 @@ func (s *Server) events(w http.ResponseWriter, r *request) {
 	}
 	runs := []scriptRunView{}
 	for _, r := range inst.ScriptRuns {
-		runs = append(runs, scriptRunView{Kind: string(r.Kind), ExitCode: r.ExitCode, TimedOut: r.TimedOut, Seconds: r.Duration.Seconds(), Log: r.Log})
+		runs = append(runs, scriptRunView{Kind: string(r.Kind), ExitCode: r.ExitCode, TimedOut: r.TimedOut, Seconds: r.Duration.Seconds(), Log: r.Log, HostLog: r.HostLog})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": events, "state": inst.State, "scriptRuns": runs})
 }
@@ -37,6 +37,7 @@ type scriptRunView struct {
 	TimedOut bool    `json:"timedOut"`
 	Seconds  float64 `json:"durationSeconds"`
 	Log      string  `json:"log"`
+	HostLog  string  `json:"hostLog,omitempty"`
 }
 
 func (s *Server) logs(w http.ResponseWriter, r *request) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,9 @@ func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(strin
 				run := &st.runs[i]
 				if rel, ok := strings.CutPrefix(run.Log, SharePath+"/"); ok {
 					run.Log = rel
+					if inst.Share != "" {
+						run.HostLog = filepath.Join(inst.Share, filepath.FromSlash(rel))
+					}
 				}
 				if run.ExitCode == 0 {
 					report(fmt.Sprintf("%s script succeeded in %s", run.Kind, run.Duration.Round(100*time.Millisecond)))
