@@ -230,6 +230,9 @@ func (s *Service) Recover(ctx context.Context) error {
 		case ok && inst.State == StateStopped && d.State == hypervisor.StateRunning:
 			to = StateRunning
 		default:
+			if ok {
+				s.log.Info("re-adopted instance", "instance", inst.Name, "state", inst.State, "domain", d.Name, "vm", d.State)
+			}
 			continue
 		}
 		s.log.Warn("instance changed while the server was down", "instance", inst.Name, "was", inst.State, "now", to)

@@ -263,7 +263,7 @@ func checkServer(ctx context.Context, g globals) []check {
 		}
 		err = cl.getJSON(ctx, "/subscriptions/"+url.PathEscape(g.sub)+"/providers/"+provider+"/workspaces", nil, &list)
 		if err == nil {
-			srv.Status, srv.Detail = checkOK, fmt.Sprintf("amlsim answers at %s (%d workspaces)", g.endpoint, len(list.Value))
+			srv.Status, srv.Detail = checkOK, fmt.Sprintf("amlsim answers at %s (workspaces: %d)", g.endpoint, len(list.Value))
 			port.Status, port.Detail = checkOK, host+" is in use by amlsim"
 			return []check{srv, port}
 		}
