@@ -249,3 +249,18 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// plainHelp gives a verb parsed with a bare flag.FlagSet (serve, token,
+// image) the same --help layout as the client verbs.
+func plainHelp(fs *flag.FlagSet, usage, summary string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: amlsim %s\n\n%s\n", usage, summary)
+		var flags []*flag.Flag
+		fs.VisitAll(func(f *flag.Flag) { flags = append(flags, f) })
+		if len(flags) > 0 {
+			fmt.Fprintf(w, "\nFlags:\n")
+			printFlags(w, flags)
+		}
+	}
+}

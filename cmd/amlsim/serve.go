@@ -45,6 +45,10 @@ func serve(args []string) error {
 	configPath := fs.String("config", "", "TOML config file (built-in defaults when absent)")
 	driverName := fs.String("driver", "libvirt", "hypervisor driver: libvirt or fake")
 	verbose := fs.Bool("v", false, "log every request")
+	plainHelp(fs, "serve [flags]", `Run the simulator in the foreground: the ARM API over HTTPS, backed by
+libvirt VMs (or by nothing with --driver fake). It prints one line
+"amlsim: serving https://ADDR" once ready; SIGINT or SIGTERM stop it, and
+instance VMs keep running, to be taken back at the next start.`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

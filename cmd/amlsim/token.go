@@ -17,6 +17,8 @@ func token(args []string) error {
 	tenant := fs.String("tenant", sim.DefaultOwner.TenantID, "tenant ID of the principal")
 	name := fs.String("name", "", "display name of the principal (default: the built-in owner's for the default user)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	plainHelp(fs, "token [flags]", `Print a bearer token the server at --home accepts, for the built-in owner
+or for --user, a principal the server's config lists.`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
