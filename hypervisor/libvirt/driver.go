@@ -515,6 +515,9 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 // pollInterval is how often Shutdown looks at the domain's state.
 const pollInterval = 200 * time.Millisecond
 
+// acpiRepeat is how often Shutdown presses the power button again.
+const acpiRepeat = 10 * time.Second
+
 // Shutdown presses the ACPI power button, waits up to grace for the guest
 // to power off, then forces it off.
 func (d *Driver) Shutdown(ctx context.Context, name string, grace time.Duration) error {
@@ -547,6 +550,10 @@ func (d *Driver) Shutdown(ctx context.Context, name string, grace time.Duration)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	// A guest still booting loses the button press (systemd-logind is not
+	// up yet to act on it): press it again now and then.
+	again := time.NewTicker(acpiRepeat)
+	defer again.Stop()
 	for {
 		st, err := domainState(dom)
 		if err != nil {
@@ -558,6 +565,8 @@ func (d *Driver) Shutdown(ctx context.Context, name string, grace time.Duration)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("shut down domain %q: %w", name, ctx.Err())
+		case <-again.C:
+			dom.ShutdownFlags(golibvirt.DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
 		case <-deadline.C:
 			d.log.Warn("guest ignored the ACPI power button, forcing it off", "domain", name, "grace", grace)
 			if err := destroy(dom); err != nil {
