@@ -592,7 +592,9 @@ func destroy(dom *golibvirt.Domain) error {
 }
 
 // Reboot presses the ACPI power button and lets libvirt restart the guest
-// in the same QEMU process, so the port forwards survive.
+// in the same QEMU process, so the port forwards survive. Like any ACPI
+// button press it can go unheard (seen here right after a boot, once in a
+// few); the simulator restarts instances with Shutdown and Start instead.
 func (d *Driver) Reboot(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("reboot domain %q: %w", name, err)
