@@ -61,7 +61,10 @@ type Config struct {
 	// When HostKeys is empty the guest generates its own.
 	HostKeys []HostKey
 	// Mounts are virtio-fs shares mounted at every boot, before BootCmd runs;
-	// their mount points are created when missing.
+	// their mount points are created when missing. bootcmd runs before
+	// cloud-init creates users: a mount point under a user's home would
+	// leave the home owned by root (amlsim's workspace share is therefore
+	// mounted by a per-boot script instead, see sim/guest).
 	Mounts []Mount
 	// Files are written at first boot (write_files).
 	Files []File

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +31,7 @@ func (s *Service) Log(ref WorkspaceRef, name string, kind LogKind) ([]byte, erro
 	case LogSerial:
 		sl, ok := s.drv.(hypervisor.SerialLogger)
 		if !ok {
-			return nil, Errorf(KindNotFound, "LogNotAvailable", "The %s driver keeps no serial console log.", driverName(s.drv))
+			return nil, Errorf(KindNotFound, "LogNotAvailable", "Compute instance '%s' has no serial console log: its driver boots no VM (--driver fake).", name)
 		}
 		b, err := os.ReadFile(sl.SerialLog(inst.Domain))
 		if errors.Is(err, os.ErrNotExist) {
@@ -63,5 +62,3 @@ func (s *Service) Log(ref WorkspaceRef, name string, kind LogKind) ([]byte, erro
 	}
 	return nil, Errorf(KindBadRequest, "InvalidLogKind", "Unknown log '%s'; the logs are: serial, setup, startup.", kind)
 }
-
-func driverName(d hypervisor.Driver) string { return fmt.Sprintf("%T", d) }

@@ -173,20 +173,19 @@ func (s *Service) Workspaces(resourceGroup string) ([]Workspace, error) {
 }
 
 // PutWorkspace creates a workspace or updates its tags; the region of an
-// existing workspace cannot change. It reports whether it was created.
-func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[string]string) (Workspace, bool, error) {
+// existing workspace cannot change.
+func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[string]string) (Workspace, error) {
 	if err := CheckResourceGroupName(ref.ResourceGroup); err != nil {
-		return Workspace{}, false, err
+		return Workspace{}, err
 	}
 	if err := CheckWorkspaceName(ref.Name); err != nil {
-		return Workspace{}, false, err
+		return Workspace{}, err
 	}
 	region, ok := s.cfg.Region(location)
 	if !ok {
-		return Workspace{}, false, locationNotAvailable(location)
+		return Workspace{}, locationNotAvailable(location)
 	}
 	var ws Workspace
-	var created bool
 	err := s.st.Update(func(tx *store.Tx) error {
 		ok, err := tx.Get(bucketWorkspaces, ref.key(), &ws)
 		if err != nil {
@@ -198,13 +197,12 @@ func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[strin
 				ref.Name, ws.Location, ref.ResourceGroup, location)
 		}
 		if !ok {
-			created = true
 			ws = Workspace{ResourceGroup: ref.ResourceGroup, Name: ref.Name, Location: region.Name, CreatedOn: s.now().UTC()}
 		}
 		ws.Tags = tags
 		return tx.Put(bucketWorkspaces, ref.key(), ws)
 	})
-	return ws, created, err
+	return ws, err
 }
 
 // DeleteWorkspace removes a workspace that holds no computes; it reports

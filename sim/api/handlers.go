@@ -88,7 +88,7 @@ func (s *Server) putWorkspace(w http.ResponseWriter, r *request) {
 		return
 	}
 	// The spec allows 200 and 202 only: a workspace is ready at once here.
-	ws, _, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
+	ws, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
 	if err != nil {
 		writeError(w, err)
 		return
