@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     := bin/amlsim
 HOME_DIR ?= $(or $(AMLSIM_HOME),$(HOME)/.amlsim)
-E2E_TIMEOUT ?= 80m
+E2E_TIMEOUT ?= 50m
 
 .PHONY: all build test unit e2e image host run run-fake bench vet clean
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
 	"github.com/amlsim/amlsim/hypervisor/libvirt"
 )
 
@@ -96,14 +97,13 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	pressed := time.Now()
 	for {
-		c = g.waitSSH(ctx, t)
-		res, err := c.Run(ctx, "cat /proc/sys/kernel/random/boot_id", nil)
-		c.Close()
-		if err == nil && strings.TrimSpace(string(res.Stdout)) != bootID && res.ExitStatus == 0 {
+		// Each look is bounded on its own: a connection made just before
+		// the guest goes down may never be answered again.
+		if newBootID(ctx, g, bootID) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("guest did not come back with a new boot id after Reboot")
+			t.Fatalf("guest did not come back with a new boot id after Reboot; %s", tail(g.logPath, 30))
 		}
 		// Seen here: a guest sometimes ignores the ACPI button right after
 		// a boot; press it again, as Shutdown does.
@@ -134,6 +134,21 @@ func TestVMLifecycle(t *testing.T) {
 		conn.Close()
 		t.Errorf("SSH port %s still open after Undefine", g.addr)
 	}
+}
+
+// newBootID reports whether the guest answers SSH within 30 s with a boot
+// id other than old.
+func newBootID(ctx context.Context, g *guest, old string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := guestssh.WaitForSSH(ctx, g.addr, "azureuser", g.user.Signer(), g.host.PublicKey(),
+		guestssh.WithInterval(500*time.Millisecond))
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	res, err := c.Run(ctx, "cat /proc/sys/kernel/random/boot_id", nil)
+	return err == nil && res.ExitStatus == 0 && strings.TrimSpace(string(res.Stdout)) != old
 }
 
 // TestVMFaults checks the driver's refusals against a real libvirtd; none

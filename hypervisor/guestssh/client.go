@@ -127,23 +127,21 @@ func (c *Client) Close() error { return c.c.Close() }
 // arrived and an error matching ctx.Err(); a server that ignores signals
 // leaves a pty-less command running until it next touches its closed
 // stdin, stdout or stderr.
+//
+// Opening the session and starting the command wait for the server's
+// answers, which a guest going down (or a wedged sshd) may never send. If
+// ctx ends during that wait, Run closes the whole connection: the Client is
+// then unusable and Run returns an error matching ctx.Err().
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("run %q on %s: %w", cmd, c.addr, err)
 	}
-	s, err := c.c.NewSession()
+	var stdout, stderr lockedBuffer
+	s, err := c.start(ctx, cmd, stdin, &stdout, &stderr)
 	if err != nil {
-		return Result{}, fmt.Errorf("run %q on %s: new session: %w", cmd, c.addr, err)
+		return Result{}, err
 	}
 	defer s.Close()
-	var stdout, stderr lockedBuffer
-	s.Stdout, s.Stderr = &stdout, &stderr
-	if stdin != nil {
-		s.Stdin = stdin
-	}
-	if err := s.Start(cmd); err != nil {
-		return Result{}, fmt.Errorf("run %q on %s: %w", cmd, c.addr, err)
-	}
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }()
 
@@ -172,6 +170,33 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 		res.ExitStatus = -1
 		return res, fmt.Errorf("run %q on %s: %w", cmd, c.addr, waitErr)
 	}
+}
+
+// start opens a session and starts cmd in it, closing the connection if
+// ctx ends before the server has answered both requests.
+func (c *Client) start(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (*ssh.Session, error) {
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	s, err := c.c.NewSession()
+	if err == nil {
+		s.Stdout, s.Stderr = stdout, stderr
+		if stdin != nil {
+			s.Stdin = stdin
+		}
+		err = s.Start(cmd)
+	}
+	if !stop() {
+		if s != nil {
+			s.Close()
+		}
+		return nil, fmt.Errorf("run %q on %s: %w (the server did not answer; connection closed)", cmd, c.addr, ctx.Err())
+	}
+	if err != nil {
+		if s != nil {
+			s.Close()
+		}
+		return nil, fmt.Errorf("run %q on %s: %w", cmd, c.addr, err)
+	}
+	return s, nil
 }
 
 // lockedBuffer lets Run read what arrived so far while the session's copy

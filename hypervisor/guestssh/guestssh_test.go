@@ -257,6 +257,40 @@ func TestRunCancelled(t *testing.T) {
 	}
 }
 
+// TestRunServerSilent: a server that stops answering before the command
+// starts (a guest going down under an open connection) must not hold Run
+// past its context.
+func TestRunServerSilent(t *testing.T) {
+	for _, tc := range []struct {
+		name, cmd string
+		muteOpen  bool
+	}{
+		{name: "session open unanswered", cmd: "echo never", muteOpen: true},
+		{name: "exec unanswered", cmd: "mute"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t)
+			c := p.dial(t)
+			p.srv.muteOpen.Store(tc.muteOpen)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Run(ctx, tc.cmd, nil)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Run against a silent server = %v, want DeadlineExceeded", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run against a silent server still blocked 10 s after its deadline")
+			}
+		})
+	}
+}
+
 func TestWrongUserKeyRefused(t *testing.T) {
 	p := newPair(t)
 	stranger := genKey(t)

@@ -25,6 +25,9 @@ import (
 //	hang         wait until the client closes the session or signals it
 //	noexit       end the session without an exit status
 //	exit N       end with exit status N
+//	mute         (alone) the server never answers the exec request
+//
+// With muteOpen set, the server never answers a request to open a session.
 type testServer struct {
 	addr   string
 	config *ssh.ServerConfig
@@ -33,8 +36,9 @@ type testServer struct {
 	conns, handshakes, ended atomic.Int32
 	// before runs on each accepted connection before SSH; returning false
 	// closes it, like a QEMU forward whose guest does not listen yet.
-	before func(n int32, c net.Conn) bool
-	wg     sync.WaitGroup
+	before   func(n int32, c net.Conn) bool
+	muteOpen atomic.Bool
+	wg       sync.WaitGroup
 }
 
 func newServerConfig(t *testing.T, authorized ssh.PublicKey, hostKeys ...ssh.Signer) *ssh.ServerConfig {
@@ -99,6 +103,9 @@ func (s *testServer) handle(c net.Conn) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nc := range chans {
+		if s.muteOpen.Load() {
+			continue // like a guest gone away: no answer, no close
+		}
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "only sessions")
 			continue
@@ -124,6 +131,9 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			case "exec":
 				var payload struct{ Command string }
 				ssh.Unmarshal(r.Payload, &payload)
+				if payload.Command == "mute" {
+					continue
+				}
 				r.Reply(true, nil)
 				started <- payload.Command
 			case "signal":

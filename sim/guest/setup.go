@@ -107,6 +107,17 @@ ln -sfn "$share" %s
 // statusCmd prints the setup status of the current boot.
 const statusCmd = `cat ` + stateDir + `/setup-"$(cat /proc/sys/kernel/random/boot_id)".status 2>/dev/null; true`
 
+// commandTimeout bounds one short command, so that a guest which stops
+// answering (it rebooted under the connection, say) fails the poll instead
+// of holding it for as long as ctx lasts.
+const commandTimeout = time.Minute
+
+func runBounded(ctx context.Context, c *guestssh.Client, cmd string) (guestssh.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	return c.Run(ctx, cmd, nil)
+}
+
 // RunSetup polls the guest over SSH until the setup runner of its current
 // boot is done, then judges each script by its own exit status.
 func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(string)) ([]sim.ScriptRun, error) {
@@ -122,7 +133,7 @@ func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(strin
 	defer c.Close()
 	started := map[string]bool{}
 	for {
-		res, err := c.Run(ctx, statusCmd, nil)
+		res, err := runBounded(ctx, c, statusCmd)
 		if err != nil {
 			return nil, fmt.Errorf("read setup status: %w", err)
 		}
@@ -155,7 +166,7 @@ func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(strin
 				if !strings.HasPrefix(guestLog, "/") {
 					guestLog = SharePath + "/" + guestLog
 				}
-				if tail, err := c.Run(ctx, "tail -n 20 "+shellQuote(guestLog), nil); err == nil {
+				if tail, err := runBounded(ctx, c, "tail -n 20 "+shellQuote(guestLog)); err == nil {
 					run.Tail = strings.ToValidUTF8(string(tail.Stdout), "\uFFFD")
 				}
 				if failed == nil {
