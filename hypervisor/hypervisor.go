@@ -37,6 +37,10 @@ type Spec struct {
 	// SSHPort is the TCP port on 127.0.0.1 forwarded to the guest's port 22.
 	// It is chosen by the caller and kept across restarts.
 	SSHPort int
+	// Forwards are further TCP ports on 127.0.0.1 forwarded into the guest,
+	// such as a notebook server's. Like SSHPort they are chosen by the
+	// caller and kept across restarts; SSH itself stays in SSHPort.
+	Forwards []Forward
 	// Shares are host directories exported into the guest (virtio-fs).
 	Shares []Share
 	// Labels are stored with the domain and returned by List and Lookup, so
@@ -50,6 +54,13 @@ type Share struct {
 	HostPath string
 }
 
+// Forward sends TCP connections to 127.0.0.1:HostPort on the host to
+// GuestPort in the guest.
+type Forward struct {
+	HostPort  int
+	GuestPort int
+}
+
 // Endpoint is a TCP address on the host.
 type Endpoint struct {
 	Host string
@@ -58,10 +69,12 @@ type Endpoint struct {
 
 // Domain is what a driver reports about one of its domains.
 type Domain struct {
-	Name   string
-	State  State
-	SSH    Endpoint
-	Labels map[string]string
+	Name  string
+	State State
+	SSH   Endpoint
+	// Forwards are the domain's extra forwards, in the order of its Spec.
+	Forwards []Forward
+	Labels   map[string]string
 }
 
 // Driver runs domains. Every method takes a context bounding the work, and

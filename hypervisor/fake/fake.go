@@ -1,7 +1,8 @@
 // Package fake is an in-memory hypervisor.Driver. Domains move through the
 // same power states as under libvirt, with optional delays, and tests can
-// inject failures or make a guest power itself off. It opens no ports and
-// runs no guests, so it backs `amlsim serve --driver fake` and the fast
+// inject failures or make a guest power itself off. It runs no guests and
+// opens no ports, except for the HTTP services a caller asks it to stand in
+// for (WithService), so it backs `amlsim serve --driver fake` and the fast
 // tests of everything above the hypervisor.
 package fake
 
@@ -10,8 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/http"
 	"slices"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/amlsim/amlsim/hypervisor"
@@ -20,7 +25,7 @@ import (
 var _ hypervisor.Driver = (*Driver)(nil)
 
 // ErrInvalidSpec is returned by Define when the spec cannot describe a
-// domain, such as one without a name.
+// domain, such as one without a name or with a host port forwarded twice.
 var ErrInvalidSpec = errors.New("invalid domain spec")
 
 // Op names a driver method, for injecting failures and recording calls.
@@ -73,12 +78,33 @@ func WithForeign(names ...string) Option {
 	}
 }
 
+// WithService makes the fake stand in for an HTTP application the guest
+// would run on guestPort: while a domain whose Forwards include guestPort
+// runs, the fake serves h on 127.0.0.1:HostPort of that forward, so tests
+// and `serve --driver fake` users reach the application through amlsim
+// without a VM. The listener opens when the domain starts (Start fails
+// with hypervisor.ErrPortInUse when another process holds the port), stays
+// open across Reboot, and closes when the domain shuts off, is destroyed
+// or undefined, or the driver is closed. Spec.SSHPort is never served.
+func WithService(guestPort int, h http.Handler) Option {
+	return func(f *Driver) { f.handlers[guestPort] = h }
+}
+
 type domain struct {
 	spec  hypervisor.Spec
 	state hypervisor.State
 	// gen changes on every state change so a delayed operation can tell
 	// whether someone else moved the domain while it waited.
 	gen uint64
+	// services are the WithService services listening for the domain;
+	// empty while it is off.
+	services []service
+}
+
+// service is one WithService handler served for one forward.
+type service struct {
+	l   net.Listener
+	srv *http.Server
 }
 
 type failure struct {
@@ -90,6 +116,8 @@ type failure struct {
 // Driver is an in-memory hypervisor.Driver, safe for concurrent use.
 type Driver struct {
 	delays Delays
+	// handlers are the WithService handlers by guest port.
+	handlers map[int]http.Handler
 
 	mu       sync.Mutex
 	domains  map[string]*domain
@@ -101,7 +129,7 @@ type Driver struct {
 
 // New returns an empty driver.
 func New(opts ...Option) *Driver {
-	d := &Driver{domains: map[string]*domain{}, foreign: map[string]bool{}}
+	d := &Driver{domains: map[string]*domain{}, foreign: map[string]bool{}, handlers: map[int]http.Handler{}}
 	for _, o := range opts {
 		o(d)
 	}
@@ -132,7 +160,23 @@ func (d *Driver) SetState(name string, s hypervisor.State) error {
 	if !ok {
 		return fmt.Errorf("set state of domain %q: %w", name, hypervisor.ErrNotFound)
 	}
+	if live(s) {
+		if err := d.serve(dom); err != nil {
+			return fmt.Errorf("set state of domain %q: %w", name, err)
+		}
+	}
 	d.setState(dom, s)
+	return nil
+}
+
+// Close stops every service WithService started. Domains keep their
+// state, as libvirt's keep running when its driver closes.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, dom := range d.domains {
+		d.unserve(dom)
+	}
 	return nil
 }
 
@@ -145,10 +189,19 @@ func (d *Driver) Adopt(spec hypervisor.Spec, s hypervisor.State) error {
 	if spec.Name == "" {
 		return fmt.Errorf("adopt domain: %w: empty name", ErrInvalidSpec)
 	}
+	if err := checkForwards(spec); err != nil {
+		return fmt.Errorf("adopt domain %q: %w", spec.Name, err)
+	}
 	if _, ok := d.domains[spec.Name]; ok || d.foreign[spec.Name] {
 		return fmt.Errorf("adopt domain %q: %w", spec.Name, hypervisor.ErrExists)
 	}
 	dom := &domain{spec: copySpec(spec)}
+	// A domain left running kept its forwards, services included.
+	if live(s) {
+		if err := d.serve(dom); err != nil {
+			return fmt.Errorf("adopt domain %q: %w", spec.Name, err)
+		}
+	}
 	d.setState(dom, s)
 	d.domains[spec.Name] = dom
 	return nil
@@ -159,9 +212,11 @@ func (d *Driver) Adopt(spec hypervisor.Spec, s hypervisor.State) error {
 func (d *Driver) Forget(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.domains[name]; !ok {
+	dom, ok := d.domains[name]
+	if !ok {
 		return fmt.Errorf("forget domain %q: %w", name, hypervisor.ErrNotFound)
 	}
+	d.unserve(dom)
 	delete(d.domains, name)
 	return nil
 }
@@ -193,6 +248,9 @@ func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) error {
 	if name == "" {
 		return fmt.Errorf("define domain: %w: empty name", ErrInvalidSpec)
 	}
+	if err := checkForwards(spec); err != nil {
+		return fmt.Errorf("define domain %q: %w", name, err)
+	}
 	spec = copySpec(spec)
 	check := func() error {
 		if _, ok := d.domains[name]; ok || d.foreign[name] {
@@ -200,9 +258,10 @@ func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) error {
 		}
 		return nil
 	}
-	err := d.do(ctx, OpDefine, name, d.delays.Define, check, func() {
+	err := d.do(ctx, OpDefine, name, d.delays.Define, check, func() error {
 		d.gen++
 		d.domains[name] = &domain{spec: spec, state: hypervisor.StateShutoff, gen: d.gen}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("define domain %q: %w", name, err)
@@ -211,7 +270,8 @@ func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) error {
 }
 
 // Start implements hypervisor.Driver. Like the real driver it refuses to
-// start a domain whose SSH port another running domain already forwards.
+// start a domain one of whose host ports (SSH or another forward) a
+// running domain already forwards, or a service of which cannot listen.
 func (d *Driver) Start(ctx context.Context, name string) error {
 	if err := d.begin(ctx, OpStart, name, 0); err != nil {
 		return fmt.Errorf("start domain %q: %w", name, err)
@@ -227,15 +287,24 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 			return fmt.Errorf("%w: domain is %s", hypervisor.ErrInvalidState, dom.state)
 		}
 		for other, o := range d.domains {
-			if other != name && o.state != hypervisor.StateShutoff && o.state != hypervisor.StateCrashed &&
-				o.spec.SSHPort != 0 && o.spec.SSHPort == dom.spec.SSHPort {
-				return fmt.Errorf("%w: port %d is forwarded to domain %q", hypervisor.ErrPortInUse, dom.spec.SSHPort, other)
+			if other == name || !live(o.state) {
+				continue
+			}
+			for _, p := range hostPorts(dom.spec) {
+				if slices.Contains(hostPorts(o.spec), p) {
+					return fmt.Errorf("%w: port %d is forwarded to domain %q", hypervisor.ErrPortInUse, p, other)
+				}
 			}
 		}
 		return nil
 	}
-	err := d.do(ctx, OpStart, name, d.delays.Start, check, func() {
-		d.setState(d.domains[name], hypervisor.StateRunning)
+	err := d.do(ctx, OpStart, name, d.delays.Start, check, func() error {
+		dom := d.domains[name]
+		if err := d.serve(dom); err != nil {
+			return err
+		}
+		d.setState(dom, hypervisor.StateRunning)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("start domain %q: %w", name, err)
@@ -311,8 +380,11 @@ func (d *Driver) Reboot(ctx context.Context, name string) error {
 		}
 		return nil
 	}
-	err := d.do(ctx, OpReboot, name, d.delays.Reboot, check, func() {
+	// The guest restarts in the same (pretend) QEMU process, so its
+	// services keep listening.
+	err := d.do(ctx, OpReboot, name, d.delays.Reboot, check, func() error {
 		d.setState(d.domains[name], hypervisor.StateRunning)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("reboot domain %q: %w", name, err)
@@ -329,8 +401,9 @@ func (d *Driver) Destroy(ctx context.Context, name string) error {
 		_, err := d.get(name)
 		return err
 	}
-	err := d.do(ctx, OpDestroy, name, d.delays.Destroy, check, func() {
+	err := d.do(ctx, OpDestroy, name, d.delays.Destroy, check, func() error {
 		d.setState(d.domains[name], hypervisor.StateShutoff)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("destroy domain %q: %w", name, err)
@@ -347,8 +420,10 @@ func (d *Driver) Undefine(ctx context.Context, name string) error {
 		_, err := d.get(name)
 		return err
 	}
-	err := d.do(ctx, OpUndefine, name, d.delays.Undefine, check, func() {
+	err := d.do(ctx, OpUndefine, name, d.delays.Undefine, check, func() error {
+		d.unserve(d.domains[name])
 		delete(d.domains, name)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("undefine domain %q: %w", name, err)
@@ -404,8 +479,9 @@ func (d *Driver) begin(ctx context.Context, op Op, name string, grace time.Durat
 
 // do checks preconditions, waits delay, then checks again and applies: the
 // domain may have changed while the operation "ran", and the first check
-// makes an impossible request fail at once, as libvirt does.
-func (d *Driver) do(ctx context.Context, op Op, name string, delay time.Duration, check func() error, apply func()) error {
+// makes an impossible request fail at once, as libvirt does. An apply that
+// fails must have changed nothing.
+func (d *Driver) do(ctx context.Context, op Op, name string, delay time.Duration, check func() error, apply func() error) error {
 	d.mu.Lock()
 	err := check()
 	d.mu.Unlock()
@@ -420,8 +496,7 @@ func (d *Driver) do(ctx context.Context, op Op, name string, delay time.Duration
 	if err := check(); err != nil {
 		return err
 	}
-	apply()
-	return nil
+	return apply()
 }
 
 // get must be called with d.mu held.
@@ -433,19 +508,99 @@ func (d *Driver) get(name string) (*domain, error) {
 	return dom, nil
 }
 
-// setState must be called with d.mu held.
+// setState must be called with d.mu held. A domain that goes off loses
+// its services, as a real guest's forwards go with its QEMU process.
 func (d *Driver) setState(dom *domain, s hypervisor.State) {
 	d.gen++
 	dom.state = s
 	dom.gen = d.gen
+	if !live(s) {
+		d.unserve(dom)
+	}
+}
+
+// live reports whether a domain in state s has a (pretend) QEMU process,
+// and so holds its forwarded host ports.
+func live(s hypervisor.State) bool {
+	return s != hypervisor.StateShutoff && s != hypervisor.StateCrashed
+}
+
+// serve opens the WithService services of dom's forwards unless they are
+// open already. On failure it leaves none open. d.mu must be held.
+func (d *Driver) serve(dom *domain) error {
+	if len(dom.services) > 0 {
+		return nil
+	}
+	for _, f := range dom.spec.Forwards {
+		h, ok := d.handlers[f.GuestPort]
+		if !ok {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.HostPort)))
+		if err != nil {
+			d.unserve(dom)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("%w: 127.0.0.1:%d (for guest port %d)", hypervisor.ErrPortInUse, f.HostPort, f.GuestPort)
+			}
+			return fmt.Errorf("serve guest port %d: %w", f.GuestPort, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(l)
+		dom.services = append(dom.services, service{l: l, srv: srv})
+	}
+	return nil
+}
+
+// unserve closes dom's services and their connections, as a guest that
+// goes away drops them. d.mu must be held.
+func (d *Driver) unserve(dom *domain) {
+	for _, s := range dom.services {
+		s.srv.Close()
+		// Serve may not have taken the listener yet, and then closes it
+		// only when it runs: close it now, so the port is free at once.
+		s.l.Close()
+	}
+	dom.services = nil
+}
+
+// hostPorts returns the host ports spec forwards: SSH's and the others.
+func hostPorts(spec hypervisor.Spec) []int {
+	var ports []int
+	if spec.SSHPort != 0 {
+		ports = append(ports, spec.SSHPort)
+	}
+	for _, f := range spec.Forwards {
+		ports = append(ports, f.HostPort)
+	}
+	return ports
+}
+
+// checkForwards applies the real driver's rules to the extra forwards,
+// so code that passes the fake does not fail on libvirt: ports are TCP
+// ports, and no host port is used twice or is also the SSH port.
+func checkForwards(spec hypervisor.Spec) error {
+	seen := map[int]bool{}
+	for _, f := range spec.Forwards {
+		switch {
+		case f.HostPort < 1 || f.HostPort > 65535 || f.GuestPort < 1 || f.GuestPort > 65535:
+			return fmt.Errorf("%w: forward %d to %d: ports must be 1 to 65535", ErrInvalidSpec, f.HostPort, f.GuestPort)
+		case f.HostPort == spec.SSHPort:
+			return fmt.Errorf("%w: forward %d to %d: host port is the SSHPort", ErrInvalidSpec, f.HostPort, f.GuestPort)
+		case seen[f.HostPort]:
+			return fmt.Errorf("%w: forward %d to %d: host port is forwarded twice", ErrInvalidSpec, f.HostPort, f.GuestPort)
+		}
+		seen[f.HostPort] = true
+	}
+	return nil
 }
 
 func (dom *domain) report() hypervisor.Domain {
 	return hypervisor.Domain{
-		Name:   dom.spec.Name,
-		State:  dom.state,
-		SSH:    hypervisor.Endpoint{Host: "127.0.0.1", Port: dom.spec.SSHPort},
-		Labels: maps.Clone(dom.spec.Labels),
+		Name:     dom.spec.Name,
+		State:    dom.state,
+		SSH:      hypervisor.Endpoint{Host: "127.0.0.1", Port: dom.spec.SSHPort},
+		Forwards: slices.Clone(dom.spec.Forwards),
+		Labels:   maps.Clone(dom.spec.Labels),
 	}
 }
 
@@ -454,6 +609,7 @@ func (dom *domain) report() hypervisor.Domain {
 func copySpec(s hypervisor.Spec) hypervisor.Spec {
 	s.Seed = slices.Clone(s.Seed)
 	s.Shares = slices.Clone(s.Shares)
+	s.Forwards = slices.Clone(s.Forwards)
 	s.Labels = maps.Clone(s.Labels)
 	return s
 }

@@ -22,13 +22,15 @@ import (
 // Options say what the driver under test can do.
 type Options struct {
 	// BootsGuests is true when Start runs a real guest, whose forwarded SSH
-	// port must then accept TCP connections. Backends that only pretend
-	// (the fake, libvirt's test:///default) leave it false.
+	// port must then accept TCP connections (and whose other forwarded
+	// host ports must be held). Backends that only pretend (the fake,
+	// libvirt's test:///default) leave it false.
 	BootsGuests bool
 	// Spec builds the spec of a domain to define; nil gives a minimal one.
 	// The suite then sets Name, fills SSHPort with a free loopback port when
-	// it is 0, and adds its own labels, so the builder only needs to supply
-	// what the backend requires (a real seed, a small memory size).
+	// it is 0 and Forwards with one free port forwarded to guest port 8888
+	// when it has none, and adds its own labels, so the builder only needs
+	// to supply what the backend requires (a real seed, a small memory size).
 	Spec func(name string) hypervisor.Spec
 	// ShutdownGrace is passed to Shutdown; 0 means 5 seconds.
 	ShutdownGrace time.Duration
@@ -44,6 +46,10 @@ type Options struct {
 
 // labelKey is the label every suite domain carries, so failures name it.
 const labelKey = "hypervisortest/case"
+
+// notebookPort is the guest port of the forward the suite adds to every
+// domain: a compute instance's Jupyter server.
+const notebookPort = 8888
 
 // Run runs the conformance suite. newDriver is called once per subtest and
 // may return drivers sharing one hypervisor (test:///default is shared by
@@ -74,6 +80,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) hypervisor.Driver, opts Opti
 		{"Reboot", testReboot},
 		{"RebootOff", testRebootOff},
 		{"RestartAfterShutdown", testRestart},
+		{"ForwardPortInUse", testForwardPortInUse},
 		{"Undefine", testUndefine},
 		{"UndefineRunning", testUndefineRunning},
 		{"RedefineAfterUndefine", testRedefine},
@@ -101,6 +108,10 @@ type harness struct {
 
 	mu      sync.Mutex
 	defined []string
+	// ports are the host ports handed out, so no two domains of a
+	// subtest get the same one (the kernel may hand out a port again
+	// once its probe listener is closed).
+	ports map[int]bool
 }
 
 func (h *harness) ctx() context.Context {
@@ -124,7 +135,11 @@ func (h *harness) spec(s string) hypervisor.Spec {
 	}
 	spec.Name = name
 	if spec.SSHPort == 0 {
-		spec.SSHPort = freePort(h.T)
+		spec.SSHPort = h.freePort()
+	}
+	spec.Forwards = slices.Clone(spec.Forwards)
+	if len(spec.Forwards) == 0 {
+		spec.Forwards = []hypervisor.Forward{{HostPort: h.freePort(), GuestPort: notebookPort}}
 	}
 	labels := maps.Clone(spec.Labels)
 	if labels == nil {
@@ -213,7 +228,9 @@ func (h *harness) cleanup() {
 }
 
 // requireReachable checks, for drivers that boot guests, that the SSH
-// forward of a running domain accepts connections.
+// forward of a running domain accepts connections and that its other
+// forwards hold their host ports. Nothing need listen behind those in the
+// guest, so a connection would prove nothing.
 func (h *harness) requireReachable(dom hypervisor.Domain) {
 	h.Helper()
 	if !h.opts.BootsGuests {
@@ -226,17 +243,52 @@ func (h *harness) requireReachable(dom hypervisor.Domain) {
 		h.Fatalf("SSH forward of running domain %q: %v, want a connection to %s", dom.Name, err, addr)
 	}
 	conn.Close()
+	for _, f := range dom.Forwards {
+		if portFree(f.HostPort) {
+			h.Errorf("forward of running domain %q to guest port %d: host port %d is free, want it held", dom.Name, f.GuestPort, f.HostPort)
+		}
+	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+// wantForwards fails unless got lists the forwards of spec, in order.
+func (h *harness) wantForwards(call string, got []hypervisor.Forward, spec hypervisor.Spec) {
+	h.Helper()
+	if !slices.Equal(got, spec.Forwards) {
+		h.Errorf("%s forwards of %q = %v, want %v", call, spec.Name, got, spec.Forwards)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freePort returns a loopback TCP port that was free a moment ago and
+// that this subtest has not handed out before.
+func (h *harness) freePort() int {
+	h.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ports == nil {
+		h.ports = map[int]bool{}
+	}
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			h.Fatalf("find a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !h.ports[port] {
+			h.ports[port] = true
+			return port
+		}
+	}
+}
+
+// portFree reports whether a listener can be opened on 127.0.0.1:port.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 func testDefineLookupList(h *harness) {
@@ -257,6 +309,7 @@ func testDefineLookupList(h *harness) {
 		if dom.SSH != want {
 			h.Errorf("Lookup(%q).SSH = %+v, want %+v", spec.Name, dom.SSH, want)
 		}
+		h.wantForwards("Lookup", dom.Forwards, spec)
 	}
 	doms, err := h.d.List(h.ctx())
 	if err != nil {
@@ -284,6 +337,7 @@ func testDefineLookupList(h *harness) {
 		if dom.SSH.Port != spec.SSHPort {
 			h.Errorf("List() SSH port of %q = %d, want %d", spec.Name, dom.SSH.Port, spec.SSHPort)
 		}
+		h.wantForwards("List()", dom.Forwards, spec)
 		if dom.State != hypervisor.StateShutoff {
 			h.Errorf("List() state of %q = %q, want %q", spec.Name, dom.State, hypervisor.StateShutoff)
 		}
@@ -303,6 +357,7 @@ func testDefineClash(h *harness) {
 	if dom.SSH.Port != first.SSHPort {
 		h.Errorf("SSH port after clashing Define = %d, want the first one %d", dom.SSH.Port, first.SSHPort)
 	}
+	h.wantForwards("after clashing Define, Lookup", dom.Forwards, first)
 	// Running domains clash too.
 	h.start(first.Name)
 	h.wantErr(fmt.Sprintf("Define(%q) of a running domain", again.Name), h.d.Define(h.ctx(), again), hypervisor.ErrExists)
@@ -312,19 +367,28 @@ func testDefineClash(h *harness) {
 func testDefineCopiesSpec(h *harness) {
 	spec := h.spec("a")
 	want := maps.Clone(spec.Labels)
+	kept := spec
+	kept.Forwards = slices.Clone(spec.Forwards)
 	h.track(spec.Name)
 	if err := h.d.Define(h.ctx(), spec); err != nil {
 		h.Fatalf("Define(%q) = %v", spec.Name, err)
 	}
 	spec.Labels[labelKey] = "changed by the caller after Define"
+	spec.Forwards[0].GuestPort++
 	dom := h.lookup(spec.Name)
 	if !maps.Equal(dom.Labels, want) {
 		h.Errorf("labels after the caller changed its map = %v, want %v", dom.Labels, want)
 	}
+	h.wantForwards("after the caller changed its slice, Lookup", dom.Forwards, kept)
 	dom.Labels[labelKey] = "changed by the caller after Lookup"
-	if got := h.lookup(spec.Name).Labels; !maps.Equal(got, want) {
-		h.Errorf("labels after the caller changed Lookup's map = %v, want %v", got, want)
+	if len(dom.Forwards) > 0 {
+		dom.Forwards[0].GuestPort++
 	}
+	again := h.lookup(spec.Name)
+	if !maps.Equal(again.Labels, want) {
+		h.Errorf("labels after the caller changed Lookup's map = %v, want %v", again.Labels, want)
+	}
+	h.wantForwards("after the caller changed Lookup's slice, Lookup", again.Forwards, kept)
 }
 
 func testNotFound(h *harness) {
@@ -354,6 +418,7 @@ func testStart(h *harness) {
 	if dom.SSH.Port != spec.SSHPort {
 		h.Errorf("SSH port of running domain = %d, want %d", dom.SSH.Port, spec.SSHPort)
 	}
+	h.wantForwards("running domain's", dom.Forwards, spec)
 	h.requireReachable(dom)
 }
 
@@ -429,6 +494,7 @@ func testRestart(h *harness) {
 	if dom.SSH.Port != spec.SSHPort || !maps.Equal(dom.Labels, spec.Labels) {
 		h.Errorf("after a restart SSH = %+v, labels = %v; want port %d, labels %v", dom.SSH, dom.Labels, spec.SSHPort, spec.Labels)
 	}
+	h.wantForwards("after a restart,", dom.Forwards, spec)
 	h.requireReachable(dom)
 	if err := h.d.Destroy(h.ctx(), spec.Name); err != nil {
 		h.Fatalf("Destroy = %v", err)
@@ -470,6 +536,11 @@ func testUndefineRunning(h *harness) {
 			conn.Close()
 			h.Errorf("SSH port %s still accepts connections after Undefine", addr)
 		}
+		for _, f := range spec.Forwards {
+			if !portFree(f.HostPort) {
+				h.Errorf("host port %d forwarded to guest port %d is still held after Undefine", f.HostPort, f.GuestPort)
+			}
+		}
 	}
 }
 
@@ -491,8 +562,54 @@ func testRedefine(h *harness) {
 	if !maps.Equal(dom.Labels, again.Labels) || dom.SSH.Port != again.SSHPort {
 		h.Errorf("redefined domain has labels %v and port %d, want %v and %d", dom.Labels, dom.SSH.Port, again.Labels, again.SSHPort)
 	}
+	// The new definition's forwards, not the old one's.
+	h.wantForwards("redefined domain's", dom.Forwards, again)
 	h.start(again.Name)
-	h.wantState(again.Name, hypervisor.StateRunning)
+	dom = h.lookup(again.Name)
+	if dom.State != hypervisor.StateRunning {
+		h.Fatalf("state of started redefined domain = %q, want %q", dom.State, hypervisor.StateRunning)
+	}
+	h.wantForwards("started redefined domain's", dom.Forwards, again)
+}
+
+func testForwardPortInUse(h *harness) {
+	holder := h.define("holder")
+	h.start(holder.Name)
+	port := holder.Forwards[0].HostPort
+	// Only the extra forward clashes: late's SSH port is its own.
+	late := h.spec("late")
+	late.Forwards = []hypervisor.Forward{{HostPort: port, GuestPort: notebookPort}}
+	h.track(late.Name)
+	if err := h.d.Define(h.ctx(), late); err != nil {
+		h.Fatalf("Define(%q) = %v, want nil", late.Name, err)
+	}
+	// A driver that really forwards holds the port through holder now; one
+	// that only pretends (libvirt's test driver) does not, so the suite
+	// takes it, as another process could. Every driver must see one or
+	// the other.
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
+	if err == nil {
+		defer l.Close()
+	}
+	h.wantErr("Start with its extra host port taken", h.d.Start(h.ctx(), late.Name), hypervisor.ErrPortInUse)
+	dom, err := h.d.Lookup(h.ctx(), late.Name)
+	if err != nil {
+		h.Fatalf("Lookup(%q) after a refused Start = %v, want it still defined", late.Name, err)
+	}
+	if dom.State != hypervisor.StateShutoff {
+		h.Errorf("state after a refused Start = %q, want %q", dom.State, hypervisor.StateShutoff)
+	}
+	h.wantForwards("after a refused Start,", dom.Forwards, late)
+
+	// Once the port is free again, the same domain starts.
+	if l != nil {
+		l.Close()
+	}
+	if err := h.d.Destroy(h.ctx(), holder.Name); err != nil {
+		h.Fatalf("Destroy(%q) = %v", holder.Name, err)
+	}
+	h.start(late.Name)
+	h.wantState(late.Name, hypervisor.StateRunning)
 }
 
 func testListOwnOnly(h *harness) {

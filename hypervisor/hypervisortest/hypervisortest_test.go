@@ -64,6 +64,14 @@ var mutants = map[string]mutant{
 		wrap:     func(d *fake.Driver) hypervisor.Driver { return rebootPowersOff{d} },
 		mustFail: []string{"Reboot"},
 	},
+	"drops-forwards": {
+		wrap:     func(d *fake.Driver) hypervisor.Driver { return dropsForwards{d} },
+		mustFail: []string{"DefineLookupList", "StartRunning", "RestartAfterShutdown", "RedefineAfterUndefine"},
+	},
+	"forward-port-unchecked": {
+		wrap:     func(d *fake.Driver) hypervisor.Driver { return forwardPortUnchecked{d} },
+		mustFail: []string{"ForwardPortInUse"},
+	},
 }
 
 // TestFakePasses is the control: the suite passes a correct driver, so the
@@ -203,4 +211,31 @@ func (d rebootPowersOff) Reboot(ctx context.Context, name string) error {
 		return err
 	}
 	return d.PowerOff(name)
+}
+
+type dropsForwards struct{ *fake.Driver }
+
+func (d dropsForwards) Lookup(ctx context.Context, name string) (hypervisor.Domain, error) {
+	dom, err := d.Driver.Lookup(ctx, name)
+	dom.Forwards = nil
+	return dom, err
+}
+
+func (d dropsForwards) List(ctx context.Context) ([]hypervisor.Domain, error) {
+	doms, err := d.Driver.List(ctx)
+	for i := range doms {
+		doms[i].Forwards = nil
+	}
+	return doms, err
+}
+
+// forwardPortUnchecked starts a domain whatever its host ports, as a
+// driver that checks SSHPort and forgets the other forwards would.
+type forwardPortUnchecked struct{ *fake.Driver }
+
+func (d forwardPortUnchecked) Start(ctx context.Context, name string) error {
+	if err := d.Driver.Start(ctx, name); !errors.Is(err, hypervisor.ErrPortInUse) {
+		return err
+	}
+	return d.SetState(name, hypervisor.StateRunning)
 }

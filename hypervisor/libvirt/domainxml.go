@@ -26,14 +26,29 @@ const netAlias = "ua-net0"
 // netdevID is the QEMU netdev id libvirt derives from netAlias.
 const netdevID = "host" + netAlias
 
+// sshGuestPort is where the guest's sshd listens; Spec.SSHPort leads there.
+const sshGuestPort = 22
+
 // virtiofsdPath is where Debian's QEMU packages install virtiofsd.
 const virtiofsdPath = "/usr/lib/qemu/virtiofsd"
 
 // domainMeta is what amlsim stores inside a domain's <metadata>.
 type domainMeta struct {
-	XMLName xml.Name    `xml:"https://github.com/amlsim/amlsim/xmlns/domain/1 instance"`
-	SSHPort int         `xml:"ssh-port"`
-	Labels  []metaLabel `xml:"label"`
+	XMLName xml.Name `xml:"https://github.com/amlsim/amlsim/xmlns/domain/1 instance"`
+	SSHPort int      `xml:"ssh-port"`
+	// Forwards is nil, and so left out of the XML, for a domain without
+	// extra forwards: its XML stays as it was before there were any.
+	Forwards *metaForwards `xml:"forwards"`
+	Labels   []metaLabel   `xml:"label"`
+}
+
+type metaForwards struct {
+	Forward []metaForward `xml:"forward"`
+}
+
+type metaForward struct {
+	HostPort  int `xml:"host-port,attr"`
+	GuestPort int `xml:"guest-port,attr"`
 }
 
 type metaLabel struct {
@@ -43,6 +58,12 @@ type metaLabel struct {
 
 func newDomainMeta(spec hypervisor.Spec) domainMeta {
 	m := domainMeta{SSHPort: spec.SSHPort}
+	if len(spec.Forwards) > 0 {
+		m.Forwards = &metaForwards{}
+		for _, f := range spec.Forwards {
+			m.Forwards.Forward = append(m.Forwards.Forward, metaForward{HostPort: f.HostPort, GuestPort: f.GuestPort})
+		}
+	}
 	keys := make([]string, 0, len(spec.Labels))
 	for k := range spec.Labels {
 		keys = append(keys, k)
@@ -53,6 +74,24 @@ func newDomainMeta(spec hypervisor.Spec) domainMeta {
 		m.Labels = append(m.Labels, metaLabel{Key: k, Value: spec.Labels[k]})
 	}
 	return m
+}
+
+// forwards returns the extra forwards in the order they were defined; nil
+// when there are none.
+func (m domainMeta) forwards() []hypervisor.Forward {
+	if m.Forwards == nil {
+		return nil
+	}
+	var out []hypervisor.Forward
+	for _, f := range m.Forwards.Forward {
+		out = append(out, hypervisor.Forward{HostPort: f.HostPort, GuestPort: f.GuestPort})
+	}
+	return out
+}
+
+// rules returns every forward QEMU must have, SSH first.
+func (m domainMeta) rules() []hypervisor.Forward {
+	return append([]hypervisor.Forward{{HostPort: m.SSHPort, GuestPort: sshGuestPort}}, m.forwards()...)
 }
 
 func (m domainMeta) labels() map[string]string {
@@ -68,14 +107,15 @@ func (m domainMeta) labels() map[string]string {
 // namespace (or none) is accepted here: the caller already selected it.
 func parseDomainMeta(s string) (domainMeta, error) {
 	var in struct {
-		XMLName xml.Name    `xml:"instance"`
-		SSHPort int         `xml:"ssh-port"`
-		Labels  []metaLabel `xml:"label"`
+		XMLName  xml.Name      `xml:"instance"`
+		SSHPort  int           `xml:"ssh-port"`
+		Forwards *metaForwards `xml:"forwards"`
+		Labels   []metaLabel   `xml:"label"`
 	}
 	if err := xml.Unmarshal([]byte(s), &in); err != nil {
 		return domainMeta{}, fmt.Errorf("parse amlsim metadata: %w", err)
 	}
-	return domainMeta{SSHPort: in.SSHPort, Labels: in.Labels}, nil
+	return domainMeta{SSHPort: in.SSHPort, Forwards: in.Forwards, Labels: in.Labels}, nil
 }
 
 // domainParams is everything besides the Spec that shapes a domain's XML.

@@ -1,9 +1,12 @@
 package libvirt
 
 import (
+	"encoding/xml"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"libvirt.org/go/libvirtxml"
@@ -121,5 +124,81 @@ func TestParseDomainMeta(t *testing.T) {
 	}
 	if _, err := parseDomainMeta(`<other><ssh-port>1</ssh-port></other>`); err == nil {
 		t.Errorf("parseDomainMeta of another element = nil error, want one")
+	}
+}
+
+func TestDomainMetaForwards(t *testing.T) {
+	spec := hypervisor.Spec{
+		Name: "ci-fwd", VCPUs: 1, MemoryMiB: 256, DiskSizeGB: 1, SSHPort: 50022,
+		// Two host ports may reach one guest port; the order is kept.
+		Forwards: []hypervisor.Forward{{HostPort: 50888, GuestPort: 8888}, {HostPort: 50080, GuestPort: 8888}},
+	}
+	dom, err := buildDomain(spec, domainParams{Type: "qemu", Dir: "/var/lib/amlsim/vms/ci-fwd"})
+	if err != nil {
+		t.Fatalf("buildDomain = %v", err)
+	}
+	doc, err := dom.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal = %v", err)
+	}
+	want := `<forwards><forward host-port="50888" guest-port="8888"></forward><forward host-port="50080" guest-port="8888"></forward></forwards>`
+	if !strings.Contains(doc, want) {
+		t.Errorf("domain XML lacks %s:\n%s", want, doc)
+	}
+	var back libvirtxml.Domain
+	if err := back.Unmarshal(doc); err != nil {
+		t.Fatalf("Unmarshal = %v", err)
+	}
+	meta, err := parseDomainMeta(back.Metadata.XML)
+	if err != nil {
+		t.Fatalf("parseDomainMeta = %v", err)
+	}
+	if got := meta.forwards(); !slices.Equal(got, spec.Forwards) {
+		t.Errorf("metadata forwards = %v, want %v", got, spec.Forwards)
+	}
+	wantRules := append([]hypervisor.Forward{{HostPort: 50022, GuestPort: 22}}, spec.Forwards...)
+	if got := meta.rules(); !slices.Equal(got, wantRules) {
+		t.Errorf("rules = %v, want SSH first, then the forwards: %v", got, wantRules)
+	}
+}
+
+func TestParseDomainMetaForwards(t *testing.T) {
+	want := []hypervisor.Forward{{HostPort: 2888, GuestPort: 8888}}
+	// As libvirt spells it back: prefixed elements, unprefixed attributes.
+	for _, s := range []string{
+		`<amlsim:instance xmlns:amlsim="` + metadataNS + `"><amlsim:ssh-port>2222</amlsim:ssh-port><amlsim:forwards><amlsim:forward host-port="2888" guest-port="8888"/></amlsim:forwards><amlsim:label key="k">v</amlsim:label></amlsim:instance>`,
+		`<instance><ssh-port>2222</ssh-port><forwards><forward host-port="2888" guest-port="8888"/></forwards><label key="k">v</label></instance>`,
+	} {
+		m, err := parseDomainMeta(s)
+		if err != nil {
+			t.Fatalf("parseDomainMeta(%s) = %v", s, err)
+		}
+		if got := m.forwards(); !slices.Equal(got, want) || m.SSHPort != 2222 || m.labels()["k"] != "v" {
+			t.Errorf("parseDomainMeta(%s) = port %d, forwards %v, labels %v; want 2222, %v, k=v", s, m.SSHPort, got, m.labels(), want)
+		}
+	}
+}
+
+func TestParseDomainMetaBeforeForwards(t *testing.T) {
+	// Domains defined before extra forwards existed have no <forwards>:
+	// they must still parse, with SSH as their only rule.
+	m, err := parseDomainMeta(`<instance><ssh-port>2222</ssh-port><label key="k">v</label></instance>`)
+	if err != nil {
+		t.Fatalf("parseDomainMeta = %v", err)
+	}
+	if got := m.forwards(); got != nil {
+		t.Errorf("forwards = %v, want nil", got)
+	}
+	if got, want := m.rules(), []hypervisor.Forward{{HostPort: 2222, GuestPort: 22}}; !slices.Equal(got, want) {
+		t.Errorf("rules = %v, want %v", got, want)
+	}
+	// And a domain defined now without forwards writes no element, so its
+	// XML is what it was before.
+	doc, err := xml.Marshal(newDomainMeta(hypervisor.Spec{SSHPort: 2222}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(doc), "forward") {
+		t.Errorf("metadata without forwards = %s, want no forwards element", doc)
 	}
 }

@@ -1,8 +1,9 @@
 // Package libvirt runs amlsim's compute-instance VMs as libvirt domains:
 // real QEMU guests (KVM, or TCG where KVM does not work) with a qcow2
 // overlay on a shared base image, a cloud-init seed disk, user-mode
-// networking with SSH forwarded from 127.0.0.1, and the serial console
-// logged to a file. It is the only package of amlsim that uses cgo.
+// networking with SSH and the caller's other ports forwarded from
+// 127.0.0.1, and the serial console logged to a file. It is the only
+// package of amlsim that uses cgo.
 package libvirt
 
 import (
@@ -271,9 +272,10 @@ func checkSpec(spec hypervisor.Spec) error {
 	if spec.DiskSizeGB < 1 {
 		problems = append(problems, "DiskSizeGB must be at least 1")
 	}
-	if spec.SSHPort < 1 || spec.SSHPort > 65535 {
+	if !validPort(spec.SSHPort) {
 		problems = append(problems, fmt.Sprintf("SSHPort %d is not a TCP port", spec.SSHPort))
 	}
+	problems = append(problems, forwardProblems(spec)...)
 	for _, s := range spec.Shares {
 		if s.Tag == "" || !filepath.IsAbs(s.HostPath) {
 			problems = append(problems, fmt.Sprintf("share %q needs a tag and an absolute host path", s.Tag))
@@ -284,6 +286,29 @@ func checkSpec(spec hypervisor.Spec) error {
 	}
 	return nil
 }
+
+// forwardProblems checks the extra forwards. QEMU listens on each host
+// port once, so a host port may appear only once, and never as SSHPort.
+// Two host ports may lead to one guest port.
+func forwardProblems(spec hypervisor.Spec) []string {
+	var problems []string
+	seen := map[int]bool{}
+	for _, f := range spec.Forwards {
+		rule := fmt.Sprintf("forward 127.0.0.1:%d to guest port %d", f.HostPort, f.GuestPort)
+		switch {
+		case !validPort(f.HostPort) || !validPort(f.GuestPort):
+			problems = append(problems, rule+": ports must be 1 to 65535")
+		case f.HostPort == spec.SSHPort:
+			problems = append(problems, rule+": host port is the SSHPort")
+		case seen[f.HostPort]:
+			problems = append(problems, rule+": host port is forwarded twice")
+		}
+		seen[f.HostPort] = true
+	}
+	return problems
+}
+
+func validPort(p int) bool { return p >= 1 && p <= 65535 }
 
 // checkImage reports a missing base disk, kernel or initrd.
 func (d *Driver) checkImage() error {
@@ -475,8 +500,8 @@ func domainState(dom *golibvirt.Domain) (hypervisor.State, error) {
 	}
 }
 
-// Start boots the domain and adds its SSH forward. The port is checked
-// first so a taken port leaves the domain defined and off.
+// Start boots the domain and adds its forwards, SSH first. The host ports
+// are checked first so a taken one leaves the domain defined and off.
 func (d *Driver) Start(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("start domain %q: %w", name, err)
@@ -493,8 +518,11 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 	if st != hypervisor.StateShutoff && st != hypervisor.StateCrashed {
 		return fmt.Errorf("start domain %q: %w: it is %s", name, hypervisor.ErrInvalidState, st)
 	}
-	if !portFree(meta.SSHPort) {
-		return fmt.Errorf("start domain %q: %w: 127.0.0.1:%d", name, hypervisor.ErrPortInUse, meta.SSHPort)
+	rules := meta.rules()
+	for _, f := range rules {
+		if !portFree(f.HostPort) {
+			return fmt.Errorf("start domain %q: %w: 127.0.0.1:%d (for guest port %d)", name, hypervisor.ErrPortInUse, f.HostPort, f.GuestPort)
+		}
 	}
 	if err := dom.Create(); err != nil {
 		return fmt.Errorf("start domain %q: %w", name, translate(err))
@@ -502,12 +530,17 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 	if d.testDriver {
 		return nil
 	}
-	if err := addSSHForward(dom, meta.SSHPort); err != nil {
-		err = fmt.Errorf("start domain %q: %w", name, err)
-		if derr := dom.Destroy(); derr != nil {
-			err = errors.Join(err, fmt.Errorf("force off domain %q: %w", name, translate(derr)))
+	for _, f := range rules {
+		if err := addForward(dom, f.HostPort, f.GuestPort); err != nil {
+			// A guest missing one of its forwards cannot be reached
+			// as promised: leave it off, as a port found taken
+			// before booting does. Its other rules die with QEMU.
+			err = fmt.Errorf("start domain %q: %w", name, err)
+			if derr := dom.Destroy(); derr != nil {
+				err = errors.Join(err, fmt.Errorf("force off domain %q: %w", name, translate(derr)))
+			}
+			return err
 		}
-		return err
 	}
 	return nil
 }
@@ -705,10 +738,11 @@ func describe(dom *golibvirt.Domain, name string, meta domainMeta) (hypervisor.D
 		return hypervisor.Domain{}, err
 	}
 	return hypervisor.Domain{
-		Name:   name,
-		State:  st,
-		SSH:    hypervisor.Endpoint{Host: "127.0.0.1", Port: meta.SSHPort},
-		Labels: meta.labels(),
+		Name:     name,
+		State:    st,
+		SSH:      hypervisor.Endpoint{Host: "127.0.0.1", Port: meta.SSHPort},
+		Forwards: meta.forwards(),
+		Labels:   meta.labels(),
 	}, nil
 }
 

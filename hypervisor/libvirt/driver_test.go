@@ -3,9 +3,11 @@ package libvirt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +147,53 @@ func TestDefineFaults(t *testing.T) {
 	})
 }
 
+func TestCheckSpecForwards(t *testing.T) {
+	base := hypervisor.Spec{Name: "fwd", VCPUs: 1, MemoryMiB: 256, DiskSizeGB: 1, SSHPort: 2222}
+	cases := []struct {
+		name     string
+		forwards []hypervisor.Forward
+		problem  string // empty when the spec is valid
+	}{
+		{"none", nil, ""},
+		{"two to one guest port", []hypervisor.Forward{{HostPort: 2888, GuestPort: 8888}, {HostPort: 2889, GuestPort: 8888}}, ""},
+		{"host port 0", []hypervisor.Forward{{HostPort: 0, GuestPort: 8888}}, "forward 127.0.0.1:0 to guest port 8888: ports must be 1 to 65535"},
+		{"host port too big", []hypervisor.Forward{{HostPort: 65536, GuestPort: 8888}}, "ports must be 1 to 65535"},
+		{"guest port 0", []hypervisor.Forward{{HostPort: 2888, GuestPort: 0}}, "forward 127.0.0.1:2888 to guest port 0: ports must be 1 to 65535"},
+		{"guest port negative", []hypervisor.Forward{{HostPort: 2888, GuestPort: -1}}, "ports must be 1 to 65535"},
+		{"SSH port", []hypervisor.Forward{{HostPort: 2222, GuestPort: 8888}}, "forward 127.0.0.1:2222 to guest port 8888: host port is the SSHPort"},
+		{"host port twice", []hypervisor.Forward{{HostPort: 2888, GuestPort: 8888}, {HostPort: 2888, GuestPort: 8080}}, "forward 127.0.0.1:2888 to guest port 8080: host port is forwarded twice"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec := base
+			spec.Forwards = c.forwards
+			err := checkSpec(spec)
+			switch {
+			case c.problem == "" && err != nil:
+				t.Errorf("checkSpec = %v, want nil", err)
+			case c.problem != "" && (!errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), c.problem)):
+				t.Errorf("checkSpec = %v, want %v saying %q", err, ErrInvalidSpec, c.problem)
+			}
+		})
+	}
+}
+
+func TestDefineInvalidForward(t *testing.T) {
+	ctx := context.Background()
+	d, state := newTestDriver(t, testBaseImage(t))
+	spec := hypervisor.Spec{Name: "fwd-bad", VCPUs: 1, MemoryMiB: 256, DiskSizeGB: 1, SSHPort: 40026,
+		Forwards: []hypervisor.Forward{{HostPort: 40026, GuestPort: 8888}}}
+	if err := d.Define(ctx, spec); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), `"fwd-bad"`) {
+		t.Fatalf("Define with a forward on the SSH port = %v, want %v naming the domain", err, ErrInvalidSpec)
+	}
+	if _, err := d.Lookup(ctx, spec.Name); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Errorf("Lookup after refused Define = %v, want %v", err, hypervisor.ErrNotFound)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("state dir after refused Define holds %v, want nothing", entries)
+	}
+}
+
 func TestStartPortInUse(t *testing.T) {
 	ctx := context.Background()
 	d, _ := newTestDriver(t, testBaseImage(t))
@@ -175,5 +224,41 @@ func TestNewUnavailable(t *testing.T) {
 	_, err := New(ctx, Config{URI: uri, StateDir: t.TempDir(), DomainType: "qemu"})
 	if !errors.Is(err, hypervisor.ErrUnavailable) {
 		t.Errorf("New(%q) = %v, want %v", uri, err, hypervisor.ErrUnavailable)
+	}
+}
+
+func TestStartForwardPortInUse(t *testing.T) {
+	ctx := context.Background()
+	d, _ := newTestDriver(t, testBaseImage(t))
+	// Three distinct ports: SSH and the first forward free, the second
+	// forward taken.
+	var ls [3]*loopbackListener
+	for i := range ls {
+		l, err := listenLoopback()
+		if err != nil {
+			t.Skipf("cannot listen on loopback: %v", err)
+		}
+		defer l.Close()
+		ls[i] = l
+	}
+	ls[0].Close()
+	ls[1].Close()
+	taken := ls[2].port
+	spec := hypervisor.Spec{Name: "fwd-taken", VCPUs: 1, MemoryMiB: 256, DiskSizeGB: 1, SSHPort: ls[0].port,
+		Forwards: []hypervisor.Forward{{HostPort: ls[1].port, GuestPort: 8080}, {HostPort: taken, GuestPort: 8888}}}
+	if err := d.Define(ctx, spec); err != nil {
+		t.Fatalf("Define = %v", err)
+	}
+	t.Cleanup(func() { _ = d.Undefine(ctx, spec.Name) })
+	err := d.Start(ctx, spec.Name)
+	if !errors.Is(err, hypervisor.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d (for guest port 8888)", taken)) {
+		t.Errorf("Start with forward port %d taken = %v, want %v naming it", taken, err, hypervisor.ErrPortInUse)
+	}
+	dom, err := d.Lookup(ctx, spec.Name)
+	if err != nil || dom.State != hypervisor.StateShutoff {
+		t.Errorf("after refused Start, Lookup = %+v, %v; want state %q", dom, err, hypervisor.StateShutoff)
+	}
+	if !slices.Equal(dom.Forwards, spec.Forwards) {
+		t.Errorf("Lookup forwards = %v, want %v", dom.Forwards, spec.Forwards)
 	}
 }

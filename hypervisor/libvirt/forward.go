@@ -4,16 +4,14 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/digitalocean/go-qemu/qmp/raw"
-
 	"github.com/amlsim/amlsim/hypervisor"
 )
 
 var _ hypervisor.Forwarder = (*Driver)(nil)
 
-// EnsureForwards re-applies the SSH forward of a running domain: it
-// removes the rule if QEMU has it and adds it again, so it is safe whether
-// or not an earlier Start got as far as adding it.
+// EnsureForwards re-applies every forward of a running domain (SSH and
+// the extra ones): it removes each rule QEMU may have and adds it again,
+// so it is safe whether or not an earlier Start got as far as adding it.
 func (d *Driver) EnsureForwards(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("forwards of domain %q: %w", name, err)
@@ -33,14 +31,13 @@ func (d *Driver) EnsureForwards(ctx context.Context, name string) error {
 	if d.testDriver {
 		return nil
 	}
-	// HMP answers an unknown rule with a message, not an error: either
-	// way the rule is gone afterwards.
-	mon := raw.NewMonitor(&domainMonitor{dom: dom})
-	if _, err := mon.HumanMonitorCommand(fmt.Sprintf("hostfwd_remove %s tcp:127.0.0.1:%d", netdevID, meta.SSHPort), nil); err != nil {
-		return fmt.Errorf("forwards of domain %q: remove old rule: %w", name, err)
-	}
-	if err := addSSHForward(dom, meta.SSHPort); err != nil {
-		return fmt.Errorf("forwards of domain %q: %w", name, err)
+	for _, f := range meta.rules() {
+		if err := removeForward(dom, f.HostPort); err != nil {
+			return fmt.Errorf("forwards of domain %q: %w", name, err)
+		}
+		if err := addForward(dom, f.HostPort, f.GuestPort); err != nil {
+			return fmt.Errorf("forwards of domain %q: %w", name, err)
+		}
 	}
 	return nil
 }

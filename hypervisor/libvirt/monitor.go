@@ -43,22 +43,35 @@ func (m *domainMonitor) Events(context.Context) (<-chan qmp.Event, error) {
 	return nil, qmp.ErrEventsNotSupported
 }
 
-// addSSHForward forwards 127.0.0.1:port on the host to the guest's port 22
-// through SLIRP. libvirt 9.0 cannot declare forwards on a user-mode NIC, so
-// the rule is added to the running QEMU; it lives as long as that process.
-func addSSHForward(dom *golibvirt.Domain, port int) error {
+// addForward forwards 127.0.0.1:hostPort on the host to guestPort in the
+// guest through SLIRP. libvirt 9.0 cannot declare forwards on a user-mode
+// NIC, so the rule is added to the running QEMU; it lives as long as that
+// process.
+func addForward(dom *golibvirt.Domain, hostPort, guestPort int) error {
 	mon := raw.NewMonitor(&domainMonitor{dom: dom})
-	rule := fmt.Sprintf("tcp:127.0.0.1:%d-:22", port)
+	rule := fmt.Sprintf("tcp:127.0.0.1:%d-:%d", hostPort, guestPort)
 	out, err := mon.HumanMonitorCommand("hostfwd_add "+netdevID+" "+rule, nil)
 	if err != nil {
 		return fmt.Errorf("add forward %s: %w", rule, err)
 	}
 	// HMP reports failures as text with a successful QMP reply.
 	if out = strings.TrimSpace(out); out != "" {
-		if !portFree(port) {
+		if !portFree(hostPort) {
 			return fmt.Errorf("add forward %s: %w: %s", rule, hypervisor.ErrPortInUse, out)
 		}
 		return fmt.Errorf("add forward %s: %s", rule, out)
+	}
+	return nil
+}
+
+// removeForward drops the rule listening on 127.0.0.1:hostPort. HMP
+// answers an unknown rule with a message, not an error: either way the
+// rule is gone afterwards, so the message is not looked at.
+func removeForward(dom *golibvirt.Domain, hostPort int) error {
+	mon := raw.NewMonitor(&domainMonitor{dom: dom})
+	rule := fmt.Sprintf("tcp:127.0.0.1:%d", hostPort)
+	if _, err := mon.HumanMonitorCommand("hostfwd_remove "+netdevID+" "+rule, nil); err != nil {
+		return fmt.Errorf("remove forward %s: %w", rule, err)
 	}
 	return nil
 }
