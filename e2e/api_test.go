@@ -138,7 +138,17 @@ func (c tokenCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore
 // the CA in home and carrying a token from `amlsim token`.
 func sdkClients(t *testing.T, home, listen string) *ml.ClientFactory {
 	t.Helper()
-	out, err := exec.Command(amlsimBinary(t), "token", "--home", home).Output()
+	return sdkClientsAs(t, home, listen, "")
+}
+
+// sdkClientsAs is sdkClients acting as principal oid ("" for the default).
+func sdkClientsAs(t *testing.T, home, listen, oid string) *ml.ClientFactory {
+	t.Helper()
+	args := []string{"token", "--home", home}
+	if oid != "" {
+		args = append(args, "--user", oid)
+	}
+	out, err := exec.Command(amlsimBinary(t), args...).Output()
 	if err != nil {
 		t.Fatalf("amlsim token: %v", err)
 	}

@@ -19,6 +19,7 @@ const (
 	KindQuota                    // a quota would be exceeded
 	KindTooLarge                 // the request body is too large
 	KindMethod                   // the verb is not allowed on this path
+	KindUnavailable              // a guest service behind the simulator does not answer
 )
 
 // Error is an error a client sees: an ARM error code and message.

@@ -63,7 +63,12 @@ type Instance struct {
 	AdminKey    string            `json:"adminPublicKey,omitempty"`
 	SSHPort     int               `json:"sshPort"`
 	HostKey     []byte            `json:"hostKey,omitempty"`
-	CreatedBy   Principal         `json:"createdBy"`
+	// AppPort is the host port forwarded to the guest's notebook server;
+	// AppToken is the secret the guest's server requires, which only the
+	// API's application proxy sends (see apps.go).
+	AppPort   int       `json:"appPort,omitempty"`
+	AppToken  string    `json:"appToken,omitempty"`
+	CreatedBy Principal `json:"createdBy"`
 	// Owner is the instance's single user: the user it was created for,
 	// else its creator (S24).
 	Owner         Principal       `json:"owner"`

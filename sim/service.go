@@ -419,6 +419,10 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 	if err != nil {
 		return Instance{}, nil, err
 	}
+	appToken, err := newAppToken()
+	if err != nil {
+		return Instance{}, nil, err
+	}
 
 	now := s.now().UTC()
 	var inst Instance
@@ -442,7 +446,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 		if err := s.checkQuota(tx, ws.Location, size); err != nil {
 			return err
 		}
-		port, err := s.allocatePort(tx)
+		ports, err := s.allocatePorts(tx, 2)
 		if err != nil {
 			return err
 		}
@@ -458,7 +462,9 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Description:   req.Description,
 			Tags:          req.Tags,
 			SSHPublic:     req.SSHPublic,
-			SSHPort:       port,
+			SSHPort:       ports[0],
+			AppPort:       ports[1],
+			AppToken:      appToken,
 			HostKey:       hostKey,
 			CreatedBy:     p,
 			Owner:         owner,
@@ -676,19 +682,22 @@ func (s *Service) UpdateQuotas(location string, items []QuotaUpdate) ([]QuotaUpd
 
 // --- ports ---
 
-// allocatePort picks a loopback port for an instance's SSH forward: one no
-// instance holds and nothing on the host listens on right now.
-func (s *Service) allocatePort(tx *store.Tx) (int, error) {
+// allocatePorts picks n loopback ports for an instance's forwards (SSH,
+// then its applications): ports no instance holds and nothing on the host
+// listens on right now.
+func (s *Service) allocatePorts(tx *store.Tx, n int) ([]int, error) {
 	taken := map[int]bool{}
 	err := store.Each(tx, bucketInstances, func(_ string, i Instance) error {
 		taken[i.SSHPort] = true
+		taken[i.AppPort] = true
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	lo, hi := s.cfg.Local.PortRange[0], s.cfg.Local.PortRange[1]
-	for p := lo; p <= hi; p++ {
+	var ports []int
+	for p := lo; p <= hi && len(ports) < n; p++ {
 		if taken[p] {
 			continue
 		}
@@ -697,9 +706,12 @@ func (s *Service) allocatePort(tx *store.Tx) (int, error) {
 			continue
 		}
 		l.Close()
-		return p, nil
+		ports = append(ports, p)
 	}
-	return 0, Errorf(KindInternal, "NoFreePort", "No free loopback port is left in %d-%d for SSH forwarding.", lo, hi)
+	if len(ports) < n {
+		return nil, Errorf(KindInternal, "NoFreePort", "No free loopback ports are left in %d-%d for the SSH and application forwards (%d needed per instance).", lo, hi, n)
+	}
+	return ports, nil
 }
 
 // --- background work ---
@@ -905,6 +917,7 @@ func (s *Service) spec(inst Instance, seed []byte) hypervisor.Spec {
 		DiskSizeGB: s.cfg.Local.DiskGB,
 		Seed:       seed,
 		SSHPort:    inst.SSHPort,
+		Forwards:   forwards(inst),
 		Shares:     shares(inst),
 		Labels: map[string]string{
 			"instance":  inst.ID,
@@ -913,6 +926,13 @@ func (s *Service) spec(inst Instance, seed []byte) hypervisor.Spec {
 			"workspace": inst.Workspace.ResourceGroup + "/" + inst.Workspace.Name,
 		},
 	}
+}
+
+func forwards(inst Instance) []hypervisor.Forward {
+	if !inst.HasApplications() {
+		return nil
+	}
+	return []hypervisor.Forward{{HostPort: inst.AppPort, GuestPort: JupyterGuestPort}}
 }
 
 func shares(inst Instance) []hypervisor.Share {

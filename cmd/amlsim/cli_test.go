@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/amlsim/amlsim/sim"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/pki"
 )
 
 // The CLI tests build the binary once, serve the API with the fake driver
@@ -603,7 +609,7 @@ func TestCLICompletion(t *testing.T) {
 	e.ok("compute", "create", "ci-comp", "--size", "Standard_D1_v2")
 	bash := e.ok("completion", "bash").stdout
 	zsh := e.ok("completion", "zsh").stdout
-	for _, want := range []string{"create show list start stop restart delete ssh logs", "--size", "--ssh-key", "--setup-script", "--mine"} {
+	for _, want := range []string{"create show list start stop restart delete ssh open logs", "--size", "--ssh-key", "--setup-script", "--mine"} {
 		if !strings.Contains(bash, want) || !strings.Contains(zsh, want) {
 			t.Errorf("completion scripts lack %q", want)
 		}
@@ -790,4 +796,51 @@ func TestCLIRoles(t *testing.T) {
 	if got := e.ok("compute", "list", "--mine", "-o", "name").stdout; got != "" {
 		t.Errorf("list --mine for the creator = %q, want nothing", got)
 	}
+}
+
+// TestCLIOpen: `compute open` prints an address that signs the owner in to
+// the instance's Jupyter (here the fake driver's stand-in); another user
+// gets the address but is refused, and is not shown the SSH details.
+func TestCLIOpen(t *testing.T) {
+	e := newCLIEnv(t)
+	const other = "22222222-2222-2222-2222-222222222222"
+	in := e.instanceJSON("compute", "create", "ci-apps", "--size", "Standard_D1_v2")
+	if len(in.Applications) != 1 || in.Applications[0].Name != "Jupyter" || !strings.HasPrefix(in.Applications[0].URL, e.endpoint+"/amlsim/instances/eastus/ci-apps/") {
+		t.Fatalf("applications = %+v, want Jupyter under %s", in.Applications, e.endpoint)
+	}
+	if !strings.Contains(e.ok("compute", "show", "ci-apps").stdout, in.Applications[0].URL) {
+		t.Errorf("compute show does not print the Jupyter address")
+	}
+
+	pool, err := pki.Pool(e.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browse := func(u string) (int, string) {
+		t.Helper()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	u := strings.TrimSpace(e.ok("compute", "open", "ci-apps").stdout)
+	if status, body := browse(u); status != 200 || !strings.Contains(body, "fake driver") {
+		t.Errorf("the owner opens %s: %d %s", u, status, body)
+	}
+	u = strings.TrimSpace(e.ok("compute", "open", "ci-apps", "--user", other).stdout)
+	if status, body := browse(u); status != 403 || !strings.Contains(body, "AuthorizationFailed") {
+		t.Errorf("a Contributor opens the owner's Jupyter: %d %s, want 403", status, body)
+	}
+	e.fails(exitNotFound, "ApplicationNotFound", "compute", "open", "ci-apps", "--app", "RStudio")
+
+	theirs := e.instanceJSON("compute", "show", "ci-apps", "--user", other)
+	if !theirs.SSH.Enabled || theirs.SSH.Port != 0 || theirs.SSH.PublicKey != "" {
+		t.Errorf("another user sees ssh %+v, want enabled without port or key", theirs.SSH)
+	}
+	e.fails(exitAuth, "NotInstanceOwner", "compute", "ssh", "ci-apps", "--user", other)
 }

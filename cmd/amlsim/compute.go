@@ -4,7 +4,7 @@ package main
 func computeVerbs() []verb {
 	return []verb{
 		createVerb, showVerb, listVerb, startVerb, stopVerb, restartVerb,
-		deleteVerb, sshVerb, logsVerb,
+		deleteVerb, sshVerb, openVerb, logsVerb,
 	}
 }
 

@@ -134,8 +134,9 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 	switch name {
 	case "fake":
 		d := cfg.Fake.Delay.Duration
-		drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}))
-		return drv, guest.Fake{Driver: drv}, func() {}, nil
+		drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}),
+			fake.WithService(sim.JupyterGuestPort, fakeNotebook))
+		return drv, guest.Fake{Driver: drv}, func() { drv.Close() }, nil
 	case "libvirt":
 		base, err := baseImage(cfg)
 		if err != nil {
@@ -188,3 +189,12 @@ func baseImage(cfg sim.Config) (libvirt.BaseImage, error) {
 	}
 	return libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}, nil
 }
+
+// fakeNotebook stands in for an instance's Jupyter under the fake driver,
+// so the applications' addresses, the sign-in and the owner-only rule can
+// be tried without a VM.
+var fakeNotebook = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "amlsim fake driver: the Jupyter notebook server of this compute instance would answer %s here.\n"+
+		"Run 'amlsim serve --driver libvirt' for instances with a real notebook server.\n", r.URL.Path)
+})

@@ -46,7 +46,11 @@ the amlsim home, per instance. The exit status is the remote command's.`,
 			if err != nil {
 				return err
 			}
-			if !in.SSH.Enabled || in.SSH.Port == 0 {
+			if in.SSH.Enabled && in.SSH.Port == 0 {
+				return &cliError{Status: exitAuth, Code: "NotInstanceOwner",
+					Message: fmt.Sprintf("compute instance %q is its owner's: only they get its SSH details (act as them with --user OID)", name)}
+			}
+			if !in.SSH.Enabled {
 				return &cliError{Status: exitConflict, Code: "SSHPublicAccessDisabled",
 					Message: fmt.Sprintf("compute instance %q has SSH public access disabled; create it with --ssh-key FILE to log in", name)}
 			}

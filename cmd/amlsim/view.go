@@ -46,7 +46,11 @@ type armCompute struct {
 				Status  string    `json:"operationStatus"`
 				Trigger string    `json:"operationTrigger"`
 			} `json:"lastOperation"`
-			Errors []armErrorBody `json:"errors"`
+			Errors       []armErrorBody `json:"errors"`
+			Applications []struct {
+				DisplayName string `json:"displayName"`
+				EndpointURI string `json:"endpointUri"`
+			} `json:"applications"`
 		} `json:"properties"`
 	} `json:"properties"`
 }
@@ -73,6 +77,14 @@ type instance struct {
 	SSH           sshAccess      `json:"ssh"`
 	LastOperation *lastOperation `json:"lastOperation"`
 	Errors        []errorEntry   `json:"errors"`
+	// Applications are the instance's web applications (Jupyter), open to
+	// its owner only.
+	Applications []application `json:"applications"`
+}
+
+type application struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
 }
 
 type user struct {
@@ -81,7 +93,7 @@ type user struct {
 }
 
 // sshAccess says how to reach the instance; Port and PublicKey are empty
-// when public access is disabled.
+// when public access is disabled, and for anyone but the instance's owner.
 type sshAccess struct {
 	Enabled   bool   `json:"enabled"`
 	User      string `json:"user"`
@@ -120,7 +132,11 @@ func instanceOf(a armCompute) instance {
 			User:    p.SSHSettings.AdminUserName,
 			Host:    p.ConnectivityEndpoints.PublicIPAddress,
 		},
-		Errors: []errorEntry{},
+		Errors:       []errorEntry{},
+		Applications: []application{},
+	}
+	for _, a := range p.Applications {
+		in.Applications = append(in.Applications, application{Name: a.DisplayName, URL: a.EndpointURI})
 	}
 	if pc := p.PersonalComputeInstanceSettings; pc != nil && pc.AssignedUser != nil {
 		in.AssignedUser = pc.AssignedUser.ObjectID
@@ -191,11 +207,17 @@ func printInstance(w io.Writer, output string, in instance) error {
 	}
 	row("Created by", fmt.Sprintf("%s (%s)", in.CreatedBy.Name, in.CreatedBy.ID))
 	row("Created on", in.CreatedOn.UTC().Format(time.RFC3339))
-	if in.SSH.Enabled {
+	switch {
+	case in.SSH.Enabled && in.SSH.Port == 0:
+		row("SSH", "enabled, for the instance's owner only")
+	case in.SSH.Enabled:
 		row("SSH", in.sshCommand())
 		row("SSH from amlsim", "amlsim compute ssh "+in.Name)
-	} else {
+	default:
 		row("SSH", "public access disabled")
+	}
+	for _, a := range in.Applications {
+		row(a.Name, a.URL+"  (owner only; amlsim compute open "+in.Name+")")
 	}
 	if op := in.LastOperation; op != nil {
 		row("Last operation", fmt.Sprintf("%s %s at %s", op.Name, op.Status, op.Time.UTC().Format(time.RFC3339)))

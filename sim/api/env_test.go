@@ -51,6 +51,12 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 
 func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
 	t.Helper()
+	return newEnvDriver(t, nil, tweak...)
+}
+
+// newEnvDriver is newEnv with more options for the fake driver.
+func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config)) *env {
+	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
 	for _, f := range tweak {
@@ -62,7 +68,7 @@ func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
 		t.Fatal(err)
 	}
 	d := 20 * time.Millisecond
-	drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}))
+	drv := fake.New(append([]fake.Option{fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d})}, drvOpts...)...)
 	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithShares(filepath.Join(home, "shares")))
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ var statusOf = map[sim.Kind]int{
 	sim.KindQuota:        http.StatusBadRequest,
 	sim.KindTooLarge:     http.StatusRequestEntityTooLarge,
 	sim.KindMethod:       http.StatusMethodNotAllowed,
+	sim.KindUnavailable:  http.StatusBadGateway,
 }
 
 // armError is the ARM error body.

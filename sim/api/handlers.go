@@ -116,7 +116,7 @@ func (s *Server) getCompute(w http.ResponseWriter, r *request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, computeView(s.sub(), inst))
+	writeJSON(w, http.StatusOK, s.computeView(r, inst))
 }
 
 func (s *Server) listComputes(w http.ResponseWriter, r *request) {
@@ -139,7 +139,7 @@ func (s *Server) listComputes(w http.ResponseWriter, r *request) {
 		NextLink string            `json:"nextLink,omitempty"`
 	}{Value: []computeResource{}}
 	for _, inst := range page {
-		out.Value = append(out.Value, computeView(s.sub(), inst))
+		out.Value = append(out.Value, s.computeView(r, inst))
 	}
 	if more {
 		q := url.Values{"api-version": {r.version}, "$skip": {strconv.Itoa(skip + len(page))}}
@@ -292,11 +292,11 @@ func (s *Server) putCompute(w http.ResponseWriter, r *request) {
 		return
 	}
 	if op == nil {
-		writeJSON(w, http.StatusOK, computeView(s.sub(), inst))
+		writeJSON(w, http.StatusOK, s.computeView(r, inst))
 		return
 	}
 	s.setPollingHeaders(w, r, *op, false)
-	writeJSON(w, http.StatusCreated, computeView(s.sub(), inst))
+	writeJSON(w, http.StatusCreated, s.computeView(r, inst))
 }
 
 func (s *Server) deleteCompute(w http.ResponseWriter, r *request) {

@@ -34,17 +34,19 @@ var instanceUser = rbac.Role{Name: "Compute Instance User", ID: "5f5a8f5e-0000-4
 	"Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action",
 }}
 
-func rbacEnv(t *testing.T) *env {
-	return newEnv(t, func(c *sim.Config) {
-		for _, oid := range []string{oidContrib, oidReader, oidCustom, oidNobody} {
-			c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: oid, TenantID: tenant, Name: "user-" + oid[:1]})
-		}
-		c.Roles = append(c.Roles, instanceUser)
-		c.RoleAssignments = append(c.RoleAssignments,
-			sim.RoleAssignmentConfig{Principal: oidContrib, Role: "Contributor", Scope: wsScope},
-			sim.RoleAssignmentConfig{Principal: oidReader, Role: "Reader"},
-			sim.RoleAssignmentConfig{Principal: oidCustom, Role: "Compute Instance User", Scope: wsScope})
-	})
+func rbacEnv(t *testing.T) *env { return newEnv(t, rbacConfig) }
+
+// rbacConfig adds a principal per kind of access: a workspace Contributor,
+// a subscription Reader, a data scientist with instanceUser, and nobody.
+func rbacConfig(c *sim.Config) {
+	for _, oid := range []string{oidContrib, oidReader, oidCustom, oidNobody} {
+		c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: oid, TenantID: tenant, Name: "user-" + oid[:1]})
+	}
+	c.Roles = append(c.Roles, instanceUser)
+	c.RoleAssignments = append(c.RoleAssignments,
+		sim.RoleAssignmentConfig{Principal: oidContrib, Role: "Contributor", Scope: wsScope},
+		sim.RoleAssignmentConfig{Principal: oidReader, Role: "Reader"},
+		sim.RoleAssignmentConfig{Principal: oidCustom, Role: "Compute Instance User", Scope: wsScope})
 }
 
 // as returns clients acting as principal oid.

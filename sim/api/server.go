@@ -102,6 +102,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		s.audit(start, who, hr, actions, rec.status)
 	}()
 
+	if strings.HasPrefix(hr.URL.Path, sim.AppPathPrefix) {
+		s.serveApplication(rec, hr, &who, &actions)
+		return
+	}
 	claims, err := s.authenticate(hr)
 	if err != nil {
 		writeError(rec, err)
@@ -166,6 +170,11 @@ func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return auth.Claims{}, sim.Errorf(sim.KindUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.")
 	}
+	return s.verify(tok)
+}
+
+// verify checks a bearer token's signature, audience and expiry.
+func (s *Server) verify(tok string) (auth.Claims, error) {
 	c, err := s.tokens.Verify(strings.TrimSpace(tok))
 	switch {
 	case err == nil:
@@ -274,3 +283,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection beneath, for
+// the application proxy's flushes and WebSocket upgrades.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

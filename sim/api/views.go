@@ -55,7 +55,15 @@ func computeID(sub string, inst sim.Instance) string {
 		"/providers/" + Provider + "/workspaces/" + inst.Workspace.Name + "/computes/" + inst.Name
 }
 
-func computeView(sub string, inst sim.Instance) computeResource {
+type application struct {
+	DisplayName string `json:"displayName"`
+	EndpointURI string `json:"endpointUri"`
+}
+
+// computeView is the instance as r's caller sees it. The instance is its
+// owner's (S24): only the owner is shown how to reach it by SSH.
+func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
+	sub := s.sub()
 	props := map[string]any{}
 	for k, v := range inst.Extra {
 		props[k] = v
@@ -64,10 +72,20 @@ func computeView(sub string, inst sim.Instance) computeResource {
 	ssh := sshSettings{AdminUserName: AdminUser}
 	if inst.SSHPublic {
 		access = "Enabled"
-		ssh.SSHPort = inst.SSHPort
-		ssh.AdminPublicKey = inst.AdminKey
+		if isOwner(r.principal, inst) {
+			ssh.SSHPort = inst.SSHPort
+			ssh.AdminPublicKey = inst.AdminKey
+		}
 	}
 	ssh.SSHPublicAccess = access
+	if inst.HasApplications() {
+		base := r.baseURL() + sim.AppBasePath(inst.Location, inst.Name)
+		var apps []application
+		for _, a := range sim.Applications {
+			apps = append(apps, application{DisplayName: a.DisplayName, EndpointURI: base + a.Path})
+		}
+		props["applications"] = apps
+	}
 	errs := []armError{}
 	for _, e := range inst.Errors {
 		errs = append(errs, armError{Error: errorDetail{Code: e.Code, Message: e.Message}})

@@ -43,6 +43,9 @@ func (g *SSH) Seed(inst sim.Instance) ([]byte, error) {
 		keys = append(keys, inst.AdminKey)
 	}
 	files := setupFiles(inst)
+	if inst.HasApplications() {
+		files = append(files, jupyterFile(inst))
+	}
 	cfg := cloudinit.Config{
 		InstanceID:     inst.ID,
 		Hostname:       strings.ToLower(inst.Name),
@@ -53,6 +56,24 @@ func (g *SSH) Seed(inst sim.Instance) ([]byte, error) {
 		Files:          files,
 	}
 	return cfg.ISO()
+}
+
+// JupyterEnvPath is the environment file of the image's notebook server
+// unit (fixtures/image/amlsim-jupyter.service): without it the server does
+// not start.
+const JupyterEnvPath = "/etc/amlsim/jupyter.env"
+
+// jupyterFile configures the guest's notebook server: served under the
+// instance's path on amlsim's endpoint, requiring the token only the API's
+// proxy sends, rooted in the workspace share as on Azure when there is one.
+func jupyterFile(inst sim.Instance) cloudinit.File {
+	root := "/home/" + User
+	if inst.Share != "" {
+		root = SharePath
+	}
+	env := fmt.Sprintf("JUPYTER_BASE_URL=%s\nJUPYTER_TOKEN=%s\nJUPYTER_ROOT=%s\n",
+		sim.AppBasePath(inst.Location, inst.Name), inst.AppToken, root)
+	return cloudinit.File{Path: JupyterEnvPath, Content: []byte(env), Permissions: "0600"}
 }
 
 // WaitReady waits until the guest answers SSH as azureuser with the

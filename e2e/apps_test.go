@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
+	"github.com/amlsim/amlsim/sim/pki"
+)
+
+const (
+	oidAdmin     = "11111111-1111-1111-1111-111111111111"
+	oidScientist = "44444444-4444-4444-4444-444444444444"
+)
+
+// appsConfig: an admin who owns the subscription and a data scientist with
+// only the four instance actions of S10 (and read), in the workspace.
+const appsConfig = `
+[driver]
+uri = %q
+state_dir = %q
+
+[local]
+port_range = [23022, 23999]
+
+[[principals]]
+object_id = "` + oidAdmin + `"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+name = "admin"
+
+[[principals]]
+object_id = "` + oidScientist + `"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+name = "data scientist"
+
+[[roles]]
+name = "Compute Instance User"
+actions = ["Microsoft.MachineLearningServices/workspaces/computes/read",
+           "Microsoft.MachineLearningServices/workspaces/computes/start/action",
+           "Microsoft.MachineLearningServices/workspaces/computes/stop/action",
+           "Microsoft.MachineLearningServices/workspaces/computes/restart/action",
+           "Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action"]
+
+[[role_assignments]]
+principal = "` + oidAdmin + `"
+role = "Owner"
+scope = ""
+
+[[role_assignments]]
+principal = "` + oidScientist + `"
+role = "Compute Instance User"
+scope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/Microsoft.MachineLearningServices/workspaces/ws-local"
+`
+
+// TestApplicationsOnRealVM is S9, S10 and S24 on a real VM: an admin
+// creates an instance for a data scientist; the data scientist, with the
+// four instance actions alone, reaches the instance's Jupyter through
+// amlsim's proxy (the notebook server runs in the guest, as azureuser,
+// rooted in the workspace share) and SSHes in with their key; the admin,
+// Owner of everything, is refused the notebook.
+func TestApplicationsOnRealVM(t *testing.T) {
+	requireVMs(t)
+	requireImage(t)
+	home := t.TempDir()
+	config := filepath.Join(home, "amlsim.toml")
+	stateDir := vmStateDir(t)
+	os.WriteFile(config, []byte(fmt.Sprintf(appsConfig, libvirtURI(), stateDir)), 0o600)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startSim(t, home, config, listen)
+	admin := sdkClientsAs(t, home, listen, oidAdmin)
+	scientist := sdkClientsAs(t, home, listen, oidScientist)
+	ctx := context.Background()
+
+	key, err := guestssh.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("ciapp%x", time.Now().UnixNano()%0xffffff)
+	domain := "amlsim-eastus-" + name
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()
+	})
+	body := ml.ComputeResource{
+		Location: ptr("eastus"),
+		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
+			VMSize:      ptr("STANDARD_D3_V2"),
+			SSHSettings: &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(key.AuthorizedKey())},
+			PersonalComputeInstanceSettings: &ml.PersonalComputeInstanceSettings{
+				AssignedUser: &ml.AssignedUser{ObjectID: ptr(oidScientist), TenantID: ptr("00000000-0000-0000-0000-0000000000aa")},
+			},
+		}},
+	}
+	begin := time.Now()
+	p, err := admin.NewComputeClient().BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, nil)
+	pollDone(t, "create on behalf of the data scientist", p, err)
+	t.Logf("created in %s", time.Since(begin).Round(100*time.Millisecond))
+
+	got, err := scientist.NewComputeClient().Get(ctx, rgLocal, wsLocal, name, nil)
+	if err != nil {
+		t.Fatalf("the data scientist reads the instance: %v", err)
+	}
+	ci := got.Properties.(*ml.ComputeInstance).Properties
+	if *ci.State != ml.ComputeInstanceStateRunning || *ci.CreatedBy.UserID != oidAdmin {
+		t.Fatalf("state %s, createdBy %s; want Running, created by the admin", *ci.State, *ci.CreatedBy.UserID)
+	}
+	if len(ci.Applications) != 1 || *ci.Applications[0].DisplayName != "Jupyter" {
+		t.Fatalf("applications = %+v, want Jupyter", ci.Applications)
+	}
+	jupyter := *ci.Applications[0].EndpointURI
+	base := strings.TrimSuffix(jupyter, "tree")
+
+	// SSH with the data scientist's key on the port only they are shown.
+	if who := userSSH(t, *ci.SSHSettings.SSHPort, key, &tofu{}, "whoami"); who != "azureuser" {
+		t.Errorf("ssh whoami = %q, want azureuser", who)
+	}
+
+	pool, err := pki.Pool(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	call := func(method, u, token string, body []byte) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, u, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	dsToken := tokenFor(t, home, oidScientist)
+
+	// The notebook server starts once cloud-init is done: wait for it.
+	begin = time.Now()
+	var status int
+	var page []byte
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(3 * time.Second) {
+		status, page = call("GET", jupyter, dsToken, nil)
+		if status == 200 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if status != 200 || !bytes.Contains(page, []byte("Jupyter")) {
+		t.Fatalf("the data scientist opens %s: %d\n%.500s\nserial log: %s", jupyter, status, page, tail(filepath.Join(stateDir, domain, "serial.log"), 30))
+	}
+	t.Logf("Jupyter answered through the proxy %s after Running", time.Since(begin).Round(100*time.Millisecond))
+
+	// Through Jupyter's REST API: a notebook created there lands in the
+	// workspace share, owned by azureuser.
+	status, out := call("PUT", base+"api/contents/from-jupyter.ipynb", dsToken, []byte(`{"type":"notebook"}`))
+	if status != 201 {
+		t.Fatalf("create a notebook through the proxy: %d %s", status, out)
+	}
+	if ls := userSSH(t, *ci.SSHSettings.SSHPort, key, &tofu{}, "stat -c %U /home/azureuser/cloudfiles/code/from-jupyter.ipynb"); ls != "azureuser" {
+		t.Errorf("the notebook in the share is owned by %q, want azureuser", ls)
+	}
+	status, out = call("GET", base+"api/status", dsToken, nil)
+	var st struct{ Started string }
+	if status != 200 || json.Unmarshal(out, &st) != nil || st.Started == "" {
+		t.Errorf("Jupyter api/status through the proxy: %d %s", status, out)
+	}
+
+	// Refused: no token, and the admin who owns the subscription.
+	if status, out := call("GET", jupyter, "", nil); status != 401 {
+		t.Errorf("no token: %d %s, want 401", status, out)
+	}
+	if status, out := call("GET", jupyter, tokenFor(t, home, oidAdmin), nil); status != 403 || !bytes.Contains(out, []byte("AuthorizationFailed")) {
+		t.Errorf("the admin (subscription Owner): %d %s, want 403 AuthorizationFailed", status, out)
+	}
+
+	// The data scientist's own actions (S10): stop, then the notebook is
+	// unavailable; delete is the admin's.
+	sp, err := scientist.NewComputeClient().BeginStop(ctx, rgLocal, wsLocal, name, nil)
+	pollDone(t, "the data scientist stops it", sp, err)
+	if status, out := call("GET", jupyter, dsToken, nil); status != 409 {
+		t.Errorf("a stopped instance's Jupyter: %d %s, want 409", status, out)
+	}
+	dp, err := admin.NewComputeClient().BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil)
+	pollDone(t, "the admin deletes it", dp, err)
+}
+
+// tokenFor mints a token for a principal with `amlsim token --user`.
+func tokenFor(t *testing.T, home, oid string) string {
+	t.Helper()
+	out, err := exec.Command(amlsimBinary(t), "token", "--home", home, "--user", oid).Output()
+	if err != nil {
+		t.Fatalf("amlsim token --user %s: %v", oid, err)
+	}
+	return strings.TrimSpace(string(out))
+}
