@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,18 @@ func TestApplicationsOnRealVM(t *testing.T) {
 	var st struct{ Started string }
 	if status != 200 || json.Unmarshal(out, &st) != nil || st.Started == "" {
 		t.Errorf("Jupyter api/status through the proxy: %d %s", status, out)
+	}
+
+	// The forwarded port itself is no way around the proxy: the guest's
+	// server wants the token only amlsim holds.
+	xml, err := exec.Command("virsh", "-c", libvirtURI(), "dumpxml", domain).Output()
+	m := regexp.MustCompile(`host-port="(\d+)" guest-port="8888"`).FindSubmatch(xml)
+	if err != nil || m == nil {
+		t.Fatalf("no forward to guest port 8888 in the domain's metadata: %v", err)
+	}
+	direct := fmt.Sprintf("http://127.0.0.1:%s%sapi/contents", m[1], strings.TrimPrefix(base, "https://"+listen))
+	if status, out := call("GET", direct, "", nil); status != 403 {
+		t.Errorf("GET %s straight to the forwarded port: %d %.200s, want 403 from Jupyter", direct, status, out)
 	}
 
 	// Refused: no token, and the admin who owns the subscription.

@@ -95,3 +95,18 @@ func TestShareMountScript(t *testing.T) {
 		t.Errorf("an instance without share or scripts gets files: %+v", files)
 	}
 }
+
+// The notebook server's environment file: the base URL amlsim proxies,
+// the instance's own token, and the share as its root when there is one.
+func TestJupyterFile(t *testing.T) {
+	inst := sim.Instance{Name: "CI-Three", Location: "eastus", AppPort: 20100, AppToken: "0123abcd", Share: "/srv/share"}
+	f := jupyterFile(inst)
+	want := "JUPYTER_BASE_URL=/amlsim/instances/eastus/ci-three/\nJUPYTER_TOKEN=0123abcd\nJUPYTER_ROOT=/home/azureuser/cloudfiles/code\n"
+	if f.Path != JupyterEnvPath || string(f.Content) != want || f.Permissions != "0600" {
+		t.Errorf("jupyter file = %s %s %q, want %s 0600 %q", f.Path, f.Permissions, f.Content, JupyterEnvPath, want)
+	}
+	inst.Share = ""
+	if got := string(jupyterFile(inst).Content); !strings.HasSuffix(got, "JUPYTER_ROOT=/home/azureuser\n") {
+		t.Errorf("without a share the root is %q, want the home", got)
+	}
+}
