@@ -277,7 +277,7 @@ func TestAPIOnRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("cie2e%x", time.Now().UnixNano()%0xffffff)
-	domain := "amlsim-eastus-" + name
+	domain := domainOf(home, name)
 	t.Cleanup(func() {
 		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
 		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()

@@ -89,7 +89,7 @@ func TestApplicationsOnRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("ciapp%x", time.Now().UnixNano()%0xffffff)
-	domain := "amlsim-eastus-" + name
+	domain := domainOf(home, name)
 	t.Cleanup(func() {
 		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
 		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()

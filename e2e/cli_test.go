@@ -60,8 +60,8 @@ func TestCLIOnRealVM(t *testing.T) {
 
 	name := fmt.Sprintf("cli%x", time.Now().UnixNano()%0xfffff)
 	t.Cleanup(func() {
-		exec.Command("virsh", "-c", libvirtURI(), "destroy", "amlsim-eastus-"+name).Run()
-		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", "amlsim-eastus-"+name).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", domainOf(home, name)).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domainOf(home, name)).Run()
 	})
 	cli := func(timeout time.Duration, args ...string) cliRun {
 		t.Helper()
@@ -165,8 +165,8 @@ func TestCLIOnRealVM(t *testing.T) {
 	if r := cli(time.Minute, "compute", "show", name); r.code != 3 {
 		t.Errorf("show after delete: exit status %d, want 3", r.code)
 	}
-	if virshHas(t, "amlsim-eastus-"+name) {
-		t.Errorf("domain amlsim-eastus-%s still defined after delete", name)
+	if virshHas(t, domainOf(home, name)) {
+		t.Errorf("domain %s still defined after delete", domainOf(home, name))
 	}
 
 	// Reproducing a failed setup script: output streamed, the script's exit
@@ -175,8 +175,8 @@ func TestCLIOnRealVM(t *testing.T) {
 	os.WriteFile(failing, []byte("#!/bin/bash\necho \"args: [$1] [$2]\"\necho \"in $(pwd) as $(whoami)\"\necho boom >&2\nexit 7\n"), 0o644)
 	repro := "repro" + name
 	t.Cleanup(func() {
-		exec.Command("virsh", "-c", libvirtURI(), "destroy", "amlsim-eastus-"+repro).Run()
-		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", "amlsim-eastus-"+repro).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", domainOf(home, repro)).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domainOf(home, repro)).Run()
 	})
 	r = cli(10*time.Minute, "setup-script", "run", failing, "--name", repro, "--ssh-key", keyFile+".pub", "--", "one", "two words")
 	if r.code != 7 {

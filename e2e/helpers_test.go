@@ -22,6 +22,7 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/hypervisor/guestssh"
 	"github.com/amlsim/amlsim/hypervisor/libvirt"
+	"github.com/amlsim/amlsim/sim"
 )
 
 // libvirtURI is the connection the e2e tests use; AMLSIM_LIBVIRT_URI
@@ -237,3 +238,7 @@ func virshHas(t *testing.T, name string) bool {
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("e2e-%s-%d", prefix, time.Now().UnixNano()%1_000_000)
 }
+
+// domainOf is the libvirt domain of the eastus instance called name of the
+// server whose home is home.
+func domainOf(home, name string) string { return sim.HomeDomainPrefix(home) + "eastus-" + name }

@@ -84,7 +84,7 @@ func TestSetupScriptsOnRealVM(t *testing.T) {
 	suffix := fmt.Sprintf("%x", time.Now().UnixNano()%0xfffff)
 	good, bad := "cigood"+suffix, "cibad"+suffix
 	for _, n := range []string{good, bad} {
-		d := "amlsim-eastus-" + n
+		d := domainOf(home, n)
 		t.Cleanup(func() {
 			exec.Command("virsh", "-c", libvirtURI(), "destroy", d).Run()
 			exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", d).Run()

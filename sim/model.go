@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -133,10 +136,32 @@ func instanceKey(location, name string) string {
 
 func (i Instance) key() string { return instanceKey(i.Location, i.Name) }
 
-// DomainName is the libvirt domain name of an instance: unique on the host
-// because compute names are unique in a region.
+// DefaultDomainPrefix starts the libvirt domain names of a service made
+// without WithDomainPrefix.
+const DefaultDomainPrefix = "amlsim-"
+
+// DomainName is the libvirt domain name of an instance under the default
+// prefix: unique among one server's domains because compute names are
+// unique in a region.
 func DomainName(location, name string) string {
-	return "amlsim-" + strings.ToLower(location) + "-" + strings.ToLower(name)
+	return domainName(DefaultDomainPrefix, location, name)
+}
+
+func domainName(prefix, location, name string) string {
+	return prefix + strings.ToLower(location) + "-" + strings.ToLower(name)
+}
+
+// HomeDomainPrefix is the domain name prefix of the server whose home
+// directory is home: "amlsim-" and a short hash of the home's absolute
+// path, so that servers with different homes on one host (parallel CI
+// jobs, say) never take or touch each other's VMs, even for instances of
+// the same name.
+func HomeDomainPrefix(home string) string {
+	if abs, err := filepath.Abs(home); err == nil {
+		home = abs
+	}
+	sum := sha256.Sum256([]byte(home))
+	return DefaultDomainPrefix + hex.EncodeToString(sum[:3]) + "-"
 }
 
 // OperationStatus is the status of a long-running operation.

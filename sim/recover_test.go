@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -163,5 +164,53 @@ func TestDeleteDuringCreate(t *testing.T) {
 	}
 	if _, err := s.svc.Compute(ref, "ci-cut"); err == nil {
 		t.Error("instance still there after delete")
+	}
+}
+
+// Two servers with different homes share one hypervisor: the same
+// instance name in both gets two domains, and deleting one leaves the
+// other's VM running.
+func TestHomesNeverShareDomains(t *testing.T) {
+	drv := fake.New()
+	var svcs []*sim.Service
+	for i, home := range []string{t.TempDir(), t.TempDir()} {
+		st, err := store.Open(filepath.Join(home, "state.db"), sim.Buckets()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Separate port ranges, as parallel servers are configured: the
+		// fake's forwards listen on nothing, so only the range keeps them
+		// apart here.
+		cfg := sim.DefaultConfig()
+		cfg.Local.PortRange = [2]int{30000 + 100*i, 30099 + 100*i}
+		svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithDomainPrefix(sim.HomeDomainPrefix(home)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { svc.Close(); st.Close() })
+		if _, _, err := svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-same", sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, svc, "ci-same", sim.StateRunning)
+		svcs = append(svcs, svc)
+	}
+	a, _ := svcs[0].Compute(ref, "ci-same")
+	b, _ := svcs[1].Compute(ref, "ci-same")
+	if a.Domain == b.Domain {
+		t.Fatalf("both servers named their VM %q", a.Domain)
+	}
+	if _, err := svcs[0].Begin(sim.DefaultOwner, ref, "ci-same", sim.ActionDelete); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := drv.Lookup(context.Background(), a.Domain); errors.Is(err, hypervisor.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted instance's domain %s is still there", a.Domain)
+		}
+	}
+	if d, err := drv.Lookup(context.Background(), b.Domain); err != nil || d.State != hypervisor.StateRunning {
+		t.Errorf("the other server's VM %s: %+v, %v; want running", b.Domain, d, err)
 	}
 }

@@ -53,6 +53,8 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	shares  string
+	// domainPrefix starts the VMs' domain names.
+	domainPrefix string
 
 	// ctx ends when the service closes; workers stop without recording a
 	// failure, and Recover resumes them at the next start.
@@ -82,6 +84,10 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // per workspace, mounted in every instance of the workspace.
 func WithShares(dir string) Option { return func(s *Service) { s.shares = dir } }
 
+// WithDomainPrefix starts the names of the instances' VMs with prefix
+// (see HomeDomainPrefix) instead of DefaultDomainPrefix.
+func WithDomainPrefix(prefix string) Option { return func(s *Service) { s.domainPrefix = prefix } }
+
 // New opens the simulated cloud over a state database, making sure the
 // configured workspaces exist.
 func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts ...Option) (*Service, error) {
@@ -92,8 +98,10 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 		drv:     drv,
 		guest:   guest,
 		log:     slog.Default(),
-		now:     time.Now,
-		workers: map[string]*worker{},
+
+		domainPrefix: DefaultDomainPrefix,
+		now:          time.Now,
+		workers:      map[string]*worker{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -470,7 +478,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Owner:         owner,
 			CreatedOn:     now,
 			ModifiedOn:    now,
-			Domain:        DomainName(ws.Location, name),
+			Domain:        domainName(s.domainPrefix, ws.Location, name),
 			Operation:     o.ID,
 			Extra:         req.Extra,
 			Share:         share,

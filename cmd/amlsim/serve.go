@@ -88,7 +88,8 @@ instance VMs keep running, to be taken back at the next start.`)
 	}
 	defer closeDrv()
 
-	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)))
+	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)),
+		sim.WithDomainPrefix(sim.HomeDomainPrefix(*home)))
 	if err != nil {
 		return err
 	}
