@@ -34,7 +34,7 @@ uri = %q
 state_dir = %q
 
 [local]
-port_range = [23022, 23999]
+port_range = [25022, 25999]
 
 [[principals]]
 object_id = "` + oidAdmin + `"
