@@ -183,6 +183,27 @@ func TestApplicationsOnRealVM(t *testing.T) {
 		t.Errorf("Jupyter api/status through the proxy: %d %s", status, out)
 	}
 
+	// A kernel, driven over its WebSocket through the proxy as the
+	// notebook page does: the code runs in the guest, as azureuser.
+	status, out = call("POST", base+"api/kernels", dsToken, []byte(`{"name":"python3"}`))
+	var kernel struct{ ID string }
+	if status != 201 || json.Unmarshal(out, &kernel) != nil || kernel.ID == "" {
+		t.Fatalf("start a kernel through the proxy: %d %s", status, out)
+	}
+	wsURL := base + "api/kernels/" + kernel.ID + "/channels"
+	ws, err := dialWebSocket(wsURL, &tls.Config{RootCAs: pool}, http.Header{
+		"Authorization": {"Bearer " + dsToken},
+		"Origin":        {"https://" + listen},
+	})
+	if err != nil {
+		t.Fatalf("kernel WebSocket %s: %v", wsURL, err)
+	}
+	printed, err := runInKernel(ws, "import getpass, socket; print(getpass.getuser(), socket.gethostname(), 6 * 7)")
+	ws.Close()
+	if want := "azureuser " + name + " 42\n"; err != nil || printed != want {
+		t.Errorf("code run in the kernel printed %q, %v; want %q", printed, err, want)
+	}
+
 	// The forwarded port itself is no way around the proxy: the guest's
 	// server wants the token only amlsim holds.
 	xml, err := exec.Command("virsh", "-c", libvirtURI(), "dumpxml", domain).Output()
