@@ -8,12 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amlsim/amlsim/hypervisor/fake"
 	"github.com/amlsim/amlsim/sim"
 )
 
-// benchEnv is a server holding 100 running instances on the fake driver.
+// benchEnv is a server holding 100 running instances on the fake driver,
+// each with a stand-in notebook server.
 func benchEnv(b *testing.B) *env {
-	e := newEnv(b, func(c *sim.Config) {
+	nb := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "notebook\n") })
+	e := newEnvDriver(b, []fake.Option{fake.WithService(sim.JupyterGuestPort, nb)}, func(c *sim.Config) {
 		c.Regions[0].DefaultVCPUs = 1000
 		c.Regions[0].TotalVCPUs = 1000
 		c.PageSize = 20
@@ -62,4 +65,12 @@ func BenchmarkGetCompute(b *testing.B) {
 func BenchmarkListComputes(b *testing.B) {
 	e := benchEnv(b)
 	measure(b, e, computesPath+"?api-version=2024-04-01")
+}
+
+// BenchmarkApplicationProxy is one request through the application proxy
+// to an instance's (stand-in) notebook server: the proxy's own cost, on
+// top of the guest's.
+func BenchmarkApplicationProxy(b *testing.B) {
+	e := benchEnv(b)
+	measure(b, e, sim.AppBasePath("eastus", "ci-bench050x")+"tree")
 }
