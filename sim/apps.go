@@ -45,6 +45,15 @@ func AppBasePath(location, name string) string {
 // application forward (instances recorded by older versions were not).
 func (i Instance) HasApplications() bool { return i.AppPort != 0 && i.AppToken != "" }
 
+// SharedApplications reports whether the instance was created with
+// applicationSharingPolicy Shared: then any workspace user whose role
+// grants applicationaccess/action may use its applications, not only its
+// owner (Personal, the default).
+func (i Instance) SharedApplications() bool {
+	p, _ := i.Extra["applicationSharingPolicy"].(string)
+	return strings.EqualFold(p, "Shared")
+}
+
 func newAppToken() (string, error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {

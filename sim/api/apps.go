@@ -16,7 +16,8 @@ import (
 // The application proxy serves each instance's applications (its Jupyter
 // notebook server) at sim.AppBasePath on this endpoint, as Azure serves
 // them at https://NAME.REGION.instances.azureml.ms, and lets through only
-// the instance's owner (S24). A browser cannot send a bearer header, so a
+// the instance's owner (S24), or, when the instance was created with
+// applicationSharingPolicy Shared, anyone granted applicationaccess/action. A browser cannot send a bearer header, so a
 // token may also come once as ?access_token=…, which the proxy turns into
 // a cookie scoped to the instance's path.
 
@@ -62,9 +63,9 @@ func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *
 		writeError(w, err)
 		return
 	}
-	if !isOwner(*who, inst) {
+	if !isOwner(*who, inst) && !inst.SharedApplications() {
 		writeError(w, sim.Errorf(sim.KindForbidden, "AuthorizationFailed",
-			"The client '%s' with object id '%s' is not the user of compute instance '%s': its applications are for its owner '%s' (%s) only, whatever the client's role in the workspace.",
+			"The client '%s' with object id '%s' is not the user of compute instance '%s': its applicationSharingPolicy is Personal, so its applications are for its owner '%s' (%s) only, whatever the client's role in the workspace.",
 			who.ObjectID, who.ObjectID, inst.Name, inst.Owner.Name, inst.Owner.ObjectID))
 		return
 	}

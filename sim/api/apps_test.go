@@ -239,3 +239,38 @@ func TestApplicationAccess(t *testing.T) {
 		t.Errorf("stopped instance: %d, want 409 ComputeInstanceNotRunning", resp.StatusCode)
 	}
 }
+
+// TestSharedApplications: with applicationSharingPolicy Shared, any user
+// whose role grants applicationaccess/action gets through; the others are
+// still refused. An unknown policy is refused at create.
+func TestSharedApplications(t *testing.T) {
+	e := newEnvDriver(t, []fake.Option{fake.WithService(sim.JupyterGuestPort, notebook())}, rbacConfig)
+	body := instanceBody("Standard_D1_v2")
+	body.Properties.(*ml.ComputeInstance).Properties.ApplicationSharingPolicy = to(ml.ApplicationSharingPolicyShared)
+	if _, err := e.create("ci-shared", body); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.get("ci-shared").Properties.ApplicationSharingPolicy; p == nil || *p != ml.ApplicationSharingPolicyShared {
+		t.Errorf("applicationSharingPolicy = %v, want Shared", p)
+	}
+	jupyter := sim.AppBasePath("eastus", "ci-shared") + "tree"
+	for oid, want := range map[string]int{
+		sim.DefaultOwner.ObjectID: 200, // the creator
+		oidContrib:                200, // Contributor: applicationaccess through *
+		oidCustom:                 200, // the custom role lists applicationaccess
+		oidReader:                 403, // read only
+	} {
+		if resp := e.raw("GET", jupyter, e.tokenFor(oid), ""); resp.StatusCode != want {
+			t.Errorf("%s on a Shared instance: %d, want %d", oid, resp.StatusCode, want)
+		}
+	}
+
+	bad := instanceBody("Standard_D1_v2")
+	bad.Properties.(*ml.ComputeInstance).Properties.ApplicationSharingPolicy = to(ml.ApplicationSharingPolicy("Everyone"))
+	if _, err := e.create("ci-bad-policy", bad); statusOf(err) != 400 {
+		t.Errorf("create with applicationSharingPolicy Everyone: %v, want 400", err)
+	}
+	if _, err := e.computes().Get(ctx(t), rg, ws, "ci-bad-policy", nil); statusOf(err) != 404 {
+		t.Errorf("a refused create left an instance: %v", err)
+	}
+}

@@ -253,6 +253,12 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property %s is invalid: %v.", k, err)
 		}
+		if k == "applicationSharingPolicy" && v != nil {
+			if p, _ := v.(string); !strings.EqualFold(p, "Personal") && !strings.EqualFold(p, "Shared") {
+				return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue",
+					"The property applicationSharingPolicy has the invalid value '%v': it must be Personal or Shared.", v)
+			}
+		}
 		if v != nil {
 			req.Extra[k] = v
 		}
