@@ -278,10 +278,7 @@ func TestAPIOnRealVM(t *testing.T) {
 	}
 	name := fmt.Sprintf("cie2e%x", time.Now().UnixNano()%0xffffff)
 	domain := domainOf(home, name)
-	t.Cleanup(func() {
-		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
-		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()
-	})
+	removeOnCleanup(t, domain)
 	body := ml.ComputeResource{
 		Location: ptr("eastus"),
 		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{

@@ -90,10 +90,7 @@ func TestApplicationsOnRealVM(t *testing.T) {
 	}
 	name := fmt.Sprintf("ciapp%x", time.Now().UnixNano()%0xffffff)
 	domain := domainOf(home, name)
-	t.Cleanup(func() {
-		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
-		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()
-	})
+	removeOnCleanup(t, domain)
 	body := ml.ComputeResource{
 		Location: ptr("eastus"),
 		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{

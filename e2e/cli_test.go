@@ -59,10 +59,7 @@ func TestCLIOnRealVM(t *testing.T) {
 	os.WriteFile(script, []byte("#!/bin/bash\necho \"cli-setup $1\" > /var/tmp/cli-setup\necho setup-ran-for-the-cli\n"), 0o644)
 
 	name := fmt.Sprintf("cli%x", time.Now().UnixNano()%0xfffff)
-	t.Cleanup(func() {
-		exec.Command("virsh", "-c", libvirtURI(), "destroy", domainOf(home, name)).Run()
-		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domainOf(home, name)).Run()
-	})
+	removeOnCleanup(t, domainOf(home, name))
 	cli := func(timeout time.Duration, args ...string) cliRun {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -174,10 +171,7 @@ func TestCLIOnRealVM(t *testing.T) {
 	failing := filepath.Join(userHome, "broken.sh")
 	os.WriteFile(failing, []byte("#!/bin/bash\necho \"args: [$1] [$2]\"\necho \"in $(pwd) as $(whoami)\"\necho boom >&2\nexit 7\n"), 0o644)
 	repro := "repro" + name
-	t.Cleanup(func() {
-		exec.Command("virsh", "-c", libvirtURI(), "destroy", domainOf(home, repro)).Run()
-		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domainOf(home, repro)).Run()
-	})
+	removeOnCleanup(t, domainOf(home, repro))
 	r = cli(10*time.Minute, "setup-script", "run", failing, "--name", repro, "--ssh-key", keyFile+".pub", "--", "one", "two words")
 	if r.code != 7 {
 		t.Errorf("setup-script run of a script exiting 7: exit status %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)

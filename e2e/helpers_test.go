@@ -242,3 +242,12 @@ func uniqueName(prefix string) string {
 // domainOf is the libvirt domain of the eastus instance called name of the
 // server whose home is home.
 func domainOf(home, name string) string { return sim.HomeDomainPrefix(home) + "eastus-" + name }
+
+// removeOnCleanup makes sure the domain is gone when the test ends,
+// whatever the server under test did or failed to do.
+func removeOnCleanup(t *testing.T, domain string) {
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", libvirtURI(), "destroy", domain).Run()
+		exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", domain).Run()
+	})
+}

@@ -67,11 +67,7 @@ func TestSampleScriptsOnRealVM(t *testing.T) {
 	suffix := fmt.Sprintf("%x", time.Now().UnixNano()%0xfffff)
 	envs, repos := "cienv"+suffix, "cirepo"+suffix
 	for _, n := range []string{envs, repos} {
-		d := domainOf(home, n)
-		t.Cleanup(func() {
-			exec.Command("virsh", "-c", libvirtURI(), "destroy", d).Run()
-			exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", d).Run()
-		})
+		removeOnCleanup(t, domainOf(home, n))
 	}
 	inline := func(name, args string) *ml.ScriptReference {
 		return scriptRef("inline", base64.StdEncoding.EncodeToString(sample(name)), args, "10m")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,11 +83,7 @@ func TestSetupScriptsOnRealVM(t *testing.T) {
 	suffix := fmt.Sprintf("%x", time.Now().UnixNano()%0xfffff)
 	good, bad := "cigood"+suffix, "cibad"+suffix
 	for _, n := range []string{good, bad} {
-		d := domainOf(home, n)
-		t.Cleanup(func() {
-			exec.Command("virsh", "-c", libvirtURI(), "destroy", d).Run()
-			exec.Command("virsh", "-c", libvirtURI(), "undefine", "--remove-all-storage", d).Run()
-		})
+		removeOnCleanup(t, domainOf(home, n))
 	}
 	body := func(scripts *ml.SetupScripts) ml.ComputeResource {
 		return ml.ComputeResource{Location: ptr("eastus"), Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
