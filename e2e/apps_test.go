@@ -222,12 +222,27 @@ func TestApplicationsOnRealVM(t *testing.T) {
 	}
 
 	// The data scientist's own actions (S10): stop, then the notebook is
-	// unavailable; delete is the admin's.
+	// unavailable, start; delete is the admin's.
 	sp, err := scientist.NewComputeClient().BeginStop(ctx, rgLocal, wsLocal, name, nil)
 	pollDone(t, "the data scientist stops it", sp, err)
 	if status, out := call("GET", jupyter, dsToken, nil); status != 409 {
 		t.Errorf("a stopped instance's Jupyter: %d %s, want 409", status, out)
 	}
+	// Started again (a new QEMU process), the forward is back and the
+	// notebook created before is still in the share.
+	stp, err := scientist.NewComputeClient().BeginStart(ctx, rgLocal, wsLocal, name, nil)
+	pollDone(t, "the data scientist starts it", stp, err)
+	begin = time.Now()
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(3 * time.Second) {
+		status, out = call("GET", base+"api/contents/from-jupyter.ipynb?content=0", dsToken, nil)
+		if status == 200 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if status != 200 {
+		t.Errorf("Jupyter after a stop and start: %d %.300s", status, out)
+	}
+	t.Logf("Jupyter answered %s after the start", time.Since(begin).Round(100*time.Millisecond))
 	dp, err := admin.NewComputeClient().BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil)
 	pollDone(t, "the admin deletes it", dp, err)
 }
