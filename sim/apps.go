@@ -11,9 +11,10 @@ import (
 // Applications: every instance runs a Jupyter notebook server (S24). The
 // guest serves it on JupyterGuestPort under AppBasePath; the hypervisor
 // forwards Instance.AppPort on the host to it; the API proxies
-// AppBasePath to that port for the instance's owner only, adding the
-// instance's AppToken, which nobody else learns, so the forwarded port is
-// useless without going through the proxy.
+// AppBasePath to that port for the instance's owner only (or, with
+// applicationSharingPolicy Shared, for anyone granted application access),
+// adding the instance's AppToken, which nobody else learns, so the
+// forwarded port is useless without going through the proxy.
 
 // JupyterGuestPort is the guest port of the notebook server.
 const JupyterGuestPort = 8888

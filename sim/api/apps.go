@@ -16,10 +16,11 @@ import (
 // The application proxy serves each instance's applications (its Jupyter
 // notebook server) at sim.AppBasePath on this endpoint, as Azure serves
 // them at https://NAME.REGION.instances.azureml.ms, and lets through only
-// the instance's owner (S24), or, when the instance was created with
-// applicationSharingPolicy Shared, anyone granted applicationaccess/action. A browser cannot send a bearer header, so a
-// token may also come once as ?access_token=…, which the proxy turns into
-// a cookie scoped to the instance's path.
+// the instance's owner (S24) or, when the instance was created with
+// applicationSharingPolicy Shared, anyone granted applicationaccess/action.
+// A browser cannot send a bearer header, so a token may also come once as
+// ?access_token=…, which the proxy turns into a cookie scoped to the
+// instance's path.
 
 // appCookie is the cookie that carries the caller's token to the proxy.
 const appCookie = "amlsim_access_token"
