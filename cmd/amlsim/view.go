@@ -78,7 +78,7 @@ type instance struct {
 	LastOperation *lastOperation `json:"lastOperation"`
 	Errors        []errorEntry   `json:"errors"`
 	// Applications are the instance's web applications (Jupyter), open to
-	// its owner only.
+	// its owner (or to everyone allowed, when shared).
 	Applications []application `json:"applications"`
 }
 
@@ -217,7 +217,7 @@ func printInstance(w io.Writer, output string, in instance) error {
 		row("SSH", "public access disabled")
 	}
 	for _, a := range in.Applications {
-		row(a.Name, a.URL+"  (owner only; amlsim compute open "+in.Name+")")
+		row(a.Name, a.URL+"  (in a browser: amlsim compute open "+in.Name+")")
 	}
 	if op := in.LastOperation; op != nil {
 		row("Last operation", fmt.Sprintf("%s %s at %s", op.Name, op.Status, op.Time.UTC().Format(time.RFC3339)))
