@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -61,4 +62,25 @@ func (s *Service) Log(ref WorkspaceRef, name string, kind LogKind) ([]byte, erro
 		return os.ReadFile(filepath.Join(dir, newest))
 	}
 	return nil, Errorf(KindBadRequest, "InvalidLogKind", "Unknown log '%s'; the logs are: serial, setup, startup.", kind)
+}
+
+// LastLines returns the last n lines of b, a final newline included when b
+// has one.
+func LastLines(b []byte, n int) []byte {
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	i := end
+	for ; n > 0; n-- {
+		j := bytes.LastIndexByte(b[:i], '\n')
+		if j < 0 {
+			return b
+		}
+		i = j
+	}
+	if i == end {
+		return nil
+	}
+	return b[i+1:]
 }

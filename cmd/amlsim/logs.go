@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/amlsim/amlsim/sim"
 )
 
 // followInterval is how often `logs -f` polls for new output.
@@ -69,7 +70,7 @@ output, where the server keeps them. -f keeps printing what is appended.`,
 			}
 			first := resp.body
 			if *follow && *tail >= 0 {
-				first = lastLines(first, *tail)
+				first = sim.LastLines(first, *tail)
 			}
 			c.stdout.Write(first)
 			if !*follow {
@@ -111,24 +112,4 @@ func (c *client) follow(ctx context.Context, stdout, stderr io.Writer, path stri
 		stdout.Write(b[printed:])
 		printed = len(b)
 	}
-}
-
-// lastLines returns the last n lines of b.
-func lastLines(b []byte, n int) []byte {
-	end := len(b)
-	if end > 0 && b[end-1] == '\n' {
-		end--
-	}
-	i := end
-	for ; n > 0; n-- {
-		j := bytes.LastIndexByte(b[:i], '\n')
-		if j < 0 {
-			return b
-		}
-		i = j
-	}
-	if i == end {
-		return nil
-	}
-	return b[i+1:]
 }

@@ -47,24 +47,6 @@ func TestParseInterspersed(t *testing.T) {
 	}
 }
 
-func TestLastLines(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"a\nb\nc\n", 2, "b\nc\n"},
-		{"a\nb\nc", 2, "b\nc"},
-		{"a\nb\nc\n", 5, "a\nb\nc\n"},
-		{"a\nb\nc\n", 0, ""},
-		{"", 3, ""},
-	} {
-		if got := string(lastLines([]byte(tc.in), tc.n)); got != tc.want {
-			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-}
-
 func TestExitStatusOf(t *testing.T) {
 	for _, tc := range []struct {
 		status int

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"net/http"
 	"strconv"
 
@@ -52,28 +51,9 @@ func (s *Server) logs(w http.ResponseWriter, r *request) {
 			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'tail' is not a non-negative integer.", v))
 			return
 		}
-		b = tailLines(b, n)
+		b = sim.LastLines(b, n)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
-}
-
-// tailLines returns the last n lines of b.
-func tailLines(b []byte, n int) []byte {
-	end := len(b)
-	if end > 0 && b[end-1] == '\n' {
-		end--
-	}
-	i := end
-	for ; n > 0 && i > 0; n-- {
-		i = bytes.LastIndexByte(b[:i], '\n')
-		if i < 0 {
-			return b
-		}
-	}
-	if n > 0 {
-		return b
-	}
-	return b[i+1:]
 }

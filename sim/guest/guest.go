@@ -4,7 +4,6 @@
 package guest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -101,16 +100,7 @@ func (g *SSH) serialTail(domain string) string {
 	if err != nil {
 		return ""
 	}
-	return "last lines of the serial console (" + path + "):\n" + Tail(b, 20)
-}
-
-// Tail returns the last n lines of b.
-func Tail(b []byte, n int) string {
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return "last lines of the serial console (" + path + "):\n" + strings.TrimRight(string(sim.LastLines(b, 20)), "\n")
 }
 
 // Fake is the guest setup for the fake driver: no seed, and the guest is
