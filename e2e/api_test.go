@@ -105,8 +105,29 @@ func startSim(t *testing.T, home, config, listen string) *simServer {
 		s.cmd.Process.Kill()
 		t.Fatalf("amlsim serve did not become ready; its log:\n%s", s.log)
 	}
-	t.Cleanup(func() { s.stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		s.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("server log (%s):\n%s", listen, s.log)
+		}
+	})
 	return s
+}
+
+// simHome makes a home for `amlsim serve` over libvirt: a config naming
+// this run's libvirt, a fresh state directory QEMU can reach, loopback
+// ports from firstPort on (each test has a range of its own), and extra
+// TOML. It returns the home, the config's path and the state directory.
+func simHome(t *testing.T, firstPort int, extra string) (home, config, stateDir string) {
+	t.Helper()
+	home, stateDir = t.TempDir(), vmStateDir(t)
+	config = filepath.Join(home, "amlsim.toml")
+	toml := fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n\n[local]\nport_range = [%d, %d]\n\n%s",
+		libvirtURI(), stateDir, firstPort, firstPort+977, extra)
+	if err := os.WriteFile(config, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return home, config, stateDir
 }
 
 func (s *simServer) stop(sig syscall.Signal) {
@@ -206,6 +227,12 @@ func userSSH(t *testing.T, port int32, key guestssh.Key, hk *tofu, cmd string) s
 			continue
 		}
 		defer c.Close()
+		// x/crypto/ssh waits for the guest's answers without a deadline
+		// (a guest going down may never send them): close the connection
+		// if the command has not ended in time, which fails the test
+		// instead of hanging it.
+		watchdog := time.AfterFunc(5*time.Minute, func() { c.Close() })
+		defer watchdog.Stop()
 		sess, err := c.NewSession()
 		if err != nil {
 			t.Fatal(err)
@@ -219,6 +246,19 @@ func userSSH(t *testing.T, port int32, key guestssh.Key, hk *tofu, cmd string) s
 	}
 	t.Fatalf("ssh to 127.0.0.1:%d as azureuser: %v", port, last)
 	return ""
+}
+
+// sshInstance is the create request of an instance of size in eastus with
+// SSH public access for key; with, if not nil, adds to its properties.
+func sshInstance(size string, key guestssh.Key, with func(*ml.ComputeInstanceProperties)) ml.ComputeResource {
+	props := &ml.ComputeInstanceProperties{
+		VMSize:      ptr(size),
+		SSHSettings: &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(key.AuthorizedKey())},
+	}
+	if with != nil {
+		with(props)
+	}
+	return ml.ComputeResource{Location: ptr("eastus"), Properties: &ml.ComputeInstance{Properties: props}}
 }
 
 func pollDone[T any](t *testing.T, what string, p *runtime.Poller[T], err error) T {
@@ -262,10 +302,7 @@ func dv2Usage(t *testing.T, f *ml.ClientFactory) int64 {
 func TestAPIOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home := t.TempDir()
-	stateDir := vmStateDir(t)
-	config := filepath.Join(home, "amlsim.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n[local]\nport_range = [21022, 21999]\n", libvirtURI(), stateDir)), 0o600)
+	home, config, stateDir := simHome(t, 21022, "")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 
 	srv := startSim(t, home, config, listen)
@@ -279,13 +316,7 @@ func TestAPIOnRealVM(t *testing.T) {
 	name := fmt.Sprintf("cie2e%x", time.Now().UnixNano()%0xffffff)
 	domain := domainOf(home, name)
 	removeOnCleanup(t, domain)
-	body := ml.ComputeResource{
-		Location: ptr("eastus"),
-		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
-			VMSize:      ptr("STANDARD_D3_V2"),
-			SSHSettings: &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(userKey.AuthorizedKey())},
-		}},
-	}
+	body := sshInstance("STANDARD_D3_V2", userKey, nil)
 	begin := time.Now()
 	p, err := computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, nil)
 	if err != nil {
@@ -299,25 +330,20 @@ func TestAPIOnRealVM(t *testing.T) {
 	// Kill the server once the domain exists, then start it again.
 	for deadline := time.Now().Add(2 * time.Minute); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("domain %s never appeared; server log:\n%s", domain, srv.log)
+			t.Fatalf("domain %s never appeared", domain)
 		}
 	}
 	srv.stop(syscall.SIGKILL)
 	t.Logf("server killed %.1fs into the create", time.Since(begin).Seconds())
-	srv = startSim(t, home, config, listen)
+	startSim(t, home, config, listen)
 	f = sdkClients(t, home, listen)
 	computes = f.NewComputeClient()
 	p, err = computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, &ml.ComputeClientBeginCreateOrUpdateOptions{ResumeToken: token})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.log)
-		}
-	})
 	res := pollDone(t, "create", p, err)
 	t.Logf("create to Running: %.1fs", time.Since(begin).Seconds())
 	ci := res.Properties.(*ml.ComputeInstance)
 	if *ci.Properties.State != ml.ComputeInstanceStateRunning {
-		t.Fatalf("state after create = %s; errors %v; server log:\n%s", *ci.Properties.State, ci.Properties.Errors, srv.log)
+		t.Fatalf("state after create = %s; errors %v", *ci.Properties.State, ci.Properties.Errors)
 	}
 	port := *ci.Properties.SSHSettings.SSHPort
 	hk := &tofu{}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -29,13 +28,6 @@ const (
 // appsConfig: an admin who owns the subscription and a data scientist with
 // only the four instance actions of S10 (and read), in the workspace.
 const appsConfig = `
-[driver]
-uri = %q
-state_dir = %q
-
-[local]
-port_range = [25022, 25999]
-
 [[principals]]
 object_id = "` + oidAdmin + `"
 tenant_id = "00000000-0000-0000-0000-0000000000aa"
@@ -74,10 +66,7 @@ scope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-l
 func TestApplicationsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home := t.TempDir()
-	config := filepath.Join(home, "amlsim.toml")
-	stateDir := vmStateDir(t)
-	os.WriteFile(config, []byte(fmt.Sprintf(appsConfig, libvirtURI(), stateDir)), 0o600)
+	home, config, stateDir := simHome(t, 25022, appsConfig)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startSim(t, home, config, listen)
 	admin := sdkClientsAs(t, home, listen, oidAdmin)
@@ -91,16 +80,11 @@ func TestApplicationsOnRealVM(t *testing.T) {
 	name := fmt.Sprintf("ciapp%x", time.Now().UnixNano()%0xffffff)
 	domain := domainOf(home, name)
 	removeOnCleanup(t, domain)
-	body := ml.ComputeResource{
-		Location: ptr("eastus"),
-		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
-			VMSize:      ptr("STANDARD_D3_V2"),
-			SSHSettings: &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(key.AuthorizedKey())},
-			PersonalComputeInstanceSettings: &ml.PersonalComputeInstanceSettings{
-				AssignedUser: &ml.AssignedUser{ObjectID: ptr(oidScientist), TenantID: ptr("00000000-0000-0000-0000-0000000000aa")},
-			},
-		}},
-	}
+	body := sshInstance("STANDARD_D3_V2", key, func(p *ml.ComputeInstanceProperties) {
+		p.PersonalComputeInstanceSettings = &ml.PersonalComputeInstanceSettings{
+			AssignedUser: &ml.AssignedUser{ObjectID: ptr(oidScientist), TenantID: ptr("00000000-0000-0000-0000-0000000000aa")},
+		}
+	})
 	begin := time.Now()
 	p, err := admin.NewComputeClient().BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, body, nil)
 	pollDone(t, "create on behalf of the data scientist", p, err)

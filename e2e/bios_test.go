@@ -142,35 +142,17 @@ func requireBIOSImage(t *testing.T, base fixtures.Image) string {
 // newBIOSDriver connects a libvirt driver whose base image is disk with no
 // kernel, so its domains boot through the BIOS. With no kernel the driver
 // cannot probe KVM itself and would trust libvirt, which reports KVM on
-// hosts where it hangs; so the verdict of a probe with the default image's
-// kernel (the same kernel the disk boots) is passed in.
+// hosts where it hangs; so a driver on the default image (the same kernel
+// the disk boots) settles the domain type first.
 func newBIOSDriver(t *testing.T, base fixtures.Image, disk string) *libvirt.Driver {
 	t.Helper()
+	newVMDriver(t, base)
+	d := openDriver(t, libvirt.BaseImage{Disk: disk}, vmStateDir(t))
 	typeMu.Lock()
-	typ := probedType
+	want := probedType
 	typeMu.Unlock()
-	if typ == "" {
-		probe, _ := newVMDriver(t, base)
-		typ, _ = probe.DomainType()
-		probe.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	d, err := libvirt.New(ctx, libvirt.Config{
-		URI:        libvirtURI(),
-		StateDir:   vmStateDir(t),
-		Image:      libvirt.BaseImage{Disk: disk},
-		DomainType: typ,
-	})
-	if errors.Is(err, hypervisor.ErrUnavailable) {
-		skipOrFail(t, "libvirtd not reachable at %s (start it: virtlogd -d; libvirtd -d): %v", libvirtURI(), err)
-	}
-	if err != nil {
-		t.Fatalf("libvirt.New: %v", err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if got, why := d.DomainType(); got != typ {
-		t.Fatalf("DomainType() = %q (%s), want %q as configured", got, why, typ)
+	if got, why := d.DomainType(); got != want {
+		t.Fatalf("DomainType() = %q (%s), want the probed %q", got, why, want)
 	}
 	return d
 }

@@ -35,18 +35,10 @@ func TestCLIOnRealVM(t *testing.T) {
 	}
 	t.Logf("ssh client: %s", sshBin)
 
-	home := t.TempDir()
+	home, config, _ := simHome(t, 24022, "")
 	userHome := t.TempDir()
-	stateDir := vmStateDir(t)
-	config := filepath.Join(home, "amlsim.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n[local]\nport_range = [24022, 24999]\n", libvirtURI(), stateDir)), 0o600)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startSim(t, home, config, listen)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.log)
-		}
-	})
+	startSim(t, home, config, listen)
 
 	key, err := guestssh.GenerateKey()
 	if err != nil {

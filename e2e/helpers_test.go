@@ -86,6 +86,14 @@ func vmStateDir(t *testing.T) string {
 func newVMDriver(t *testing.T, img fixtures.Image) (*libvirt.Driver, string) {
 	t.Helper()
 	state := vmStateDir(t)
+	base := libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}
+	return openDriver(t, base, state), state
+}
+
+// openDriver connects a libvirt driver on base in state, with the domain
+// type the first driver of the run probed (this one probes when none has).
+func openDriver(t *testing.T, base libvirt.BaseImage, state string) *libvirt.Driver {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	typeMu.Lock()
@@ -93,7 +101,7 @@ func newVMDriver(t *testing.T, img fixtures.Image) (*libvirt.Driver, string) {
 	d, err := libvirt.New(ctx, libvirt.Config{
 		URI:        libvirtURI(),
 		StateDir:   state,
-		Image:      libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline},
+		Image:      base,
 		DomainType: probedType,
 	})
 	if errors.Is(err, hypervisor.ErrUnavailable) {
@@ -108,7 +116,7 @@ func newVMDriver(t *testing.T, img fixtures.Image) (*libvirt.Driver, string) {
 		t.Logf("domain type %s (%s)", typ, why)
 		probedType = typ
 	}
-	return d, state
+	return d
 }
 
 // The first driver of a run probes KVM (up to 20 s when KVM hangs); later

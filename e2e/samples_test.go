@@ -22,9 +22,7 @@ import (
 func TestSampleScriptsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home := t.TempDir()
-	config := filepath.Join(home, "amlsim.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n[local]\nport_range = [26022, 26999]\n", libvirtURI(), vmStateDir(t))), 0o600)
+	home, config, _ := simHome(t, 26022, "")
 	sample := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("..", "fixtures", "scripts", name))
 		if err != nil {
@@ -53,12 +51,7 @@ func TestSampleScriptsOnRealVM(t *testing.T) {
 	}
 
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startSim(t, home, config, listen)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.log)
-		}
-	})
+	startSim(t, home, config, listen)
 	computes := sdkClients(t, home, listen).NewComputeClient()
 	key, err := guestssh.GenerateKey()
 	if err != nil {
@@ -73,14 +66,10 @@ func TestSampleScriptsOnRealVM(t *testing.T) {
 		return scriptRef("inline", base64.StdEncoding.EncodeToString(sample(name)), args, "10m")
 	}
 	create := func(name string, scripts *ml.ScriptsToExecute) func() ml.ComputeClientCreateOrUpdateResponse {
-		p, err := computes.BeginCreateOrUpdate(context.Background(), rgLocal, wsLocal, name, ml.ComputeResource{
-			Location: ptr("eastus"),
-			Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
-				VMSize:       ptr("Standard_DS2_v2"),
-				SSHSettings:  &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(key.AuthorizedKey())},
-				SetupScripts: &ml.SetupScripts{Scripts: scripts},
-			}},
-		}, nil)
+		body := sshInstance("Standard_DS2_v2", key, func(p *ml.ComputeInstanceProperties) {
+			p.SetupScripts = &ml.SetupScripts{Scripts: scripts}
+		})
+		p, err := computes.BeginCreateOrUpdate(context.Background(), rgLocal, wsLocal, name, body, nil)
 		return func() ml.ComputeClientCreateOrUpdateResponse { return pollDone(t, "create "+name, p, err) }
 	}
 	begin := time.Now()

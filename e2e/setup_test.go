@@ -58,22 +58,14 @@ func scriptRef(source, data, args, timeout string) *ml.ScriptReference {
 func TestSetupScriptsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home := t.TempDir()
-	stateDir := vmStateDir(t)
-	config := filepath.Join(home, "amlsim.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n[local]\nport_range = [23022, 23999]\n", libvirtURI(), stateDir)), 0o600)
+	home, config, _ := simHome(t, 23022, "")
 	share := filepath.Join(home, "shares", "rg-local", "ws-local")
 	if err := os.MkdirAll(filepath.Join(share, "Users", "admin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(share, "Users", "admin", "setup.sh"), []byte(creationScript), 0o644)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startSim(t, home, config, listen)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.log)
-		}
-	})
+	startSim(t, home, config, listen)
 	computes := sdkClients(t, home, listen).NewComputeClient()
 	ctx := context.Background()
 	key, err := guestssh.GenerateKey()
@@ -86,11 +78,7 @@ func TestSetupScriptsOnRealVM(t *testing.T) {
 		removeOnCleanup(t, domainOf(home, n))
 	}
 	body := func(scripts *ml.SetupScripts) ml.ComputeResource {
-		return ml.ComputeResource{Location: ptr("eastus"), Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
-			VMSize:       ptr("Standard_DS2_v2"),
-			SSHSettings:  &ml.ComputeInstanceSSHSettings{SSHPublicAccess: ptr(ml.SSHPublicAccessEnabled), AdminPublicKey: ptr(key.AuthorizedKey())},
-			SetupScripts: scripts,
-		}}}
+		return sshInstance("Standard_DS2_v2", key, func(p *ml.ComputeInstanceProperties) { p.SetupScripts = scripts })
 	}
 	goodPoller, err := computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, good, body(&ml.SetupScripts{Scripts: &ml.ScriptsToExecute{
 		CreationScript: scriptRef("workspaceStorage", "Users/admin/setup.sh", `first "arg 2" 'it''s'`, "10m"),
