@@ -11,11 +11,10 @@ import (
 // its studio: an instance's progress events and its logs. The amlsim CLI
 // uses them; ARM clients never see them.
 
-func (s *Server) events(w http.ResponseWriter, r *request) {
+func (s *Server) events(w http.ResponseWriter, r *request) error {
 	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	events := inst.Events
 	if events == nil {
@@ -26,6 +25,7 @@ func (s *Server) events(w http.ResponseWriter, r *request) {
 		runs = append(runs, scriptRunView{Kind: string(r.Kind), ExitCode: r.ExitCode, TimedOut: r.TimedOut, Seconds: r.Duration.Seconds(), Log: r.Log, HostLog: r.HostLog})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": events, "state": inst.State, "scriptRuns": runs})
+	return nil
 }
 
 // scriptRunView is one setup script run, for clients that act on its
@@ -39,21 +39,20 @@ type scriptRunView struct {
 	HostLog  string  `json:"hostLog,omitempty"`
 }
 
-func (s *Server) logs(w http.ResponseWriter, r *request) {
+func (s *Server) logs(w http.ResponseWriter, r *request) error {
 	b, err := s.svc.Log(r.workspace(), r.vars["name"], sim.LogKind(r.vars["kind"]))
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if v := r.URL.Query().Get("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'tail' is not a non-negative integer.", v))
-			return
+			return sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'tail' is not a non-negative integer.", v)
 		}
 		b = sim.LastLines(b, n)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
+	return nil
 }

@@ -34,51 +34,43 @@ func isOwner(p sim.Principal, inst sim.Instance) bool {
 
 // serveApplication authenticates and authorizes a request for an
 // instance's application and proxies it to the guest.
-func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *sim.Principal, actions *[]string) {
+func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *sim.Principal, actions *[]string) error {
 	location, name, ok := splitAppPath(hr.URL.Path)
 	if !ok {
-		writeError(w, sim.Errorf(sim.KindNotFound, "NotFound", "The requested path '%s' was not found.", hr.URL.Path))
-		return
+		return sim.Errorf(sim.KindNotFound, "NotFound", "The requested path '%s' was not found.", hr.URL.Path)
 	}
 	base := sim.AppBasePath(location, name)
 	tok, fromQuery := appToken(hr)
 	if tok == "" {
-		writeError(w, sim.Errorf(sim.KindUnauthorized, "AuthenticationFailed",
-			"Authentication failed. Send a bearer token (amlsim token) in the 'Authorization' header, or open %s?%s=TOKEN once in a browser.", base, appTokenParam))
-		return
+		return sim.Errorf(sim.KindUnauthorized, "AuthenticationFailed",
+			"Authentication failed. Send a bearer token (amlsim token) in the 'Authorization' header, or open %s?%s=TOKEN once in a browser.", base, appTokenParam)
 	}
 	claims, err := s.verify(tok)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	*who = sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
 	*actions = []string{sim.ActApplicationAccess}
 	inst, err := s.svc.ComputeAt(location, name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	scope := computeID(s.sub(), inst)
 	if err := s.svc.Authorize(*who, sim.ActApplicationAccess, scope); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if !isOwner(*who, inst) && !inst.SharedApplications() {
-		writeError(w, sim.Errorf(sim.KindForbidden, "AuthorizationFailed",
+		return sim.Errorf(sim.KindForbidden, "AuthorizationFailed",
 			"The client '%s' with object id '%s' is not the user of compute instance '%s': its applicationSharingPolicy is Personal, so its applications are for its owner '%s' (%s) only, whatever the client's role in the workspace.",
-			who.ObjectID, who.ObjectID, inst.Name, inst.Owner.Name, inst.Owner.ObjectID))
-		return
+			who.ObjectID, who.ObjectID, inst.Name, inst.Owner.Name, inst.Owner.ObjectID)
 	}
 	if !inst.HasApplications() {
-		writeError(w, sim.Errorf(sim.KindNotFound, "ApplicationNotFound",
-			"Compute instance '%s' was created without applications; create it again to get Jupyter.", inst.Name))
-		return
+		return sim.Errorf(sim.KindNotFound, "ApplicationNotFound",
+			"Compute instance '%s' was created without applications; create it again to get Jupyter.", inst.Name)
 	}
 	if inst.State != sim.StateRunning && inst.State != sim.StateSetupFailed {
-		writeError(w, sim.Errorf(sim.KindConflict, "ComputeInstanceNotRunning",
-			"The applications of compute instance '%s' are available while it runs; it is %s.", inst.Name, inst.State))
-		return
+		return sim.Errorf(sim.KindConflict, "ComputeInstanceNotRunning",
+			"The applications of compute instance '%s' are available while it runs; it is %s.", inst.Name, inst.State)
 	}
 	if fromQuery {
 		// Keep the token in a cookie for the pages and sockets that
@@ -89,9 +81,10 @@ func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *
 		q.Del(appTokenParam)
 		u.RawQuery = q.Encode()
 		http.Redirect(w, hr, u.RequestURI(), http.StatusSeeOther)
-		return
+		return nil
 	}
 	s.appProxy(inst).ServeHTTP(w, hr)
+	return nil
 }
 
 // splitAppPath parses /amlsim/instances/LOCATION/NAME/….

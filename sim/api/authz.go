@@ -88,10 +88,9 @@ func (s *Server) roleView(r rbac.Role) roleDefinitionView {
 
 // serveAuthorization answers an authorization API request; actions gets
 // the RBAC action checked, for the audit log.
-func (s *Server) serveAuthorization(w http.ResponseWriter, r *http.Request, who sim.Principal, scope, rest string, actions *[]string) {
+func (s *Server) serveAuthorization(w http.ResponseWriter, r *http.Request, who sim.Principal, scope, rest string, actions *[]string) error {
 	if !strings.HasPrefix(strings.ToLower(scope+"/"), strings.ToLower(s.svc.SubscriptionScope()+"/")) {
-		writeError(w, sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The scope '%s' is not in subscription '%s'.", scope, s.sub()))
-		return
+		return sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The scope '%s' is not in subscription '%s'.", scope, s.sub())
 	}
 	kind, name, _ := strings.Cut(rest, "/")
 	var action string
@@ -105,31 +104,25 @@ func (s *Server) serveAuthorization(w http.ResponseWriter, r *http.Request, who 
 	case strings.EqualFold(kind, "roleAssignments") && r.Method == http.MethodDelete && name != "":
 		action = sim.ActAssignmentDelete
 	case strings.EqualFold(kind, "roleAssignments") || strings.EqualFold(kind, "roleDefinitions"):
-		writeError(w, sim.Errorf(sim.KindMethod, "HttpMethodNotSupported", "The requested resource does not support http method '%s'.", r.Method))
-		return
+		return sim.Errorf(sim.KindMethod, "HttpMethodNotSupported", "The requested resource does not support http method '%s'.", r.Method)
 	default:
-		writeError(w, sim.Errorf(sim.KindNotFound, "NotFound", "The requested path '%s' was not found.", r.URL.Path))
-		return
+		return sim.Errorf(sim.KindNotFound, "NotFound", "The requested path '%s' was not found.", r.URL.Path)
 	}
 	*actions = []string{action}
 	if err := s.svc.Authorize(who, action, scope); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if strings.EqualFold(kind, "roleDefinitions") {
-		s.roleDefinitions(w, name)
-		return
+		return s.roleDefinitions(w, name)
 	}
 	switch r.Method {
 	case http.MethodGet:
 		if name == "" {
-			s.listAssignments(w, r, scope)
-			return
+			return s.listAssignments(w, r, scope)
 		}
 		a, err := s.svc.Assignment(scope, name)
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, s.assignmentView(a))
 	case http.MethodPut:
@@ -141,17 +134,14 @@ func (s *Server) serveAuthorization(w http.ResponseWriter, r *http.Request, who 
 			} `json:"properties"`
 		}
 		if err := decode(&request{Request: r}, &body); err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		if body.Properties.RoleDefinitionID == "" || body.Properties.PrincipalID == "" {
-			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "properties.roleDefinitionId and properties.principalId are required."))
-			return
+			return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "properties.roleDefinitionId and properties.principalId are required.")
 		}
 		a, created, err := s.svc.PutAssignment(scope, name, body.Properties.PrincipalID, body.Properties.RoleDefinitionID)
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		status := http.StatusOK
 		if created {
@@ -162,20 +152,20 @@ func (s *Server) serveAuthorization(w http.ResponseWriter, r *http.Request, who 
 		a, existed, err := s.svc.DeleteAssignment(scope, name)
 		switch {
 		case err != nil:
-			writeError(w, err)
+			return err
 		case !existed:
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			writeJSON(w, http.StatusOK, s.assignmentView(a))
 		}
 	}
+	return nil
 }
 
-func (s *Server) listAssignments(w http.ResponseWriter, r *http.Request, scope string) {
+func (s *Server) listAssignments(w http.ResponseWriter, r *http.Request, scope string) error {
 	all, err := s.svc.Assignments(scope)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	// $filter=principalId eq '…' is the filter clients use most.
 	principal := ""
@@ -191,21 +181,22 @@ func (s *Server) listAssignments(w http.ResponseWriter, r *http.Request, scope s
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }
 
-func (s *Server) roleDefinitions(w http.ResponseWriter, id string) {
+func (s *Server) roleDefinitions(w http.ResponseWriter, id string) error {
 	if id != "" {
 		r, ok := s.svc.Role(id)
 		if !ok {
-			writeError(w, sim.Errorf(sim.KindNotFound, "RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", id))
-			return
+			return sim.Errorf(sim.KindNotFound, "RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", id)
 		}
 		writeJSON(w, http.StatusOK, s.roleView(r))
-		return
+		return nil
 	}
 	out := []roleDefinitionView{}
 	for _, r := range s.svc.Roles() {
 		out = append(out, s.roleView(r))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }

@@ -46,93 +46,92 @@ func decode(r *request, v any) error {
 
 // --- workspaces ---
 
-func (s *Server) listAllWorkspaces(w http.ResponseWriter, r *request) { s.writeWorkspaces(w, "") }
-
-func (s *Server) listWorkspaces(w http.ResponseWriter, r *request) {
-	s.writeWorkspaces(w, r.vars["rg"])
+func (s *Server) listAllWorkspaces(w http.ResponseWriter, r *request) error {
+	return s.writeWorkspaces(w, "")
 }
 
-func (s *Server) writeWorkspaces(w http.ResponseWriter, rg string) {
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *request) error {
+	return s.writeWorkspaces(w, r.vars["rg"])
+}
+
+func (s *Server) writeWorkspaces(w http.ResponseWriter, rg string) error {
 	list, err := s.svc.Workspaces(rg)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	out := []workspaceResource{}
 	for _, ws := range list {
 		out = append(out, workspaceView(s.sub(), ws))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }
 
-func (s *Server) getWorkspace(w http.ResponseWriter, r *request) {
+func (s *Server) getWorkspace(w http.ResponseWriter, r *request) error {
 	ws, err := s.svc.Workspace(r.workspace())
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, workspaceView(s.sub(), ws))
+	return nil
 }
 
-func (s *Server) putWorkspace(w http.ResponseWriter, r *request) {
+func (s *Server) putWorkspace(w http.ResponseWriter, r *request) error {
 	var body struct {
 		Location string            `json:"location"`
 		Tags     map[string]string `json:"tags"`
 	}
 	if err := decode(r, &body); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if body.Location == "" {
-		writeError(w, sim.Errorf(sim.KindBadRequest, "LocationRequired", "The location property is required for this definition."))
-		return
+		return sim.Errorf(sim.KindBadRequest, "LocationRequired", "The location property is required for this definition.")
 	}
 	// The spec allows 200 and 202 only: a workspace is ready at once here.
 	ws, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, workspaceView(s.sub(), ws))
+	return nil
 }
 
-func (s *Server) deleteWorkspace(w http.ResponseWriter, r *request) {
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *request) error {
 	existed, err := s.svc.DeleteWorkspace(r.workspace())
 	switch {
 	case err != nil:
-		writeError(w, err)
+		return err
 	case !existed:
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.WriteHeader(http.StatusOK)
 	}
+	return nil
 }
 
 // --- computes ---
 
-func (s *Server) getCompute(w http.ResponseWriter, r *request) {
+func (s *Server) getCompute(w http.ResponseWriter, r *request) error {
 	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.computeView(r, inst))
+	return nil
 }
 
-func (s *Server) listComputes(w http.ResponseWriter, r *request) {
+func (s *Server) listComputes(w http.ResponseWriter, r *request) error {
 	skip := 0
 	if v := r.URL.Query().Get("$skip"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter '$skip' is not a non-negative integer.", v))
-			return
+			return sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter '$skip' is not a non-negative integer.", v)
 		}
 		skip = n
 	}
 	page, more, err := s.svc.Computes(r.workspace(), skip)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	out := struct {
 		Value    []computeResource `json:"value"`
@@ -146,6 +145,7 @@ func (s *Server) listComputes(w http.ResponseWriter, r *request) {
 		out.NextLink = r.baseURL() + r.URL.Path + "?" + q.Encode()
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // computeTypes are the compute types ARM knows; the simulator serves
@@ -281,82 +281,74 @@ func (r *scriptReference) request() *sim.ScriptRequest {
 	return &sim.ScriptRequest{ScriptSource: r.ScriptSource, ScriptData: r.ScriptData, ScriptArguments: r.ScriptArguments, Timeout: r.Timeout}
 }
 
-func (s *Server) putCompute(w http.ResponseWriter, r *request) {
+func (s *Server) putCompute(w http.ResponseWriter, r *request) error {
 	var body putComputeBody
 	if err := decode(r, &body); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	req, err := parseCreate(body)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	inst, op, err := s.svc.CreateOrUpdate(r.principal, r.workspace(), r.vars["name"], req)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if op == nil {
 		writeJSON(w, http.StatusOK, s.computeView(r, inst))
-		return
+		return nil
 	}
 	s.setPollingHeaders(w, r, *op, false)
 	writeJSON(w, http.StatusCreated, s.computeView(r, inst))
+	return nil
 }
 
-func (s *Server) deleteCompute(w http.ResponseWriter, r *request) {
+func (s *Server) deleteCompute(w http.ResponseWriter, r *request) error {
 	action := r.URL.Query().Get("underlyingResourceAction")
 	switch {
 	case action == "":
-		writeError(w, sim.Errorf(sim.KindBadRequest, "MissingRequiredQueryParameter", "The query parameter 'underlyingResourceAction' is required (Delete or Detach)."))
-		return
+		return sim.Errorf(sim.KindBadRequest, "MissingRequiredQueryParameter", "The query parameter 'underlyingResourceAction' is required (Delete or Detach).")
 	case strings.EqualFold(action, "Detach"):
-		writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "Compute instance '%s' is not an attached compute and cannot be detached; use underlyingResourceAction=Delete.", r.vars["name"]))
-		return
+		return sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "Compute instance '%s' is not an attached compute and cannot be detached; use underlyingResourceAction=Delete.", r.vars["name"])
 	case !strings.EqualFold(action, "Delete"):
-		writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'underlyingResourceAction' is not valid. Valid values: Delete, Detach.", action))
-		return
+		return sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'underlyingResourceAction' is not valid. Valid values: Delete, Detach.", action)
 	}
 	// Deleting what is not there is a success (204), in a workspace that is.
 	if _, err := s.svc.Workspace(r.workspace()); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {
 		if sim.AsError(err).Kind == sim.KindNotFound {
 			w.WriteHeader(http.StatusNoContent)
-			return
+			return nil
 		}
-		writeError(w, err)
-		return
+		return err
 	}
 	op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], sim.ActionDelete)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	s.setPollingHeaders(w, r, op, true)
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
-func (s *Server) action(a sim.Action) func(http.ResponseWriter, *request) {
-	return func(w http.ResponseWriter, r *request) {
+func (s *Server) action(a sim.Action) handlerFunc {
+	return func(w http.ResponseWriter, r *request) error {
 		op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], a)
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		s.setPollingHeaders(w, r, op, true)
 		w.WriteHeader(http.StatusAccepted)
+		return nil
 	}
 }
 
-func (s *Server) listNodes(w http.ResponseWriter, r *request) {
+func (s *Server) listNodes(w http.ResponseWriter, r *request) error {
 	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	type node struct {
 		NodeID           string `json:"nodeId"`
@@ -374,6 +366,7 @@ func (s *Server) listNodes(w http.ResponseWriter, r *request) {
 		nodes = append(nodes, n)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+	return nil
 }
 
 func nodeState(st sim.State) string {
@@ -388,12 +381,11 @@ func nodeState(st sim.State) string {
 	return "leaving"
 }
 
-func (s *Server) listKeys(w http.ResponseWriter, r *request) {
+func (s *Server) listKeys(w http.ResponseWriter, r *request) error {
 	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	writeError(w, sim.Errorf(sim.KindBadRequest, "ComputeKeysNotSupported", "Compute instances have no keys to list; reach them over SSH with your key."))
+	return sim.Errorf(sim.KindBadRequest, "ComputeKeysNotSupported", "Compute instances have no keys to list; reach them over SSH with your key.")
 }
 
 // --- long-running operations ---
@@ -410,11 +402,10 @@ func (s *Server) setPollingHeaders(w http.ResponseWriter, r *request, op sim.Ope
 	s.setRetryAfter(w)
 }
 
-func (s *Server) operationStatus(w http.ResponseWriter, r *request) {
+func (s *Server) operationStatus(w http.ResponseWriter, r *request) error {
 	op, err := s.svc.Operation(r.vars["loc"], r.vars["op"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	v := operationView{
 		ID:        r.URL.Path,
@@ -434,15 +425,15 @@ func (s *Server) operationStatus(w http.ResponseWriter, r *request) {
 		s.setRetryAfter(w)
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 // operationResult is the Location poller's view: 202 while in progress,
 // 200 once done, the operation's error once failed.
-func (s *Server) operationResult(w http.ResponseWriter, r *request) {
+func (s *Server) operationResult(w http.ResponseWriter, r *request) error {
 	op, err := s.svc.Operation(r.vars["loc"], r.vars["op"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	switch op.Status {
 	case sim.OpInProgress:
@@ -456,17 +447,17 @@ func (s *Server) operationResult(w http.ResponseWriter, r *request) {
 		if e == nil {
 			e = sim.Errorf(sim.KindInternal, "OperationFailed", "The operation failed.")
 		}
-		writeError(w, e)
+		return e
 	}
+	return nil
 }
 
 // --- location-scoped: usages, sizes, quotas ---
 
-func (s *Server) usages(w http.ResponseWriter, r *request) {
+func (s *Server) usages(w http.ResponseWriter, r *request) error {
 	list, err := s.svc.Usages(r.vars["loc"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	out := []usageView{}
 	for _, u := range list {
@@ -482,12 +473,12 @@ func (s *Server) usages(w http.ResponseWriter, r *request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }
 
-func (s *Server) vmSizes(w http.ResponseWriter, r *request) {
+func (s *Server) vmSizes(w http.ResponseWriter, r *request) error {
 	if _, ok := s.svc.Config().Region(r.vars["loc"]); !ok {
-		writeError(w, sim.Errorf(sim.KindBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available.", r.vars["loc"]))
-		return
+		return sim.Errorf(sim.KindBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available.", r.vars["loc"])
 	}
 	out := []vmSizeView{}
 	for _, z := range s.svc.Catalog().Sizes() {
@@ -498,17 +489,17 @@ func (s *Server) vmSizes(w http.ResponseWriter, r *request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }
 
 func (s *Server) quotaID(loc, name string) string {
 	return fmt.Sprintf("/subscriptions/%s/providers/%s/locations/%s/quotas/%s", s.sub(), Provider, loc, name)
 }
 
-func (s *Server) quotas(w http.ResponseWriter, r *request) {
+func (s *Server) quotas(w http.ResponseWriter, r *request) error {
 	list, err := s.svc.Quotas(r.vars["loc"])
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	out := []quotaView{}
 	for _, q := range list {
@@ -518,9 +509,10 @@ func (s *Server) quotas(w http.ResponseWriter, r *request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }
 
-func (s *Server) updateQuotas(w http.ResponseWriter, r *request) {
+func (s *Server) updateQuotas(w http.ResponseWriter, r *request) error {
 	var body struct {
 		Location string `json:"location"`
 		Value    []struct {
@@ -531,21 +523,18 @@ func (s *Server) updateQuotas(w http.ResponseWriter, r *request) {
 		} `json:"value"`
 	}
 	if err := decode(r, &body); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	items := make([]sim.QuotaUpdate, len(body.Value))
 	for i, v := range body.Value {
 		if v.Limit == nil || v.ID == "" {
-			writeError(w, sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "Every quota update needs an id and a limit."))
-			return
+			return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "Every quota update needs an id and a limit.")
 		}
 		items[i] = sim.QuotaUpdate{Name: v.ID[strings.LastIndex(v.ID, "/")+1:], Limit: *v.Limit}
 	}
 	res, err := s.svc.UpdateQuotas(r.vars["loc"], items)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	type result struct {
 		ID     string `json:"id"`
@@ -559,4 +548,5 @@ func (s *Server) updateQuotas(w http.ResponseWriter, r *request) {
 		out = append(out, result{ID: body.Value[i].ID, Type: body.Value[i].Type, Limit: it.Limit, Unit: "Count", Status: it.Status})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }

@@ -75,10 +75,14 @@ func (r *request) workspace() sim.WorkspaceRef {
 // URLs of polling headers and nextLinks.
 func (r *request) baseURL() string { return "https://" + r.Host }
 
+// handlerFunc is a route's handler. It writes the response, or returns
+// an error for ServeHTTP to write: it must not do both.
+type handlerFunc func(w http.ResponseWriter, r *request) error
+
 type route struct {
 	method   string
 	segments []string // literal segments, or {var}
-	handle   func(w http.ResponseWriter, r *request)
+	handle   handlerFunc
 	// actions are the Azure RBAC actions the caller needs over the
 	// route's scope: the request path, unless scope says otherwise.
 	actions []string
@@ -102,59 +106,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		s.audit(start, who, hr, actions, rec.status)
 	}()
 
+	if err := s.serve(rec, hr, &who, &actions); err != nil {
+		writeError(rec, err)
+	}
+}
+
+// serve authenticates, checks and routes a request. An error it returns
+// is written by ServeHTTP; who and actions get the caller and the RBAC
+// actions checked, for the audit log.
+func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Principal, actions *[]string) error {
 	if strings.HasPrefix(hr.URL.Path, sim.AppPathPrefix) {
-		s.serveApplication(rec, hr, &who, &actions)
-		return
+		return s.serveApplication(w, hr, who, actions)
 	}
 	claims, err := s.authenticate(hr)
 	if err != nil {
-		writeError(rec, err)
-		return
+		return err
 	}
-	who = sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
+	*who = sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
 	if known, ok := s.svc.Principal(who.ObjectID); ok && who.Name == "" {
 		who.Name = known.Name
 	}
 	version := hr.URL.Query().Get("api-version")
 	if version == "" {
-		writeError(rec, sim.Errorf(sim.KindBadRequest, "MissingApiVersionParameter",
-			"The api-version query parameter (?api-version=) is required for all requests."))
-		return
+		return sim.Errorf(sim.KindBadRequest, "MissingApiVersionParameter",
+			"The api-version query parameter (?api-version=) is required for all requests.")
 	}
 	if !apiVersionRE.MatchString(version) {
-		writeError(rec, sim.Errorf(sim.KindBadRequest, "InvalidApiVersionParameter",
-			"The api-version '%s' is invalid. The supported versions are dates of the form 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.", version))
-		return
+		return sim.Errorf(sim.KindBadRequest, "InvalidApiVersionParameter",
+			"The api-version '%s' is invalid. The supported versions are dates of the form 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.", version)
 	}
 	if scope, rest, ok := splitAuthz(hr.URL.Path); ok {
-		s.serveAuthorization(rec, hr, who, scope, rest, &actions)
-		return
+		return s.serveAuthorization(w, hr, *who, scope, rest, actions)
 	}
 	rt, vars, err := s.match(hr.Method, hr.URL.Path)
 	if err != nil {
-		writeError(rec, err)
-		return
+		return err
 	}
 	if sub := vars["sub"]; !strings.EqualFold(sub, s.svc.Config().Subscription) {
-		writeError(rec, sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", sub))
-		return
+		return sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", sub)
 	}
 	scope := strings.TrimRight(hr.URL.Path, "/")
 	if rt.scope != nil {
 		scope = rt.scope(vars)
 	}
-	actions = rt.actions
-	for _, a := range actions {
-		if err := s.svc.Authorize(who, a, scope); err != nil {
-			writeError(rec, err)
-			return
+	*actions = rt.actions
+	for _, a := range rt.actions {
+		if err := s.svc.Authorize(*who, a, scope); err != nil {
+			return err
 		}
 	}
-	hr.Body = http.MaxBytesReader(rec, hr.Body, MaxBody)
-	rt.handle(rec, &request{
+	hr.Body = http.MaxBytesReader(w, hr.Body, MaxBody)
+	return rt.handle(w, &request{
 		Request:   hr,
 		vars:      vars,
-		principal: who,
+		principal: *who,
 		version:   version,
 		scope:     scope,
 	})
@@ -235,7 +240,7 @@ func (s *Server) routeTable() []route {
 		compute  = computes + "/{name}"
 		loc      = "subscriptions/{sub}/providers/" + Provider + "/locations/{loc}"
 	)
-	r := func(method, path string, h func(http.ResponseWriter, *request), actions ...string) route {
+	r := func(method, path string, h handlerFunc, actions ...string) route {
 		return route{method: method, segments: strings.Split(path, "/"), handle: h, actions: actions}
 	}
 	// Actions on an instance are checked over the instance's scope.
