@@ -111,6 +111,31 @@ type Forwarder interface {
 	EnsureForwards(ctx context.Context, name string) error
 }
 
+// Event is a change in a domain's life that the hypervisor reports as it
+// happens: the guest powered itself off, QEMU died, someone destroyed or
+// undefined the domain behind amlsim's back, or amlsim itself moved it.
+// Events say that something changed; Lookup says what is true now.
+type Event struct {
+	// Domain is the domain's name.
+	Domain string
+	// State is the domain's power state after the event.
+	State State
+	// Gone is set when the domain was undefined.
+	Gone bool
+	// Reason says what happened in the hypervisor's words, such as
+	// "stopped: shutdown", "stopped: destroyed", "crashed" or "undefined".
+	Reason string
+}
+
+// Watcher is implemented by drivers that report domain events (libvirt's
+// domain lifecycle callbacks). Watch delivers the events of the driver's
+// own domains until ctx ends, then closes the channel. A slow reader may
+// miss events: callers that must not miss a change also re-check with
+// List from time to time.
+type Watcher interface {
+	Watch(ctx context.Context) (<-chan Event, error)
+}
+
 // SerialLogger is implemented by drivers that capture the guest's serial
 // console; SerialLog returns the path of the log file.
 type SerialLogger interface {

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const bucketAssignments = "roleAssignments"
+
 
 // Actions of the Azure ML resource provider and of Microsoft.Authorization
 // that the API checks.

@@ -117,18 +117,8 @@ func (i Instance) Script(kind ScriptKind) *Script {
 	return nil
 }
 
-// ProvisioningState is the ARM provisioning state derived from State.
-func (i Instance) ProvisioningState() string {
-	switch i.State {
-	case StateCreating:
-		return "Creating"
-	case StateCreateFailed:
-		return "Failed"
-	case StateDeleting:
-		return "Deleting"
-	}
-	return "Succeeded"
-}
+// ProvisioningState is the ARM provisioning state of the instance.
+func (i Instance) ProvisioningState() string { return i.State.ProvisioningState() }
 
 func instanceKey(location, name string) string {
 	return strings.ToLower(location) + "/" + strings.ToLower(name)
@@ -171,6 +161,8 @@ const (
 	OpInProgress OperationStatus = "InProgress"
 	OpSucceeded  OperationStatus = "Succeeded"
 	OpFailed     OperationStatus = "Failed"
+	// OpCanceled ends an operation a later one cut in on.
+	OpCanceled OperationStatus = "Canceled"
 )
 
 // Operation is a long-running operation clients poll.

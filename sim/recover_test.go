@@ -156,8 +156,8 @@ func TestDeleteDuringCreate(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if op, _ := s.svc.Operation("eastus", createOp.ID); op.Status != sim.OpFailed {
-		t.Errorf("create operation after delete = %s, want Failed (canceled)", op.Status)
+	if op, _ := s.svc.Operation("eastus", createOp.ID); op.Status != sim.OpCanceled {
+		t.Errorf("create operation after delete = %s, want Canceled", op.Status)
 	}
 	if doms, _ := drv.List(context.Background()); len(doms) != 0 {
 		t.Errorf("domains = %v, want none", doms)

@@ -8,11 +8,14 @@ package fake
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,7 +25,10 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 )
 
-var _ hypervisor.Driver = (*Driver)(nil)
+var (
+	_ hypervisor.Driver  = (*Driver)(nil)
+	_ hypervisor.Watcher = (*Driver)(nil)
+)
 
 // ErrInvalidSpec is returned by Define when the spec cannot describe a
 // domain, such as one without a name or with a host port forwarded twice.
@@ -125,6 +131,9 @@ type Driver struct {
 	failures []failure
 	calls    []Call
 	gen      uint64
+	watchers []chan hypervisor.Event
+	// stateFile, when set, keeps the domains across processes (Open).
+	stateFile string
 }
 
 // New returns an empty driver.
@@ -174,10 +183,15 @@ func (d *Driver) SetState(name string, s hypervisor.State) error {
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.closeAll()
+	return nil
+}
+
+// closeAll stops every service. d.mu must be held.
+func (d *Driver) closeAll() {
 	for _, dom := range d.domains {
 		d.unserve(dom)
 	}
-	return nil
 }
 
 // Adopt adds a domain in the given state without a Define call, as one left
@@ -202,8 +216,8 @@ func (d *Driver) Adopt(spec hypervisor.Spec, s hypervisor.State) error {
 			return fmt.Errorf("adopt domain %q: %w", spec.Name, err)
 		}
 	}
-	d.setState(dom, s)
 	d.domains[spec.Name] = dom
+	d.setState(dom, s)
 	return nil
 }
 
@@ -212,12 +226,10 @@ func (d *Driver) Adopt(spec hypervisor.Spec, s hypervisor.State) error {
 func (d *Driver) Forget(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	dom, ok := d.domains[name]
-	if !ok {
+	if _, ok := d.domains[name]; !ok {
 		return fmt.Errorf("forget domain %q: %w", name, hypervisor.ErrNotFound)
 	}
-	d.unserve(dom)
-	delete(d.domains, name)
+	d.remove(name)
 	return nil
 }
 
@@ -259,8 +271,9 @@ func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) error {
 		return nil
 	}
 	err := d.do(ctx, OpDefine, name, d.delays.Define, check, func() error {
-		d.gen++
-		d.domains[name] = &domain{spec: spec, state: hypervisor.StateShutoff, gen: d.gen}
+		dom := &domain{spec: spec}
+		d.domains[name] = dom
+		d.setState(dom, hypervisor.StateShutoff)
 		return nil
 	})
 	if err != nil {
@@ -421,8 +434,7 @@ func (d *Driver) Undefine(ctx context.Context, name string) error {
 		return err
 	}
 	err := d.do(ctx, OpUndefine, name, d.delays.Undefine, check, func() error {
-		d.unserve(d.domains[name])
-		delete(d.domains, name)
+		d.remove(name)
 		return nil
 	})
 	if err != nil {
@@ -517,6 +529,135 @@ func (d *Driver) setState(dom *domain, s hypervisor.State) {
 	if !live(s) {
 		d.unserve(dom)
 	}
+	d.changed(hypervisor.Event{Domain: dom.spec.Name, State: s, Reason: reasons[s]})
+}
+
+// reasons are the events' reasons, in libvirt's words, by new state.
+var reasons = map[hypervisor.State]string{
+	hypervisor.StateRunning:      "started",
+	hypervisor.StateShutoff:      "stopped",
+	hypervisor.StateShuttingDown: "shutdown",
+	hypervisor.StateCrashed:      "crashed",
+	hypervisor.StatePaused:       "suspended",
+}
+
+// remove deletes a domain, as Undefine and Forget do. d.mu must be held.
+func (d *Driver) remove(name string) {
+	d.unserve(d.domains[name])
+	delete(d.domains, name)
+	d.changed(hypervisor.Event{Domain: name, State: hypervisor.StateShutoff, Gone: true, Reason: "undefined"})
+}
+
+// changed tells the watchers and saves the domains. d.mu must be held.
+// A watcher that does not keep up misses events, as the Watcher
+// interface allows.
+func (d *Driver) changed(ev hypervisor.Event) {
+	for _, w := range d.watchers {
+		select {
+		case w <- ev:
+		default:
+		}
+	}
+	if err := d.save(); err != nil {
+		// The fake has no logger; a state file that cannot be written
+		// is a broken test set-up, loud enough to find.
+		fmt.Fprintf(os.Stderr, "fake driver: %v\n", err)
+	}
+}
+
+// Watch implements hypervisor.Watcher: every state change of a domain,
+// whoever made it (a driver call, PowerOff, Kill, SetState, Forget).
+func (d *Driver) Watch(ctx context.Context) (<-chan hypervisor.Event, error) {
+	ch := make(chan hypervisor.Event, 256)
+	d.mu.Lock()
+	d.watchers = append(d.watchers, ch)
+	d.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.watchers = slices.DeleteFunc(d.watchers, func(w chan hypervisor.Event) bool { return w == ch })
+		close(ch)
+	}()
+	return ch, nil
+}
+
+// Kill simulates QEMU dying under a running guest (an OOM kill, a crash):
+// the domain stays defined and is shut off at once.
+func (d *Driver) Kill(name string) error {
+	return d.SetState(name, hypervisor.StateShutoff)
+}
+
+// savedDomain is one domain in the state file.
+type savedDomain struct {
+	Spec  hypervisor.Spec  `json:"spec"`
+	State hypervisor.State `json:"state"`
+}
+
+// Open returns a driver whose domains live in the JSON file path, created
+// when absent: a server killed and started again finds its domains as it
+// would under libvirt, which outlives it. A domain that was shutting down
+// has finished by then and is shut off; running ones serve their
+// WithService services again.
+func Open(path string, opts ...Option) (*Driver, error) {
+	d := New(opts...)
+	raw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("fake driver state: %w", err)
+	}
+	var saved map[string]savedDomain
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &saved); err != nil {
+			return nil, fmt.Errorf("fake driver state %s: %w", path, err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, sd := range saved {
+		if sd.State == hypervisor.StateShuttingDown {
+			sd.State = hypervisor.StateShutoff
+		}
+		d.gen++
+		dom := &domain{spec: sd.Spec, state: sd.State, gen: d.gen}
+		if live(dom.state) {
+			if err := d.serve(dom); err != nil {
+				d.closeAll()
+				return nil, fmt.Errorf("fake driver: domain %q: %w", name, err)
+			}
+		}
+		d.domains[name] = dom
+	}
+	d.stateFile = path
+	return d, nil
+}
+
+// save writes the domains to the state file, if any, atomically. d.mu
+// must be held.
+func (d *Driver) save() error {
+	if d.stateFile == "" {
+		return nil
+	}
+	saved := make(map[string]savedDomain, len(d.domains))
+	for name, dom := range d.domains {
+		saved[name] = savedDomain{Spec: dom.spec, State: dom.state}
+	}
+	raw, err := json.Marshal(saved)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(d.stateFile), ".fake-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), d.stateFile)
 }
 
 // live reports whether a domain in state s has a (pretend) QEMU process,

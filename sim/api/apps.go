@@ -68,7 +68,7 @@ func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *
 		return sim.Errorf(sim.KindNotFound, "ApplicationNotFound",
 			"Compute instance '%s' was created without applications; create it again to get Jupyter.", inst.Name)
 	}
-	if inst.State != sim.StateRunning && inst.State != sim.StateSetupFailed {
+	if !inst.State.VMUp() {
 		return sim.Errorf(sim.KindConflict, "ComputeInstanceNotRunning",
 			"The applications of compute instance '%s' are available while it runs; it is %s.", inst.Name, inst.State)
 	}

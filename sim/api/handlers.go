@@ -358,8 +358,8 @@ func (s *Server) listNodes(w http.ResponseWriter, r *request) error {
 		NodeState        string `json:"nodeState"`
 	}
 	nodes := []node{}
-	if inst.State != sim.StateCreateFailed && inst.State != sim.StateDeleting {
-		n := node{NodeID: inst.Domain, PrivateIPAddress: "10.0.2.15", PublicIPAddress: "127.0.0.1", NodeState: nodeState(inst.State)}
+	if state := inst.State.NodeState(); state != "" {
+		n := node{NodeID: inst.Domain, PrivateIPAddress: "10.0.2.15", PublicIPAddress: "127.0.0.1", NodeState: state}
 		if inst.SSHPublic {
 			n.Port = inst.SSHPort
 		}
@@ -369,17 +369,6 @@ func (s *Server) listNodes(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-func nodeState(st sim.State) string {
-	switch st {
-	case sim.StateRunning:
-		return "idle"
-	case sim.StateCreating, sim.StateStarting, sim.StateRestarting:
-		return "preparing"
-	case sim.StateSetupFailed, sim.StateUnusable:
-		return "unusable"
-	}
-	return "leaving"
-}
 
 func (s *Server) listKeys(w http.ResponseWriter, r *request) error {
 	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {

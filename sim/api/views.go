@@ -104,7 +104,7 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 		props["lastOperation"] = inst.LastOperation
 	}
 	var provErrs []armError
-	if inst.State == sim.StateCreateFailed {
+	if inst.State.Failed() {
 		provErrs = errs
 	}
 	return computeResource{

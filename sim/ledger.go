@@ -1,0 +1,219 @@
+package sim
+
+import (
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/amlsim/amlsim/sim/store"
+)
+
+// ledger keeps the accounts of what instances hold: vCPU quota per region
+// and VM family, and the loopback ports of their forwards. It holds no
+// state of its own: everything is counted from the instance records in
+// the caller's transaction, so usage is exact by construction, whatever a
+// crash interrupted.
+type ledger struct {
+	cfg     Config
+	catalog *Catalog
+}
+
+
+// usedVCPUs counts the vCPUs of the region's instances, in total and by
+// family. Every instance holds its quota until deleted, stopped or not (S6).
+func usedVCPUs(tx *store.Tx, location string) (total int, byFamily map[string]int, err error) {
+	byFamily = map[string]int{}
+	err = store.Each(tx, bucketInstances, func(_ string, i Instance) error {
+		if strings.EqualFold(i.Location, location) {
+			total += i.Size.VCPUs
+			byFamily[i.Size.Family] += i.Size.VCPUs
+		}
+		return nil
+	})
+	return total, byFamily, err
+}
+
+// quotaOverride is a limit changed through updateQuotas.
+type quotaOverride struct {
+	Limit int `json:"limit"`
+}
+
+const totalQuotaName = "totalCores"
+
+func (l *ledger) limits(tx *store.Tx, location string) (total int, family func(string) int, err error) {
+	region, ok := l.cfg.Region(location)
+	if !ok {
+		return 0, nil, locationNotAvailable(location)
+	}
+	overrides := map[string]int{}
+	err = store.Each(tx, bucketQuotas, func(k string, q quotaOverride) error {
+		if loc, name, ok := strings.Cut(k, "/"); ok && strings.EqualFold(loc, region.Name) {
+			overrides[name] = q.Limit
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	total = region.TotalVCPUs
+	if v, ok := overrides[totalQuotaName]; ok {
+		total = v
+	}
+	return total, func(f string) int {
+		if v, ok := overrides[f]; ok {
+			return v
+		}
+		return region.FamilyLimit(f)
+	}, nil
+}
+
+func (l *ledger) checkQuota(tx *store.Tx, location string, size VMSize) error {
+	total, byFamily, err := usedVCPUs(tx, location)
+	if err != nil {
+		return err
+	}
+	totalLimit, familyLimit, err := l.limits(tx, location)
+	if err != nil {
+		return err
+	}
+	if free := familyLimit(size.Family) - byFamily[size.Family]; size.VCPUs > free {
+		return Errorf(KindQuota, "QuotaExceeded",
+			"The specified subscription has a %s vCPU quota of %d and is less than the requested compute training cluster and/or compute instance's min nodes of 1 which maps to %d vCPUs",
+			strings.Replace(FamilyDisplayName(size.Family), "Family", "family", 1), max(free, 0), size.VCPUs)
+	}
+	if free := totalLimit - total; size.VCPUs > free {
+		return Errorf(KindQuota, "QuotaExceeded",
+			"The specified subscription has a total vCPU quota of %d and cannot accomodate for at least 1 requested compute training cluster and/or compute instance's node which maps to %d vCPUs",
+			max(free, 0), size.VCPUs)
+	}
+	return nil
+}
+
+// Usages reports the region's quota use: total regional vCPUs, dedicated
+// vCPUs, and each VM family's dedicated vCPUs.
+func (s *Service) Usages(location string) ([]Usage, error) {
+	region, ok := s.cfg.Region(location)
+	if !ok {
+		return nil, locationNotAvailable(location)
+	}
+	var out []Usage
+	err := s.st.View(func(tx *store.Tx) error {
+		total, byFamily, err := usedVCPUs(tx, region.Name)
+		if err != nil {
+			return err
+		}
+		totalLimit, familyLimit, err := s.ledger.limits(tx, region.Name)
+		if err != nil {
+			return err
+		}
+		out = append(out,
+			Usage{Kind: "total", Name: "Total Regional vCPUs", Display: "Total Regional vCPUs", Current: total, Limit: totalLimit, Location: region.Name},
+			Usage{Kind: "dedicated", Name: "Total Regional Dedicated vCPUs", Display: "Total Regional Dedicated vCPUs", Current: total, Limit: totalLimit, Location: region.Name})
+		for _, f := range s.catalog.Families() {
+			out = append(out, Usage{Kind: "family", Name: f, Display: FamilyDisplayName(f) + " Dedicated vCPUs", Current: byFamily[f], Limit: familyLimit(f), Location: region.Name})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Quotas reports the region's limits: one per VM family plus the total.
+func (s *Service) Quotas(location string) ([]Usage, error) {
+	usages, err := s.Usages(location)
+	if err != nil {
+		return nil, err
+	}
+	var out []Usage
+	for _, u := range usages {
+		if u.Kind == "family" {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// QuotaUpdate is one requested limit change; Status is set on return.
+type QuotaUpdate struct {
+	Name   string // a VM family or "totalCores"
+	Limit  int
+	Status string
+}
+
+// UpdateQuotas changes limits of the region. Each item gets a status as
+// Azure reports it: Success, InvalidVMFamilyName, InvalidQuotaBelowClusterMinimum…
+func (s *Service) UpdateQuotas(location string, items []QuotaUpdate) ([]QuotaUpdate, error) {
+	region, ok := s.cfg.Region(location)
+	if !ok {
+		return nil, locationNotAvailable(location)
+	}
+	families := map[string]string{}
+	for _, f := range s.catalog.Families() {
+		families[strings.ToLower(f)] = f
+	}
+	out := make([]QuotaUpdate, len(items))
+	err := s.st.Update(func(tx *store.Tx) error {
+		total, byFamily, err := usedVCPUs(tx, region.Name)
+		if err != nil {
+			return err
+		}
+		for i, it := range items {
+			out[i] = it
+			name, used := it.Name, total
+			if !strings.EqualFold(name, totalQuotaName) {
+				f, ok := families[strings.ToLower(name)]
+				if !ok {
+					out[i].Status = "InvalidVMFamilyName"
+					continue
+				}
+				name, used = f, byFamily[f]
+			}
+			switch {
+			case it.Limit < 0:
+				out[i].Status = "Failure"
+			case it.Limit < used:
+				out[i].Status = "InvalidQuotaBelowClusterMinimum"
+			default:
+				out[i].Status = "Success"
+				if err := tx.Put(bucketQuotas, region.Name+"/"+name, quotaOverride{Limit: it.Limit}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// --- ports ---
+
+// allocatePorts picks n loopback ports for an instance's forwards (SSH,
+// then its applications): ports no instance holds and nothing on the host
+// listens on right now.
+func (l *ledger) allocatePorts(tx *store.Tx, n int) ([]int, error) {
+	taken := map[int]bool{}
+	err := store.Each(tx, bucketInstances, func(_ string, i Instance) error {
+		taken[i.SSHPort] = true
+		taken[i.AppPort] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := l.cfg.Local.PortRange[0], l.cfg.Local.PortRange[1]
+	var ports []int
+	for p := lo; p <= hi && len(ports) < n; p++ {
+		if taken[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		ports = append(ports, p)
+	}
+	if len(ports) < n {
+		return nil, Errorf(KindInternal, "NoFreePort", "No free loopback ports are left in %d-%d for the SSH and application forwards (%d needed per instance).", lo, hi, n)
+	}
+	return ports, nil
+}

@@ -1,0 +1,230 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The lifecycle of a compute instance is one table, and everything that
+// depends on an instance's state reads it from here: whether a request is
+// allowed and its refusal, the transitional state it enters, the work that
+// runs (and runs again after a crash), where that work ends on success,
+// failure, setup-script failure or a vanished VM, the ARM provisioningState,
+// the listNodes nodeState, and what happens when the VM's power state
+// drifts from what the instance's state promises. lifecycle_test.go walks
+// every cell.
+
+// State is a compute instance's state as the API reports it in
+// properties.properties.state (ComputeInstanceState in the REST spec).
+type State string
+
+const (
+	StateCreating     State = "Creating"
+	StateCreateFailed State = "CreateFailed"
+	StateRunning      State = "Running"
+	StateStopping     State = "Stopping"
+	StateStopped      State = "Stopped"
+	StateStarting     State = "Starting"
+	StateRestarting   State = "Restarting"
+	StateDeleting     State = "Deleting"
+	StateSetupFailed  State = "SetupFailed"
+	StateUnusable     State = "Unusable"
+)
+
+// Action is a change asked of an instance: the operationName of its
+// lastOperation.
+type Action string
+
+const (
+	ActionCreate  Action = "Create"
+	ActionStart   Action = "Start"
+	ActionStop    Action = "Stop"
+	ActionRestart Action = "Restart"
+	ActionDelete  Action = "Delete"
+)
+
+// Trigger is who asked for an operation: lastOperation.operationTrigger.
+// User, Schedule and IdleShutdown are Azure's values; System marks the
+// changes amlsim makes itself when a VM drifts (they are events on the
+// instance, never its lastOperation).
+type Trigger string
+
+const (
+	TriggerUser         Trigger = "User"
+	TriggerSchedule     Trigger = "Schedule"
+	TriggerIdleShutdown Trigger = "IdleShutdown"
+	TriggerSystem       Trigger = "System"
+)
+
+// Power is what an instance's state promises about its VM.
+type Power int
+
+const (
+	// PowerAny promises nothing: an operation is changing it, or the
+	// instance failed.
+	PowerAny Power = iota
+	// PowerOn promises a running VM.
+	PowerOn
+	// PowerOff promises a VM that is defined and shut off.
+	PowerOff
+)
+
+// work is the background part of an operation. Every work is idempotent,
+// so the same work resumes an operation a crash cut short.
+type work func(r *runner, j job) error
+
+// operation is the row part of a transitional state.
+type operation struct {
+	// Action is the request that enters the state.
+	Action Action
+	// Work runs the operation, and resumes it after a crash.
+	Work work
+	// Done, Failed, SetupFailed and Vanished are where the operation ends:
+	// on success, on failure, when a setup script failed (the VM stays up
+	// for inspection), and when the VM was found gone. Done "" removes
+	// the instance.
+	Done, Failed, SetupFailed, Vanished State
+}
+
+// stateRow is one row of the lifecycle table.
+type stateRow struct {
+	// Provisioning is the ARM provisioningState of the compute resource.
+	Provisioning string
+	// Node is the listNodes nodeState; "" lists no node.
+	Node string
+	// Power is what the state promises about the VM (settled states).
+	Power Power
+	// OnPowerOff, OnPowerOn and OnVanished say where a settled instance
+	// goes when its VM is found shut off, running, or gone; "" keeps it.
+	OnPowerOff, OnPowerOn, OnVanished State
+	// Op is set for transitional states: the operation moving through it.
+	Op *operation
+}
+
+// lifecycle is the table of states. It is filled in init because its
+// works read it back.
+var lifecycle map[State]stateRow
+
+func init() { lifecycle = lifecycleTable() }
+
+func lifecycleTable() map[State]stateRow {
+	return map[State]stateRow{
+		StateCreating: {Provisioning: "Creating", Node: "preparing", Op: &operation{
+			Action: ActionCreate, Work: (*runner).create,
+			Done: StateRunning, Failed: StateCreateFailed, SetupFailed: StateSetupFailed, Vanished: StateCreateFailed}},
+		StateStarting: {Provisioning: "Succeeded", Node: "preparing", Op: &operation{
+			Action: ActionStart, Work: (*runner).start,
+			Done: StateRunning, Failed: StateStopped, SetupFailed: StateSetupFailed, Vanished: StateUnusable}},
+		StateStopping: {Provisioning: "Succeeded", Node: "leaving", Op: &operation{
+			Action: ActionStop, Work: (*runner).stop,
+			Done: StateStopped, Failed: StateRunning, SetupFailed: StateStopped, Vanished: StateUnusable}},
+		StateRestarting: {Provisioning: "Succeeded", Node: "preparing", Op: &operation{
+			Action: ActionRestart, Work: (*runner).restart,
+			Done: StateRunning, Failed: StateUnusable, SetupFailed: StateSetupFailed, Vanished: StateUnusable}},
+		StateDeleting: {Provisioning: "Deleting", Op: &operation{
+			Action: ActionDelete, Work: (*runner).delete,
+			Done: "", Failed: StateUnusable, SetupFailed: StateUnusable, Vanished: ""}},
+
+		StateRunning: {Provisioning: "Succeeded", Node: "idle", Power: PowerOn,
+			OnPowerOff: StateStopped, OnVanished: StateUnusable},
+		StateSetupFailed: {Provisioning: "Succeeded", Node: "unusable", Power: PowerOn,
+			OnPowerOff: StateStopped, OnVanished: StateUnusable},
+		StateStopped: {Provisioning: "Succeeded", Node: "leaving", Power: PowerOff,
+			OnPowerOn: StateRunning, OnVanished: StateUnusable},
+		StateCreateFailed: {Provisioning: "Failed"},
+		StateUnusable:     {Provisioning: "Succeeded", Node: "unusable"},
+	}
+}
+
+// request is one row of the table of requests.
+type request struct {
+	// Enters is the transitional state the request moves the instance to.
+	Enters State
+	// From are the states the request is allowed in.
+	From []State
+	// Refusal names, in the refusal's ARM code, the state the request
+	// needs: StopComputeInstanceOnlyAllowedInRunningState.
+	Refusal string
+	// Triggers are who may make the request.
+	Triggers []Trigger
+}
+
+var requests = map[Action]request{
+	// A create enters Creating from no state at all.
+	ActionCreate: {Enters: StateCreating, Triggers: []Trigger{TriggerUser}},
+	ActionStart: {Enters: StateStarting, Refusal: "Stopped",
+		From:     []State{StateStopped},
+		Triggers: []Trigger{TriggerUser, TriggerSchedule}},
+	ActionStop: {Enters: StateStopping, Refusal: "Running",
+		From:     []State{StateRunning, StateSetupFailed},
+		Triggers: []Trigger{TriggerUser, TriggerSchedule, TriggerIdleShutdown}},
+	ActionRestart: {Enters: StateRestarting, Refusal: "Running",
+		From:     []State{StateRunning, StateSetupFailed},
+		Triggers: []Trigger{TriggerUser}},
+	// A delete may cut in on any operation but another delete.
+	ActionDelete: {Enters: StateDeleting, Refusal: "NonDeleting",
+		From: []State{StateCreating, StateCreateFailed, StateRunning, StateStopping, StateStopped,
+			StateStarting, StateRestarting, StateSetupFailed, StateUnusable},
+		Triggers: []Trigger{TriggerUser}},
+}
+
+// Next returns the transitional state action leads to from s, or the
+// refusal a client sees, with an ARM code such as
+// StartComputeInstanceOnlyAllowedInStoppedState and Azure's message
+// ("… only allowed when the instance NAME is in 'stopped' state", as
+// reported in microsoft/vscode-tools-for-ai#2096).
+func Next(s State, a Action, name string) (State, error) {
+	rq, ok := requests[a]
+	if !ok {
+		return "", fmt.Errorf("no request %q in the lifecycle table", a)
+	}
+	for _, from := range rq.From {
+		if from == s {
+			return rq.Enters, nil
+		}
+	}
+	allowed := make([]string, len(rq.From))
+	for i, from := range rq.From {
+		allowed[i] = "'" + strings.ToLower(string(from)) + "'"
+	}
+	return "", Errorf(KindConflict, string(a)+"ComputeInstanceOnlyAllowedIn"+rq.Refusal+"State",
+		"%s Azure ML Compute Instance is only allowed when the instance %q is in %s state. Current state is '%s'.",
+		a, name, strings.Join(allowed, " or "), s)
+}
+
+// Transitional reports whether s is a state an operation is moving through.
+func Transitional(s State) bool { return lifecycle[s].Op != nil }
+
+// ProvisioningState is the ARM provisioningState of an instance in s.
+func (s State) ProvisioningState() string { return lifecycle[s].Provisioning }
+
+// NodeState is the listNodes nodeState of an instance in s; "" when the
+// instance has no node to list.
+func (s State) NodeState() string { return lifecycle[s].Node }
+
+// VMUp reports whether s promises a running VM that users may reach (SSH,
+// applications): the settled states whose VM is on.
+func (s State) VMUp() bool { return lifecycle[s].Power == PowerOn }
+
+// Failed reports whether the instance's creation failed, so its errors
+// are provisioning errors too.
+func (s State) Failed() bool { return lifecycle[s].Provisioning == "Failed" }
+
+// drift returns where a settled instance goes when its VM is found in
+// power state (on, off, or gone), and whether that is a change.
+func (s State) drift(on, gone bool) (State, bool) {
+	row := lifecycle[s]
+	if row.Op != nil {
+		return s, false // the operation in flight owns the VM
+	}
+	var to State
+	switch {
+	case gone:
+		to = row.OnVanished
+	case on:
+		to = row.OnPowerOn
+	default:
+		to = row.OnPowerOff
+	}
+	return to, to != "" && to != s
+}

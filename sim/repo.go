@@ -1,0 +1,113 @@
+package sim
+
+import (
+	"strings"
+
+	"github.com/amlsim/amlsim/sim/store"
+)
+
+// Buckets of the state database.
+const (
+	bucketWorkspaces  = "workspaces"
+	bucketInstances   = "instances"
+	bucketOperations  = "operations"
+	bucketQuotas      = "quotas"
+	bucketAssignments = "roleAssignments"
+)
+
+// Buckets lists the buckets a state database for the service needs.
+func Buckets() []string {
+	return []string{bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas, bucketAssignments}
+}
+
+// The repository: typed reads and writes of the records, each inside the
+// caller's transaction, so that whatever a read decides is written in the
+// same transaction.
+
+// getWorkspace returns a workspace, or ResourceNotFound.
+func getWorkspace(tx *store.Tx, ref WorkspaceRef) (Workspace, error) {
+	var ws Workspace
+	ok, err := tx.Get(bucketWorkspaces, ref.key(), &ws)
+	if err == nil && !ok {
+		err = workspaceNotFound(ref)
+	}
+	return ws, err
+}
+
+func putWorkspace(tx *store.Tx, ws Workspace) error {
+	return tx.Put(bucketWorkspaces, ws.Ref().key(), ws)
+}
+
+// getInstance returns the instance at key; ok is false when there is none.
+func getInstance(tx *store.Tx, key string) (inst Instance, ok bool, err error) {
+	ok, err = tx.Get(bucketInstances, key, &inst)
+	return inst, ok, err
+}
+
+// getCompute returns an instance of a workspace, or the ResourceNotFound
+// of the workspace or of the compute.
+func getCompute(tx *store.Tx, ref WorkspaceRef, name string) (Workspace, Instance, error) {
+	ws, err := getWorkspace(tx, ref)
+	if err != nil {
+		return ws, Instance{}, err
+	}
+	inst, ok, err := getInstance(tx, instanceKey(ws.Location, name))
+	if err != nil {
+		return ws, inst, err
+	}
+	if !ok || inst.Workspace.key() != ref.key() {
+		return ws, inst, computeNotFound(ref, name)
+	}
+	return ws, inst, nil
+}
+
+func putInstance(tx *store.Tx, inst Instance) error {
+	return tx.Put(bucketInstances, inst.key(), inst)
+}
+
+func deleteInstance(tx *store.Tx, key string) error {
+	return tx.Delete(bucketInstances, key)
+}
+
+// instances returns every instance, or those of one region when location
+// is not "".
+func instances(tx *store.Tx, location string) ([]Instance, error) {
+	var out []Instance
+	err := store.Each(tx, bucketInstances, func(_ string, i Instance) error {
+		if location == "" || strings.EqualFold(i.Location, location) {
+			out = append(out, i)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// getOperation returns an operation; ok is false when there is none.
+func getOperation(tx *store.Tx, id string) (op Operation, ok bool, err error) {
+	ok, err = tx.Get(bucketOperations, id, &op)
+	return op, ok, err
+}
+
+func putOperation(tx *store.Tx, op Operation) error {
+	return tx.Put(bucketOperations, op.ID, op)
+}
+
+// operations returns every operation in progress.
+func operationsInProgress(tx *store.Tx) ([]Operation, error) {
+	var out []Operation
+	err := store.Each(tx, bucketOperations, func(_ string, op Operation) error {
+		if op.Status == OpInProgress {
+			out = append(out, op)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// addEvent appends an event to the instance, keeping the newest maxEvents.
+func (i *Instance) addEvent(e Event) {
+	i.Events = append(i.Events, e)
+	if len(i.Events) > maxEvents {
+		i.Events = i.Events[len(i.Events)-maxEvents:]
+	}
+}
