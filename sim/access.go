@@ -9,8 +9,6 @@ import (
 	"github.com/google/uuid"
 )
 
-
-
 // Actions of the Azure ML resource provider and of Microsoft.Authorization
 // that the API checks.
 const (

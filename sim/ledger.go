@@ -18,7 +18,6 @@ type ledger struct {
 	catalog *Catalog
 }
 
-
 // usedVCPUs counts the vCPUs of the region's instances, in total and by
 // family. Every instance holds its quota until deleted, stopped or not (S6).
 func usedVCPUs(tx *store.Tx, location string) (total int, byFamily map[string]int, err error) {

@@ -510,4 +510,3 @@ func updateInstance(inst Instance, req CreateRequest, size VMSize, now time.Time
 	inst.ModifiedOn = now
 	return inst, nil
 }
-

@@ -369,7 +369,6 @@ func (s *Server) listNodes(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-
 func (s *Server) listKeys(w http.ResponseWriter, r *request) error {
 	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {
 		return err
