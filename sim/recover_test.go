@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,5 +213,82 @@ func TestHomesNeverShareDomains(t *testing.T) {
 	}
 	if d, err := drv.Lookup(context.Background(), b.Domain); err != nil || d.State != hypervisor.StateRunning {
 		t.Errorf("the other server's VM %s: %+v, %v; want running", b.Domain, d, err)
+	}
+}
+
+// The instance's state follows its VM while the server runs, on the
+// driver's events alone (the resync period is far longer than the test).
+func TestLiveDriftFollowsDomainEvents(t *testing.T) {
+	drv := fake.New()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), sim.Buckets()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := sim.New(sim.DefaultConfig(), st, drv, guest.Fake{Driver: drv}, sim.WithResync(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(); st.Close() })
+	if err := svc.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"ci-off", "ci-killed", "ci-gone"} {
+		if _, _, err := svc.CreateOrUpdate(sim.DefaultOwner, ref, n, sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, svc, n, sim.StateRunning)
+	}
+	if err := drv.PowerOff(sim.DomainName("eastus", "ci-off")); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.Kill(sim.DomainName("eastus", "ci-killed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.Forget(sim.DomainName("eastus", "ci-gone")); err != nil {
+		t.Fatal(err)
+	}
+	off := waitState(t, svc, "ci-off", sim.StateStopped)
+	if last := off.Events[len(off.Events)-1]; !strings.Contains(last.Message, "the VM is shutoff") {
+		t.Errorf("last event = %q, want one saying the VM is off", last.Message)
+	}
+	waitState(t, svc, "ci-killed", sim.StateStopped)
+	gone := waitState(t, svc, "ci-gone", sim.StateUnusable)
+	if len(gone.Errors) == 0 || gone.Errors[0].Code != "VirtualMachineNotFound" {
+		t.Errorf("errors = %+v, want VirtualMachineNotFound", gone.Errors)
+	}
+	// A stopped instance can start again; the vanished one can only be deleted.
+	if _, err := svc.Begin(sim.DefaultOwner, ref, "ci-off", sim.ActionStart); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, svc, "ci-off", sim.StateRunning)
+	if _, err := svc.Begin(sim.DefaultOwner, ref, "ci-gone", sim.ActionStop); err == nil {
+		t.Error("stop of an instance whose VM vanished was accepted")
+	}
+}
+
+// A VM that vanishes under an operation ends it where the table says for
+// a vanished VM, never in a state that promises a VM.
+func TestVanishedDuringStopIsUnusable(t *testing.T) {
+	drv := fake.New(fake.WithDelays(fake.Delays{Shutdown: 300 * time.Millisecond}))
+	s := open(t, filepath.Join(t.TempDir(), "state.db"), drv)
+	defer s.close()
+	if _, _, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-v", sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s.svc, "ci-v", sim.StateRunning)
+	op, err := s.svc.Begin(sim.DefaultOwner, ref, "ci-v", sim.ActionStop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := drv.Forget(sim.DomainName("eastus", "ci-v")); err != nil {
+		t.Fatal(err)
+	}
+	inst := waitState(t, s.svc, "ci-v", sim.StateUnusable)
+	if inst.LastOperation == nil || inst.LastOperation.Status != "StopFailed" {
+		t.Errorf("lastOperation = %+v, want StopFailed", inst.LastOperation)
+	}
+	if got, _ := s.svc.Operation("eastus", op.ID); got.Status != sim.OpFailed {
+		t.Errorf("operation = %s, want Failed", got.Status)
 	}
 }
