@@ -88,6 +88,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) hypervisor.Driver, opts Opti
 		{"Foreign", testForeign},
 		{"CancelledContext", testCancelled},
 		{"ConcurrentDefine", testConcurrentDefine},
+		{"Events", testEvents},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -745,5 +746,54 @@ func testConcurrentDefine(h *harness) {
 	}
 	for _, s := range specs {
 		h.wantState(s.Name, hypervisor.StateRunning)
+	}
+}
+
+// testEvents checks a hypervisor.Watcher: starting, destroying and
+// undefining a domain are each reported, with the domain's new state.
+// Drivers without events skip it.
+func testEvents(h *harness) {
+	w, ok := h.d.(hypervisor.Watcher)
+	if !ok {
+		h.Skipf("%T reports no domain events (not a hypervisor.Watcher)", h.d)
+	}
+	ctx, cancel := context.WithCancel(h.ctx())
+	events, err := w.Watch(ctx)
+	if err != nil {
+		h.Fatalf("Watch = %v, want nil", err)
+	}
+	spec := h.define("watched")
+	next := func(what string, match func(hypervisor.Event) bool) {
+		h.Helper()
+		timeout := time.After(h.opts.Timeout)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					h.Fatalf("the event channel closed while waiting for %s", what)
+				}
+				if ev.Domain == spec.Name && match(ev) {
+					return
+				}
+			case <-timeout:
+				h.Fatalf("no event for %s within %s", what, h.opts.Timeout)
+			}
+		}
+	}
+	h.start(spec.Name)
+	next("the start", func(ev hypervisor.Event) bool { return !ev.Gone && ev.State == hypervisor.StateRunning })
+	if err := h.d.Destroy(h.ctx(), spec.Name); err != nil {
+		h.Fatalf("Destroy = %v, want nil", err)
+	}
+	next("the destroy", func(ev hypervisor.Event) bool {
+		return !ev.Gone && (ev.State == hypervisor.StateShutoff || ev.State == hypervisor.StateCrashed)
+	})
+	if err := h.d.Undefine(h.ctx(), spec.Name); err != nil {
+		h.Fatalf("Undefine = %v, want nil", err)
+	}
+	next("the undefine", func(ev hypervisor.Event) bool { return ev.Gone })
+	cancel()
+	for range events {
+		// Watch closes the channel once its context ends.
 	}
 }

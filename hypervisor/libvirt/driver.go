@@ -131,6 +131,9 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("libvirt driver: state dir: %w", err)
 	}
+	if err := startEventLoop(); err != nil {
+		d.log.Warn("libvirt event loop unavailable: domain changes are seen at the next check only", "err", err)
+	}
 	conn, err := connect(cfg.URI)
 	if err != nil {
 		return nil, err
