@@ -35,6 +35,9 @@ const (
 	sharesDir = "shares"
 	// auditFile gets one JSON line per API request.
 	auditFile = "audit.log"
+	// fakeDomainsFile keeps the fake driver's domains, so that they
+	// outlive the server as libvirt's do.
+	fakeDomainsFile = "fake-domains.json"
 )
 
 // serve runs the simulator in the foreground until SIGINT or SIGTERM.
@@ -135,8 +138,12 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 	switch name {
 	case "fake":
 		d := cfg.Fake.Delay.Duration
-		drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}),
+		drv, err := fake.Open(filepath.Join(home, fakeDomainsFile),
+			fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}),
 			fake.WithService(sim.JupyterGuestPort, fakeNotebook))
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		return drv, guest.Fake{Driver: drv}, func() { drv.Close() }, nil
 	case "libvirt":
 		base, err := baseImage(cfg)
