@@ -25,40 +25,49 @@ func (s *Service) begin(ref WorkspaceRef, name string, action Action, trigger Tr
 		if err != nil {
 			return err
 		}
-		to, err := Next(inst.State, action, inst.Name)
-		if err != nil {
-			return err
-		}
-		now := s.now().UTC()
-		if inst.Operation != "" {
-			prev, ok, err := getOperation(tx, inst.Operation)
-			if err != nil {
-				return err
-			}
-			if ok && prev.Status == OpInProgress {
-				cancelOperation(&prev, now, inst.Name)
-				if err := putOperation(tx, prev); err != nil {
-					return err
-				}
-			}
-		}
-		op = Operation{ID: uuid.NewString(), Action: string(action), Location: inst.Location, Instance: inst.key(), Status: OpInProgress, Start: now}
 		key = inst.key()
-		inst.State = to
-		inst.Operation = op.ID
-		inst.ModifiedOn = now
-		inst.LastOperation = &LastOperation{Name: string(action), Time: now, Status: string(OpInProgress), Trigger: string(trigger)}
-		inst.addEvent(Event{Time: now, State: to, Message: why})
-		if err := putOperation(tx, op); err != nil {
-			return err
-		}
-		return putInstance(tx, inst)
+		op, err = s.enter(tx, inst, action, trigger, why)
+		return err
 	})
 	if err != nil {
 		return Operation{}, err
 	}
 	s.runner.launch(key, op.ID)
 	return op, nil
+}
+
+// enter moves inst into the transitional state of action, as the lifecycle
+// table allows, and records the operation; an operation it cuts in on (a
+// delete during a create) ends as Canceled. The caller launches the work
+// once the transaction has committed.
+func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trigger, why string) (Operation, error) {
+	to, err := Next(inst.State, action, inst.Name)
+	if err != nil {
+		return Operation{}, err
+	}
+	now := s.now().UTC()
+	if inst.Operation != "" {
+		prev, ok, err := getOperation(tx, inst.Operation)
+		if err != nil {
+			return Operation{}, err
+		}
+		if ok && prev.Status == OpInProgress {
+			cancelOperation(&prev, now, inst.Name)
+			if err := putOperation(tx, prev); err != nil {
+				return Operation{}, err
+			}
+		}
+	}
+	op := Operation{ID: uuid.NewString(), Action: string(action), Location: inst.Location, Instance: inst.key(), Status: OpInProgress, Start: now}
+	inst.State = to
+	inst.Operation = op.ID
+	inst.ModifiedOn = now
+	inst.LastOperation = &LastOperation{Name: string(action), Time: now, Status: string(OpInProgress), Trigger: string(trigger)}
+	inst.addEvent(Event{Time: now, State: to, Message: why})
+	if err := putOperation(tx, op); err != nil {
+		return Operation{}, err
+	}
+	return op, putInstance(tx, inst)
 }
 
 // describe names a principal for humans.

@@ -53,3 +53,6 @@ func AsError(err error) *Error {
 
 // ErrNotFound is returned when a record the service looks up is gone.
 var ErrNotFound = errors.New("not found")
+
+// IsKind reports whether err is an error of kind k; nil is of no kind.
+func IsKind(err error, k Kind) bool { return err != nil && AsError(err).Kind == k }

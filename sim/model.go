@@ -32,6 +32,17 @@ type Workspace struct {
 	Location      string            `json:"location"`
 	Tags          map[string]string `json:"tags,omitempty"`
 	CreatedOn     time.Time         `json:"createdOn"`
+	// Deleting is the ID of the workspace's delete operation while its
+	// compute instances are deleted.
+	Deleting string `json:"deleting,omitempty"`
+}
+
+// ProvisioningState is the workspace's ARM provisioning state.
+func (w Workspace) ProvisioningState() string {
+	if w.Deleting != "" {
+		return "Deleting"
+	}
+	return "Succeeded"
 }
 
 // Ref returns the workspace's reference.
@@ -171,7 +182,10 @@ type Operation struct {
 	Action   string          `json:"action"`
 	Location string          `json:"location"`
 	Instance string          `json:"instance"`
-	Status   OperationStatus `json:"status"`
+	// Workspace is set on a workspace's delete operation: the workspace's
+	// key.
+	Workspace string          `json:"workspace,omitempty"`
+	Status    OperationStatus `json:"status"`
 	Error    *Error          `json:"error,omitempty"`
 	Start    time.Time       `json:"start"`
 	End      time.Time       `json:"end,omitzero"`

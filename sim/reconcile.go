@@ -43,7 +43,14 @@ func (c *reconciler) reconcile(ctx context.Context) error {
 		if insts, err = instances(tx, ""); err != nil {
 			return err
 		}
-		return c.endOrphans(tx, insts)
+		if err := c.endOrphans(tx, insts); err != nil {
+			return err
+		}
+		// A workspace whose last instance went while the server was
+		// down is deleted now.
+		return store.Each(tx, bucketWorkspaces, func(_ string, ws Workspace) error {
+			return endWorkspaceDelete(tx, ws.Ref(), c.now().UTC())
+		})
 	})
 	if err != nil {
 		return err
@@ -70,6 +77,12 @@ func (c *reconciler) endOrphans(tx *store.Tx, insts []Instance) error {
 		if i.Operation != "" {
 			current[i.Operation] = true
 		}
+	}
+	if err := store.Each(tx, bucketWorkspaces, func(_ string, ws Workspace) error {
+		current[ws.Deleting] = ws.Deleting != ""
+		return nil
+	}); err != nil {
+		return err
 	}
 	ops, err := operationsInProgress(tx)
 	if err != nil {

@@ -180,7 +180,16 @@ func (r *runner) finish(key, opID string, opErr error) error {
 			return err
 		}
 		if to == "" {
-			return deleteInstance(tx, key) // the name, quota and ports are free again (S19)
+			// The name, quota and ports are free again (S19).
+			if err := deleteInstance(tx, key); err != nil {
+				return err
+			}
+			return endWorkspaceDelete(tx, inst.Workspace, now)
+		}
+		if row.Action == ActionDelete {
+			if err := failWorkspaceDelete(tx, inst, op.Error, now); err != nil {
+				return err
+			}
 		}
 		inst.State, inst.Operation, inst.ModifiedOn = to, "", now
 		if inst.LastOperation != nil {

@@ -105,7 +105,7 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	err := st.Update(func(tx *store.Tx) error {
 		for _, w := range cfg.Workspaces {
 			ref := WorkspaceRef{w.ResourceGroup, w.Name}
-			if _, err := getWorkspace(tx, ref); err == nil || AsError(err).Kind != KindNotFound {
+			if _, err := getWorkspace(tx, ref); !IsKind(err, KindNotFound) {
 				continue
 			}
 			ws := Workspace{ResourceGroup: w.ResourceGroup, Name: w.Name, Location: w.Location, CreatedOn: s.now().UTC()}
@@ -221,34 +221,91 @@ func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[strin
 	return ws, err
 }
 
-// DeleteWorkspace removes a workspace that holds no computes; it reports
-// whether the workspace existed.
-func (s *Service) DeleteWorkspace(ref WorkspaceRef) (bool, error) {
-	var existed bool
+// DeleteWorkspace deletes a workspace and, as Azure does, every compute
+// instance in it: their VMs are deleted and their quota freed ("Compute
+// instance: Hard deleted", MicrosoftDocs/azure-ai-docs,
+// articles/machine-learning/concept-soft-delete.md). It is a long-running
+// operation (Workspaces_Delete is x-ms-long-running-operation in the REST
+// spec): the instances enter Deleting at once, in the same transaction,
+// and the workspace goes when the last of them is gone. It returns nil
+// when there is no such workspace (Azure's 204), and the operation already
+// running when the workspace is being deleted.
+func (s *Service) DeleteWorkspace(p Principal, ref WorkspaceRef) (*Operation, error) {
+	var op *Operation
+	var keys, ops []string
 	err := s.st.Update(func(tx *store.Tx) error {
-		var ws Workspace
-		ok, err := tx.Get(bucketWorkspaces, ref.key(), &ws)
-		if err != nil || !ok {
-			return err
-		}
-		existed = true
-		n := 0
-		err = store.Each(tx, bucketInstances, func(_ string, i Instance) error {
-			if i.Workspace.key() == ref.key() {
-				n++
-			}
+		ws, err := getWorkspace(tx, ref)
+		if IsKind(err, KindNotFound) {
 			return nil
-		})
+		}
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			return Errorf(KindConflict, "WorkspaceNotEmpty",
-				"Workspace '%s' still holds %d compute(s); delete them first.", ref.Name, n)
+		now := s.now().UTC()
+		if ws.Deleting != "" {
+			o, _, err := getOperation(tx, ws.Deleting)
+			op = &o
+			return err
 		}
-		return tx.Delete(bucketWorkspaces, ref.key())
+		op = &Operation{ID: uuid.NewString(), Action: "DeleteWorkspace", Location: ws.Location, Workspace: ref.key(), Status: OpInProgress, Start: now}
+		insts, err := instances(tx, ws.Location)
+		if err != nil {
+			return err
+		}
+		for _, inst := range insts {
+			if inst.Workspace.key() != ref.key() || inst.State == StateDeleting {
+				continue
+			}
+			del, err := s.enter(tx, inst, ActionDelete, TriggerUser, fmt.Sprintf("Delete: workspace %s deleted by %s", ws.Name, describe(p)))
+			if err != nil {
+				return err
+			}
+			keys, ops = append(keys, inst.key()), append(ops, del.ID)
+		}
+		ws.Deleting = op.ID
+		if err := putWorkspace(tx, ws); err != nil {
+			return err
+		}
+		if err := putOperation(tx, *op); err != nil {
+			return err
+		}
+		return endWorkspaceDelete(tx, ws.Ref(), now)
 	})
-	return existed, err
+	if err != nil {
+		return nil, err
+	}
+	for i, key := range keys {
+		s.runner.launch(key, ops[i])
+	}
+	return op, nil
+}
+
+// endWorkspaceDelete removes a workspace being deleted once it holds no
+// instance, and ends its delete operation. It does nothing for a workspace
+// that is not being deleted or still holds instances.
+func endWorkspaceDelete(tx *store.Tx, ref WorkspaceRef, now time.Time) error {
+	ws, err := getWorkspace(tx, ref)
+	if err != nil || ws.Deleting == "" {
+		return nil
+	}
+	insts, err := instances(tx, ws.Location)
+	if err != nil {
+		return err
+	}
+	for _, i := range insts {
+		if i.Workspace.key() == ref.key() {
+			return nil
+		}
+	}
+	if op, ok, err := getOperation(tx, ws.Deleting); err != nil {
+		return err
+	} else if ok && op.Status == OpInProgress {
+		op.Status, op.End = OpSucceeded, now
+		if err := putOperation(tx, op); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(bucketWorkspaces, ref.key())
 }
 
 // guestUID is azureuser's UID in the guest: share directories belong to it
@@ -424,8 +481,11 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 	err = s.st.Update(func(tx *store.Tx) error {
 		// The workspace is read again here: a workspace deleted since the
 		// checks above must not get an instance.
-		if _, err := getWorkspace(tx, ref); err != nil {
+		if ws, err := getWorkspace(tx, ref); err != nil {
 			return err
+		} else if ws.Deleting != "" {
+			return Errorf(KindConflict, "WorkspaceBeingDeleted",
+				"The workspace '%s' is being deleted; no compute can be created or updated in it.", ref.Name)
 		}
 		existing, found, err := getInstance(tx, instanceKey(ws.Location, name))
 		if err != nil {
@@ -509,4 +569,27 @@ func updateInstance(inst Instance, req CreateRequest, size VMSize, now time.Time
 	inst.Tags = req.Tags
 	inst.ModifiedOn = now
 	return inst, nil
+}
+
+// failWorkspaceDelete ends the delete of inst's workspace, if one is
+// running, as failed: one of its instances could not be deleted. The
+// workspace stays, with the instances that are left.
+func failWorkspaceDelete(tx *store.Tx, inst Instance, cause *Error, now time.Time) error {
+	ws, err := getWorkspace(tx, inst.Workspace)
+	if err != nil || ws.Deleting == "" {
+		return nil
+	}
+	op, ok, err := getOperation(tx, ws.Deleting)
+	if err != nil {
+		return err
+	}
+	if ok && op.Status == OpInProgress {
+		op.Status, op.End = OpFailed, now
+		op.Error = Errorf(KindInternal, "WorkspaceDeleteFailed", "The compute instance '%s' of workspace '%s' could not be deleted: %s", inst.Name, ws.Name, cause.Message)
+		if err := putOperation(tx, op); err != nil {
+			return err
+		}
+	}
+	ws.Deleting = ""
+	return putWorkspace(tx, ws)
 }

@@ -97,15 +97,18 @@ func (s *Server) putWorkspace(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) deleteWorkspace(w http.ResponseWriter, r *request) error {
-	existed, err := s.svc.DeleteWorkspace(r.workspace())
-	switch {
-	case err != nil:
+	// A long-running operation that deletes the workspace's computes too
+	// (see sim.Service.DeleteWorkspace); 204 when there is none.
+	op, err := s.svc.DeleteWorkspace(r.principal, r.workspace())
+	if err != nil {
 		return err
-	case !existed:
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		w.WriteHeader(http.StatusOK)
 	}
+	if op == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	s.setPollingHeaders(w, r, *op, true)
+	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
 
@@ -383,9 +386,13 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) error {
 func (s *Server) setPollingHeaders(w http.ResponseWriter, r *request, op sim.Operation, location bool) {
 	q := "?api-version=" + url.QueryEscape(r.version)
 	base := r.baseURL() + "/subscriptions/" + s.sub() + "/providers/" + Provider + "/locations/" + op.Location
-	w.Header().Set("Azure-AsyncOperation", base+"/computeOperationsStatus/"+op.ID+q)
+	kind := "compute"
+	if op.Workspace != "" {
+		kind = "workspace"
+	}
+	w.Header().Set("Azure-AsyncOperation", base+"/"+kind+"OperationsStatus/"+op.ID+q)
 	if location {
-		w.Header().Set("Location", base+"/computeOperationsResults/"+op.ID+q)
+		w.Header().Set("Location", base+"/"+kind+"OperationsResults/"+op.ID+q)
 	}
 	s.setRetryAfter(w)
 }

@@ -276,6 +276,8 @@ func (s *Server) routeTable() []route {
 		// unguessable ID, needs only a valid token, as on ARM.
 		r("GET", loc+"/computeOperationsStatus/{op}", s.operationStatus),
 		r("GET", loc+"/computeOperationsResults/{op}", s.operationResult),
+		r("GET", loc+"/workspaceOperationsStatus/{op}", s.operationStatus),
+		r("GET", loc+"/workspaceOperationsResults/{op}", s.operationResult),
 	}
 }
 

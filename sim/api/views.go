@@ -148,7 +148,7 @@ func workspaceView(sub string, ws sim.Workspace) workspaceResource {
 		Location: ws.Location,
 		Tags:     ws.Tags,
 		Properties: map[string]any{
-			"provisioningState": "Succeeded",
+			"provisioningState": ws.ProvisioningState(),
 			"friendlyName":      ws.Name,
 			"creationTime":      ws.CreatedOn,
 		},

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"strings"
 	"testing"
 
 	ml3 "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v3"
@@ -54,9 +55,44 @@ func TestWorkspaces(t *testing.T) {
 	// The same name is free in another region.
 	e.mustCreate("ci-eu", "Standard_D1_v2")
 
-	// A workspace with computes cannot go.
-	_, err = wc.BeginDelete(ctx(t), "rg-team", "ws-team", nil)
-	armErr(t, err, 409, "WorkspaceNotEmpty")
+	// Deleting a workspace deletes its computes, VMs and quota included,
+	// as Azure does (concept-soft-delete: "Compute instance: Hard
+	// deleted"), as a long-running operation.
+	dp, err := wc.BeginDelete(ctx(t), "rg-team", "ws-team", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	_, err = wc.Get(ctx(t), "rg-team", "ws-team", nil)
+	armErr(t, err, 404, "ResourceNotFound")
+	doms, _ := e.drv.List(ctx(t))
+	for _, d := range doms {
+		if strings.HasSuffix(d.Name, "westeurope-ci-eu") {
+			t.Errorf("domain %s of the deleted workspace's compute is left", d.Name)
+		}
+	}
+	usages := e.factory.NewUsagesClient().NewListPager("westeurope", nil)
+	for usages.More() {
+		page, err := usages.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.Value {
+			if *u.CurrentValue != 0 {
+				t.Errorf("westeurope usage %s = %d after the workspace went, want 0", *u.Name.Value, *u.CurrentValue)
+			}
+		}
+	}
+	// Deleting it again is a 204 (no poller error).
+	dp, err = wc.BeginDelete(ctx(t), "rg-team", "ws-team", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
 
 	_, err = wc.Get(ctx(t), "rg-team", "ws-none", nil)
 	armErr(t, err, 404, "ResourceNotFound")
