@@ -178,17 +178,17 @@ const (
 
 // Operation is a long-running operation clients poll.
 type Operation struct {
-	ID       string          `json:"id"`
-	Action   string          `json:"action"`
-	Location string          `json:"location"`
-	Instance string          `json:"instance"`
+	ID       string `json:"id"`
+	Action   string `json:"action"`
+	Location string `json:"location"`
+	Instance string `json:"instance"`
 	// Workspace is set on a workspace's delete operation: the workspace's
 	// key.
 	Workspace string          `json:"workspace,omitempty"`
 	Status    OperationStatus `json:"status"`
-	Error    *Error          `json:"error,omitempty"`
-	Start    time.Time       `json:"start"`
-	End      time.Time       `json:"end,omitzero"`
+	Error     *Error          `json:"error,omitempty"`
+	Start     time.Time       `json:"start"`
+	End       time.Time       `json:"end,omitzero"`
 }
 
 // CreateRequest is what a PUT of a compute instance asks for.
