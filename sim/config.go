@@ -105,6 +105,9 @@ type TimeoutConfig struct {
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// Setup bounds the wait for setup scripts that set no timeout.
 	Setup Duration `toml:"setup"`
+	// Resync is how often every instance is checked against its VM,
+	// besides the hypervisor's domain events.
+	Resync Duration `toml:"resync"`
 }
 
 // Duration is a time.Duration written as "90s" in TOML.
@@ -137,7 +140,7 @@ func DefaultConfig() Config {
 		Local:           LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
 		Driver:          DriverConfig{URI: "qemu:///system", DomainType: "auto"},
 		Fake:            FakeConfig{Delay: Duration{200 * time.Millisecond}},
-		Timeouts:        TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}},
+		Timeouts:        TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}, Resync: Duration{30 * time.Second}},
 		Principals:      []PrincipalConfig{{ObjectID: DefaultOwner.ObjectID, TenantID: DefaultOwner.TenantID, Name: DefaultOwner.Name}},
 		RoleAssignments: []RoleAssignmentConfig{{Principal: DefaultOwner.ObjectID, Role: "Owner"}},
 	}

@@ -71,7 +71,8 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 func WithShares(dir string) Option { return func(s *Service) { s.shares = dir } }
 
 // WithResync sets how often the reconciler checks every instance against
-// its VM besides the driver's domain events (default 30 s).
+// its VM besides the driver's domain events (default: the configuration's
+// timeouts.resync, 30 s unless set).
 func WithResync(d time.Duration) Option { return func(s *Service) { s.resync = d } }
 
 // WithDomainPrefix starts the names of the instances' VMs with prefix
@@ -91,10 +92,13 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 
 		domainPrefix: DefaultDomainPrefix,
 		now:          time.Now,
-		resync:       30 * time.Second,
+		resync:       cfg.Timeouts.Resync.Duration,
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.resync <= 0 {
+		s.resync = 30 * time.Second
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ledger = ledger{cfg: cfg, catalog: s.catalog}

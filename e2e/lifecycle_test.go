@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+)
+
+// TestDriftAndCrashesOnRealVM checks, with real VMs, the two promises of
+// the lifecycle engine:
+//   - drift: `virsh destroy` behind amlsim's back moves the instance to
+//     Stopped on libvirt's domain event (the periodic re-check is set to
+//     10 minutes here, so only the event can do it), and `virsh undefine`
+//     to Unusable;
+//   - crashes: the server killed with SIGKILL in the middle of a start, a
+//     stop and a delete finishes each after it is started again, with the
+//     VM as the instance says.
+func TestDriftAndCrashesOnRealVM(t *testing.T) {
+	requireVMs(t)
+	requireImage(t)
+	home, config, stateDir := simHome(t, 23022, "[timeouts]\nresync = \"10m\"\n")
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	srv := startSim(t, home, config, listen)
+	computes := sdkClients(t, home, listen).NewComputeClient()
+	ctx := context.Background()
+	name := fmt.Sprintf("cidrift%x", time.Now().UnixNano()%0xffffff)
+	domain := domainOf(home, name)
+	removeOnCleanup(t, domain)
+
+	p, err := computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, name, ml.ComputeResource{
+		Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{VMSize: ptr("Standard_D1_v2")}},
+	}, nil)
+	pollDone(t, "create", p, err)
+
+	state := func() ml.ComputeInstanceState {
+		t.Helper()
+		res, err := computes.Get(ctx, rgLocal, wsLocal, name, nil)
+		if err != nil {
+			t.Fatalf("get %s: %v", name, err)
+		}
+		return *res.Properties.(*ml.ComputeInstance).Properties.State
+	}
+	// follow returns how long the instance took to reach want.
+	follow := func(what string, want ml.ComputeInstanceState) time.Duration {
+		t.Helper()
+		begin := time.Now()
+		for deadline := begin.Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			got := state()
+			if got == want {
+				return time.Since(begin)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s the instance is %s, want %s", what, got, want)
+			}
+		}
+	}
+	virsh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("virsh", append([]string{"-c", libvirtURI()}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("virsh %v: %v\n%s", args, err, out)
+		}
+	}
+
+	virsh("destroy", domain)
+	t.Logf("state followed virsh destroy in %.2fs", follow("virsh destroy", ml.ComputeInstanceStateStopped).Seconds())
+
+	// Kill the server in the middle of a start, then of a stop.
+	for _, c := range []struct {
+		what  string
+		begin func() error
+		want  ml.ComputeInstanceState
+		vm    string
+		after time.Duration
+	}{
+		{"start", func() error { _, err := computes.BeginStart(ctx, rgLocal, wsLocal, name, nil); return err }, ml.ComputeInstanceStateRunning, "running", 3 * time.Second},
+		{"stop", func() error { _, err := computes.BeginStop(ctx, rgLocal, wsLocal, name, nil); return err }, ml.ComputeInstanceStateStopped, "shut off", 500 * time.Millisecond},
+	} {
+		if err := c.begin(); err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		time.Sleep(c.after)
+		srv.stop(syscall.SIGKILL)
+		srv = startSim(t, home, config, listen)
+		took := follow(c.what+" cut by a kill", c.want)
+		t.Logf("%s cut short by SIGKILL %s in: %s %.1fs after the restart", c.what, c.after, c.want, took.Seconds())
+		if st := domState(t, domain); st != c.vm {
+			t.Errorf("after the %s the instance is %s but its VM is %q, want %q", c.what, c.want, st, c.vm)
+		}
+	}
+
+	virsh("undefine", "--remove-all-storage", domain)
+	t.Logf("state followed virsh undefine in %.2fs", follow("virsh undefine", ml.ComputeInstanceStateUnusable).Seconds())
+
+	// A delete cut short by a kill finishes after the restart: nothing is
+	// left, and the name is free.
+	if _, err := computes.BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(syscall.SIGKILL)
+	startSim(t, home, config, listen)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := computes.Get(ctx, rgLocal, wsLocal, name, nil); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there a minute after a delete cut short by a kill", name)
+		}
+	}
+	if virshHas(t, domain) {
+		t.Errorf("domain %s left after the delete", domain)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, domain)); !os.IsNotExist(err) {
+		t.Errorf("files of %s left after the delete: %v", domain, err)
+	}
+}
