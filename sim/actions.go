@@ -17,20 +17,42 @@ func (s *Service) Begin(p Principal, ref WorkspaceRef, name string, action Actio
 	return s.begin(ref, name, action, TriggerUser, fmt.Sprintf("%s requested by %s", action, describe(p)))
 }
 
+// Delete starts deleting an instance, as Begin does. In a workspace that
+// exists, an instance that does not is no error and no operation (nil):
+// ARM's 204 for a DELETE of what is not there.
+func (s *Service) Delete(p Principal, ref WorkspaceRef, name string) (*Operation, error) {
+	return s.request(ref, name, ActionDelete, TriggerUser, fmt.Sprintf("%s requested by %s", ActionDelete, describe(p)), true)
+}
+
 func (s *Service) begin(ref WorkspaceRef, name string, action Action, trigger Trigger, why string) (Operation, error) {
-	var op Operation
+	op, err := s.request(ref, name, action, trigger, why, false)
+	if err != nil {
+		return Operation{}, err
+	}
+	return *op, nil
+}
+
+// request moves an instance into action's transitional state and launches
+// the work. With absentOK, a missing instance in an existing workspace
+// gives a nil operation and no error.
+func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger Trigger, why string, absentOK bool) (*Operation, error) {
+	var op *Operation
 	var key string
 	err := s.st.Update(func(tx *store.Tx) error {
-		_, inst, err := getCompute(tx, ref, name)
+		ws, inst, err := getCompute(tx, ref, name)
 		if err != nil {
+			if absentOK && ws.Name != "" && IsKind(err, KindNotFound) {
+				return nil
+			}
 			return err
 		}
 		key = inst.key()
-		op, err = s.enter(tx, inst, action, trigger, why)
+		o, err := s.enter(tx, inst, action, trigger, why)
+		op = &o
 		return err
 	})
-	if err != nil {
-		return Operation{}, err
+	if err != nil || op == nil {
+		return nil, err
 	}
 	s.runner.launch(key, op.ID)
 	return op, nil

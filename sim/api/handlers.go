@@ -317,21 +317,15 @@ func (s *Server) deleteCompute(w http.ResponseWriter, r *request) error {
 		return sim.Errorf(sim.KindBadRequest, "InvalidQueryParameterValue", "The value '%s' of query parameter 'underlyingResourceAction' is not valid. Valid values: Delete, Detach.", action)
 	}
 	// Deleting what is not there is a success (204), in a workspace that is.
-	if _, err := s.svc.Workspace(r.workspace()); err != nil {
-		return err
-	}
-	if _, err := s.svc.Compute(r.workspace(), r.vars["name"]); err != nil {
-		if sim.AsError(err).Kind == sim.KindNotFound {
-			w.WriteHeader(http.StatusNoContent)
-			return nil
-		}
-		return err
-	}
-	op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], sim.ActionDelete)
+	op, err := s.svc.Delete(r.principal, r.workspace(), r.vars["name"])
 	if err != nil {
 		return err
 	}
-	s.setPollingHeaders(w, r, op, true)
+	if op == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	s.setPollingHeaders(w, r, *op, true)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
