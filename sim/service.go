@@ -257,10 +257,13 @@ func (s *Service) DeleteWorkspace(p Principal, ref WorkspaceRef) (*Operation, er
 			return err
 		}
 		for _, inst := range insts {
-			if inst.Workspace.key() != ref.key() || inst.State == StateDeleting {
+			if inst.Workspace.key() != ref.key() {
 				continue
 			}
 			del, err := s.enter(tx, inst, ActionDelete, TriggerUser, fmt.Sprintf("Delete: workspace %s deleted by %s", ws.Name, describe(p)))
+			if IsKind(err, KindConflict) {
+				continue // being deleted already
+			}
 			if err != nil {
 				return err
 			}
@@ -520,7 +523,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Location:      ws.Location,
 			Size:          size,
 			Local:         s.cfg.Local.LocalFor(size.Name),
-			State:         StateCreating,
+			State:         requests[ActionCreate].Enters,
 			Description:   req.Description,
 			Tags:          req.Tags,
 			SSHPublic:     req.SSHPublic,
@@ -538,7 +541,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Share:         share,
 			Scripts:       scripts,
 			LastOperation: &LastOperation{Name: string(ActionCreate), Time: now, Status: string(OpInProgress), Trigger: string(TriggerUser)},
-			Events:        []Event{{Time: now, State: StateCreating, Message: "Create requested by " + describe(p)}},
+			Events:        []Event{{Time: now, State: requests[ActionCreate].Enters, Message: "Create requested by " + describe(p)}},
 		}
 		if req.SSHPublic {
 			inst.AdminKey = req.AdminKey

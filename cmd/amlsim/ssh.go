@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/amlsim/amlsim/sim"
 )
 
 // knownHostsFile keeps the host keys of instances, in the amlsim home: the
@@ -55,7 +57,7 @@ the amlsim home, per instance. The exit status is the remote command's.`,
 					Message: fmt.Sprintf("compute instance %q has SSH public access disabled; create it with --ssh-key FILE to log in", name)}
 			}
 			// A SetupFailed instance keeps its VM up so one can look inside.
-			if in.State != "Running" && in.State != "SetupFailed" {
+			if !sim.State(in.State).VMUp() {
 				return &cliError{Status: exitConflict, Code: "ComputeInstanceNotRunning",
 					Message: fmt.Sprintf("compute instance %q is %s, not Running (start it: amlsim compute start %s)", name, in.State, name)}
 			}
