@@ -216,7 +216,8 @@ func newCrashHarness(t *testing.T) *crashHarness {
 	c.config = filepath.Join(t.TempDir(), "amlsim.toml")
 	// Delays long enough for kills to land inside operations; a quota
 	// that never refuses the four instances.
-	cfg := "[fake]\ndelay = \"100ms\"\n\n[timeouts]\nshutdown_grace = \"1s\"\n"
+	// Ports of their own, apart from other tests' servers.
+	cfg := "[fake]\ndelay = \"100ms\"\n\n[timeouts]\nshutdown_grace = \"1s\"\n\n[local]\nport_range = [46000, 46999]\n"
 	if err := os.WriteFile(c.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package fake_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -384,5 +386,45 @@ func TestAdoptAndForget(t *testing.T) {
 	}
 	if got := d.Calls(); len(got) != 2 || got[0].Op != fake.OpLookup || got[1].Op != fake.OpLookup {
 		t.Errorf("Calls() = %v, want only the two Lookups", got)
+	}
+}
+
+// A driver opened on a state file finds the domains a killed process
+// left, as libvirt outlives amlsim: defined ones, running ones, and
+// shutting-down ones powered off meanwhile.
+func TestOpenKeepsDomainsAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "domains.json")
+	d, err := fake.Open(path, fake.WithDelays(fake.Delays{Shutdown: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, n := range []string{"off", "on", "going"} {
+		if err := d.Define(ctx, hypervisor.Spec{Name: n, SSHPort: 41000 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Start(ctx, "on")
+	d.Start(ctx, "going")
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	go d.Shutdown(sctx, "going", time.Hour)
+	time.Sleep(10 * time.Millisecond) // "going" is shutting down when the process "dies"
+	again, err := fake.Open(path)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]hypervisor.State{"off": hypervisor.StateShutoff, "on": hypervisor.StateRunning, "going": hypervisor.StateShutoff} {
+		dom, err := again.Lookup(ctx, n)
+		if err != nil || dom.State != want {
+			t.Errorf("%s after reopening: %+v, %v; want %s", n, dom, err, want)
+		}
+	}
+	if _, err := fake.Open(filepath.Join(t.TempDir(), "none.json")); err != nil {
+		t.Errorf("Open of a new state file: %v", err)
+	}
+	os.WriteFile(path, []byte("{not json"), 0o600)
+	if _, err := fake.Open(path); err == nil {
+		t.Error("Open of a corrupt state file succeeded")
 	}
 }
