@@ -94,7 +94,7 @@ func (s *Service) configAssignments() []rbac.Assignment {
 func (s *Service) Assignments(scope string) ([]rbac.Assignment, error) {
 	all := s.configAssignments()
 	err := s.st.View(func(tx *store.Tx) error {
-		stored, err := store.All[rbac.Assignment](tx, bucketAssignments)
+		stored, err := assignments(tx)
 		all = append(all, stored...)
 		return err
 	})
@@ -165,7 +165,7 @@ func (s *Service) PutAssignment(scope, name, principalID, roleDefinitionID strin
 			return a, false, Errorf(KindConflict, "RoleAssignmentExists", "The role assignment already exists.")
 		}
 	}
-	err = s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketAssignments, strings.ToLower(name), a) })
+	err = s.st.Update(func(tx *store.Tx) error { return putAssignment(tx, name, a) })
 	return a, true, err
 }
 
@@ -195,6 +195,6 @@ func (s *Service) DeleteAssignment(scope, name string) (rbac.Assignment, bool, e
 			return a, false, Errorf(KindConflict, "RoleAssignmentFromConfig", "The role assignment '%s' comes from the simulator's config and cannot be deleted through the API.", name)
 		}
 	}
-	err = s.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketAssignments, strings.ToLower(name)) })
+	err = s.st.Update(func(tx *store.Tx) error { return deleteAssignment(tx, name) })
 	return a, true, err
 }

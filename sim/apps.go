@@ -68,7 +68,9 @@ func newAppToken() (string, error) {
 func (s *Service) ComputeAt(location, name string) (Instance, error) {
 	var inst Instance
 	err := s.st.View(func(tx *store.Tx) error {
-		ok, err := tx.Get(bucketInstances, instanceKey(location, name), &inst)
+		var ok bool
+		var err error
+		inst, ok, err = getInstance(tx, instanceKey(location, name))
 		if err != nil {
 			return err
 		}

@@ -22,19 +22,12 @@ type ledger struct {
 // family. Every instance holds its quota until deleted, stopped or not (S6).
 func usedVCPUs(tx *store.Tx, location string) (total int, byFamily map[string]int, err error) {
 	byFamily = map[string]int{}
-	err = store.Each(tx, bucketInstances, func(_ string, i Instance) error {
-		if strings.EqualFold(i.Location, location) {
-			total += i.Size.VCPUs
-			byFamily[i.Size.Family] += i.Size.VCPUs
-		}
-		return nil
-	})
+	insts, err := instances(tx, location)
+	for _, i := range insts {
+		total += i.Size.VCPUs
+		byFamily[i.Size.Family] += i.Size.VCPUs
+	}
 	return total, byFamily, err
-}
-
-// quotaOverride is a limit changed through updateQuotas.
-type quotaOverride struct {
-	Limit int `json:"limit"`
 }
 
 const totalQuotaName = "totalCores"
@@ -44,13 +37,7 @@ func (l *ledger) limits(tx *store.Tx, location string) (total int, family func(s
 	if !ok {
 		return 0, nil, locationNotAvailable(location)
 	}
-	overrides := map[string]int{}
-	err = store.Each(tx, bucketQuotas, func(k string, q quotaOverride) error {
-		if loc, name, ok := strings.Cut(k, "/"); ok && strings.EqualFold(loc, region.Name) {
-			overrides[name] = q.Limit
-		}
-		return nil
-	})
+	overrides, err := quotaOverrides(tx, region.Name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -173,7 +160,7 @@ func (s *Service) UpdateQuotas(location string, items []QuotaUpdate) ([]QuotaUpd
 				out[i].Status = "InvalidQuotaBelowClusterMinimum"
 			default:
 				out[i].Status = "Success"
-				if err := tx.Put(bucketQuotas, region.Name+"/"+name, quotaOverride{Limit: it.Limit}); err != nil {
+				if err := putQuotaOverride(tx, region.Name, name, it.Limit); err != nil {
 					return err
 				}
 			}
@@ -190,11 +177,11 @@ func (s *Service) UpdateQuotas(location string, items []QuotaUpdate) ([]QuotaUpd
 // listens on right now.
 func (l *ledger) allocatePorts(tx *store.Tx, n int) ([]int, error) {
 	taken := map[int]bool{}
-	err := store.Each(tx, bucketInstances, func(_ string, i Instance) error {
+	insts, err := instances(tx, "")
+	for _, i := range insts {
 		taken[i.SSHPort] = true
 		taken[i.AppPort] = true
-		return nil
-	})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -48,9 +48,13 @@ func (c *reconciler) reconcile(ctx context.Context) error {
 		}
 		// A workspace whose last instance went while the server was
 		// down is deleted now.
-		return store.Each(tx, bucketWorkspaces, func(_ string, ws Workspace) error {
-			return endWorkspaceDelete(tx, ws.Ref(), c.now().UTC())
-		})
+		all, err := workspaces(tx)
+		for _, ws := range all {
+			if err := endWorkspaceDelete(tx, ws.Ref(), c.now().UTC()); err != nil {
+				return err
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return err
@@ -78,11 +82,14 @@ func (c *reconciler) endOrphans(tx *store.Tx, insts []Instance) error {
 			current[i.Operation] = true
 		}
 	}
-	if err := store.Each(tx, bucketWorkspaces, func(_ string, ws Workspace) error {
-		current[ws.Deleting] = ws.Deleting != ""
-		return nil
-	}); err != nil {
+	all, err := workspaces(tx)
+	if err != nil {
 		return err
+	}
+	for _, ws := range all {
+		if ws.Deleting != "" {
+			current[ws.Deleting] = true
+		}
 	}
 	ops, err := operationsInProgress(tx)
 	if err != nil {

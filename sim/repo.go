@@ -3,6 +3,7 @@ package sim
 import (
 	"strings"
 
+	"github.com/amlsim/amlsim/sim/rbac"
 	"github.com/amlsim/amlsim/sim/store"
 )
 
@@ -37,6 +38,13 @@ func getWorkspace(tx *store.Tx, ref WorkspaceRef) (Workspace, error) {
 func putWorkspace(tx *store.Tx, ws Workspace) error {
 	return tx.Put(bucketWorkspaces, ws.Ref().key(), ws)
 }
+
+func deleteWorkspace(tx *store.Tx, ref WorkspaceRef) error {
+	return tx.Delete(bucketWorkspaces, ref.key())
+}
+
+// workspaces returns every workspace.
+func workspaces(tx *store.Tx) ([]Workspace, error) { return store.All[Workspace](tx, bucketWorkspaces) }
 
 // getInstance returns the instance at key; ok is false when there is none.
 func getInstance(tx *store.Tx, key string) (inst Instance, ok bool, err error) {
@@ -102,6 +110,41 @@ func operationsInProgress(tx *store.Tx) ([]Operation, error) {
 		return nil
 	})
 	return out, err
+}
+
+// quotaOverride is a limit changed through updateQuotas.
+type quotaOverride struct {
+	Limit int `json:"limit"`
+}
+
+// quotaOverrides returns the limits changed in a region, by quota name (a
+// VM family or totalCores).
+func quotaOverrides(tx *store.Tx, region string) (map[string]int, error) {
+	out := map[string]int{}
+	err := store.Each(tx, bucketQuotas, func(k string, q quotaOverride) error {
+		if loc, name, ok := strings.Cut(k, "/"); ok && strings.EqualFold(loc, region) {
+			out[name] = q.Limit
+		}
+		return nil
+	})
+	return out, err
+}
+
+func putQuotaOverride(tx *store.Tx, region, name string, limit int) error {
+	return tx.Put(bucketQuotas, region+"/"+name, quotaOverride{Limit: limit})
+}
+
+// assignments returns the role assignments made through the API.
+func assignments(tx *store.Tx) ([]rbac.Assignment, error) {
+	return store.All[rbac.Assignment](tx, bucketAssignments)
+}
+
+func putAssignment(tx *store.Tx, name string, a rbac.Assignment) error {
+	return tx.Put(bucketAssignments, strings.ToLower(name), a)
+}
+
+func deleteAssignment(tx *store.Tx, name string) error {
+	return tx.Delete(bucketAssignments, strings.ToLower(name))
 }
 
 // addEvent appends an event to the instance, keeping the newest maxEvents.

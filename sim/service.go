@@ -182,12 +182,13 @@ func (s *Service) Workspace(ref WorkspaceRef) (Workspace, error) {
 func (s *Service) Workspaces(resourceGroup string) ([]Workspace, error) {
 	var out []Workspace
 	err := s.st.View(func(tx *store.Tx) error {
-		return store.Each(tx, bucketWorkspaces, func(_ string, w Workspace) error {
+		all, err := workspaces(tx)
+		for _, w := range all {
 			if resourceGroup == "" || strings.EqualFold(w.ResourceGroup, resourceGroup) {
 				out = append(out, w)
 			}
-			return nil
-		})
+		}
+		return err
 	})
 	return out, err
 }
@@ -207,8 +208,10 @@ func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[strin
 	}
 	var ws Workspace
 	err := s.st.Update(func(tx *store.Tx) error {
-		ok, err := tx.Get(bucketWorkspaces, ref.key(), &ws)
-		if err != nil {
+		var err error
+		ws, err = getWorkspace(tx, ref)
+		ok := err == nil
+		if err != nil && !IsKind(err, KindNotFound) {
 			return err
 		}
 		if ok && !strings.EqualFold(ws.Location, region.Name) {
@@ -312,7 +315,7 @@ func endWorkspaceDelete(tx *store.Tx, ref WorkspaceRef, now time.Time) error {
 			return err
 		}
 	}
-	return tx.Delete(bucketWorkspaces, ref.key())
+	return deleteWorkspace(tx, ref)
 }
 
 // guestUID is azureuser's UID in the guest: share directories belong to it
