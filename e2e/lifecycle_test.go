@@ -47,10 +47,9 @@ func TestDriftAndCrashesOnRealVM(t *testing.T) {
 		}
 		return *res.Properties.(*ml.ComputeInstance).Properties.State
 	}
-	// follow returns how long the instance took to reach want.
-	follow := func(what string, want ml.ComputeInstanceState) time.Duration {
+	// follow returns how long the instance took to reach want since begin.
+	follow := func(what string, want ml.ComputeInstanceState, begin time.Time) time.Duration {
 		t.Helper()
-		begin := time.Now()
 		for deadline := begin.Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 			got := state()
 			if got == want {
@@ -68,8 +67,9 @@ func TestDriftAndCrashesOnRealVM(t *testing.T) {
 		}
 	}
 
+	begin := time.Now()
 	virsh("destroy", domain)
-	t.Logf("state followed virsh destroy in %.2fs", follow("virsh destroy", ml.ComputeInstanceStateStopped).Seconds())
+	t.Logf("state followed virsh destroy in %.2fs (virsh included)", follow("virsh destroy", ml.ComputeInstanceStateStopped, begin).Seconds())
 
 	// Kill the server in the middle of a start, then of a stop.
 	for _, c := range []struct {
@@ -88,15 +88,18 @@ func TestDriftAndCrashesOnRealVM(t *testing.T) {
 		time.Sleep(c.after)
 		srv.stop(syscall.SIGKILL)
 		srv = startSim(t, home, config, listen)
-		took := follow(c.what+" cut by a kill", c.want)
+		took := follow(c.what+" cut by a kill", c.want, time.Now())
 		t.Logf("%s cut short by SIGKILL %s in: %s %.1fs after the restart", c.what, c.after, c.want, took.Seconds())
 		if st := domState(t, domain); st != c.vm {
 			t.Errorf("after the %s the instance is %s but its VM is %q, want %q", c.what, c.want, st, c.vm)
 		}
 	}
 
+	// The instance is Stopped: its domain is off, and undefining it is
+	// all it takes to make the VM vanish.
+	begin = time.Now()
 	virsh("undefine", "--remove-all-storage", domain)
-	t.Logf("state followed virsh undefine in %.2fs", follow("virsh undefine", ml.ComputeInstanceStateUnusable).Seconds())
+	t.Logf("state followed virsh undefine in %.2fs (virsh included)", follow("virsh undefine", ml.ComputeInstanceStateUnusable, begin).Seconds())
 
 	// A delete cut short by a kill finishes after the restart: nothing is
 	// left, and the name is free.

@@ -77,8 +77,13 @@ type work func(r *runner, j job) error
 type operation struct {
 	// Action is the request that enters the state.
 	Action Action
-	// Work runs the operation, and resumes it after a crash.
+	// Work runs the operation.
 	Work work
+	// Resume runs it again when a crash cut it short: every work is
+	// idempotent, so each operation resumes by running its work again
+	// (a create finds its domain defined, a stop finds it off, a delete
+	// finds it gone, a restart reboots once more).
+	Resume work
 	// Done, Failed, SetupFailed and Vanished are where the operation ends:
 	// on success, on failure, when a setup script failed (the VM stays up
 	// for inspection), and when the VM was found gone. Done "" removes
@@ -110,19 +115,19 @@ func init() { lifecycle = lifecycleTable() }
 func lifecycleTable() map[State]stateRow {
 	return map[State]stateRow{
 		StateCreating: {Provisioning: "Creating", Node: "preparing", Op: &operation{
-			Action: ActionCreate, Work: (*runner).create,
+			Action: ActionCreate, Work: (*runner).create, Resume: (*runner).create,
 			Done: StateRunning, Failed: StateCreateFailed, SetupFailed: StateSetupFailed, Vanished: StateCreateFailed}},
 		StateStarting: {Provisioning: "Succeeded", Node: "preparing", Op: &operation{
-			Action: ActionStart, Work: (*runner).start,
+			Action: ActionStart, Work: (*runner).start, Resume: (*runner).start,
 			Done: StateRunning, Failed: StateStopped, SetupFailed: StateSetupFailed, Vanished: StateUnusable}},
 		StateStopping: {Provisioning: "Succeeded", Node: "leaving", Op: &operation{
-			Action: ActionStop, Work: (*runner).stop,
+			Action: ActionStop, Work: (*runner).stop, Resume: (*runner).stop,
 			Done: StateStopped, Failed: StateRunning, SetupFailed: StateStopped, Vanished: StateUnusable}},
 		StateRestarting: {Provisioning: "Succeeded", Node: "preparing", Op: &operation{
-			Action: ActionRestart, Work: (*runner).restart,
+			Action: ActionRestart, Work: (*runner).restart, Resume: (*runner).restart,
 			Done: StateRunning, Failed: StateUnusable, SetupFailed: StateSetupFailed, Vanished: StateUnusable}},
 		StateDeleting: {Provisioning: "Deleting", Op: &operation{
-			Action: ActionDelete, Work: (*runner).delete,
+			Action: ActionDelete, Work: (*runner).delete, Resume: (*runner).delete,
 			Done: "", Failed: StateUnusable, SetupFailed: StateUnusable, Vanished: ""}},
 
 		StateRunning: {Provisioning: "Succeeded", Node: "idle", Power: PowerOn,

@@ -98,8 +98,8 @@ func TestLifecycleTableIsComplete(t *testing.T) {
 
 func checkOperation(t *testing.T, s State, op *operation) {
 	t.Helper()
-	if op.Work == nil {
-		t.Errorf("%s: no work", s)
+	if op.Work == nil || op.Resume == nil {
+		t.Errorf("%s: no work, or no way to resume it after a crash", s)
 	}
 	if !slices.Contains(azureOperations, op.Action) {
 		t.Errorf("%s: operation %q is not one of Azure's operationName values", s, op.Action)

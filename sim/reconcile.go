@@ -15,7 +15,7 @@ import (
 // reconciler keeps what the store says true of the hypervisor, as Nomad's
 // RecoverTask does at start-up and Lima's host agent does while running:
 //   - an operation in flight with no worker (the server died under it)
-//     resumes, by running its work again;
+//     resumes, by running the lifecycle table's Resume of it;
 //   - an operation that was acknowledged but is no one's current one any
 //     more ends, as Canceled;
 //   - a settled instance whose VM drifted (powered off from inside, QEMU
@@ -63,7 +63,7 @@ func (c *reconciler) reconcile(ctx context.Context) error {
 		if Transitional(inst.State) && inst.Operation != "" {
 			if !c.runner.busy(inst.key()) {
 				c.log.Info("resuming operation", "instance", inst.Name, "state", inst.State, "operation", inst.Operation)
-				c.runner.launchIfIdle(inst.key(), inst.Operation)
+				c.runner.resume(inst.key(), inst.Operation)
 			}
 			continue
 		}

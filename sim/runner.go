@@ -57,17 +57,18 @@ func (j job) key() string { return j.inst.key() }
 // cancelling and waiting for the worker of any earlier operation (a delete
 // cuts in on a create, say). Launching the operation already running is a
 // no-op.
-func (r *runner) launch(key, op string) { r.spawn(key, op, true) }
+func (r *runner) launch(key, op string) { r.spawn(key, op, false) }
 
-// launchIfIdle runs operation op only when no worker runs for the
-// instance: the reconciler's way to resume an operation without touching
-// one a request has just launched.
-func (r *runner) launchIfIdle(key, op string) { r.spawn(key, op, false) }
+// resume runs the lifecycle table's Resume of operation op, only when no
+// worker runs for the instance: the reconciler's way to take up an
+// operation a crash cut short without touching one a request has just
+// launched.
+func (r *runner) resume(key, op string) { r.spawn(key, op, true) }
 
-func (r *runner) spawn(key, op string, replace bool) {
+func (r *runner) spawn(key, op string, resume bool) {
 	r.mu.Lock()
 	prev := r.workers[key]
-	if prev != nil && (prev.op == op || !replace) {
+	if prev != nil && (prev.op == op || resume) {
 		r.mu.Unlock()
 		return
 	}
@@ -91,7 +92,7 @@ func (r *runner) spawn(key, op string, replace bool) {
 			prev.cancel()
 			<-prev.done
 		}
-		if err := r.run(ctx, key, op); err != nil && ctx.Err() == nil {
+		if err := r.run(ctx, key, op, resume); err != nil && ctx.Err() == nil {
 			r.log.Error("operation failed", "instance", key, "operation", op, "err", err)
 		}
 	}()
@@ -110,8 +111,9 @@ func (r *runner) close() {
 	r.wg.Wait()
 }
 
-// run does the work of operation op and records its outcome.
-func (r *runner) run(ctx context.Context, key, op string) error {
+// run does the work (or, resuming, the Resume) of operation op and
+// records its outcome.
+func (r *runner) run(ctx context.Context, key, op string, resume bool) error {
 	var inst Instance
 	var current bool
 	err := r.st.View(func(tx *store.Tx) error {
@@ -127,7 +129,11 @@ func (r *runner) run(ctx context.Context, key, op string) error {
 	if row.Op == nil {
 		return fmt.Errorf("operation %s of %s: state %s has no work in the lifecycle table", op, inst.Name, inst.State)
 	}
-	werr := row.Op.Work(r, job{ctx: ctx, op: op, inst: inst})
+	w := row.Op.Work
+	if resume {
+		w = row.Op.Resume
+	}
+	werr := w(r, job{ctx: ctx, op: op, inst: inst})
 	if ctx.Err() != nil {
 		// Closing (the reconciler resumes it at the next start) or
 		// superseded (ended as Canceled by the request that cut in).

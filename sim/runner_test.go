@@ -105,7 +105,7 @@ func TestRunnerOutcomesAndStaleLaunches(t *testing.T) {
 	}
 }
 
-// launchIfIdle never touches a worker a request launched; launch cancels
+// resume never touches a worker a request launched; launch cancels
 // the earlier operation's worker and waits for it before its own work.
 func TestRunnerReplacesWorkers(t *testing.T) {
 	drv := fake.New(fake.WithDelays(fake.Delays{Start: time.Hour}))
@@ -118,10 +118,10 @@ func TestRunnerReplacesWorkers(t *testing.T) {
 	put(t, r, inst, "op-start")
 	r.launch(inst.key(), "op-start") // blocks in the hour-long start
 	time.Sleep(20 * time.Millisecond)
-	r.launchIfIdle(inst.key(), "op-other")
+	r.resume(inst.key(), "op-other")
 	r.mu.Lock()
 	if w := r.workers[inst.key()]; w == nil || w.op != "op-start" {
-		t.Errorf("worker after launchIfIdle = %+v, want op-start's", w)
+		t.Errorf("worker after resume = %+v, want op-start's", w)
 	}
 	r.mu.Unlock()
 
