@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,10 +16,11 @@ import (
 
 // TestDriftAndCrashesOnRealVM checks, with real VMs, the two promises of
 // the lifecycle engine:
-//   - drift: `virsh destroy` behind amlsim's back moves the instance to
-//     Stopped on libvirt's domain event (the periodic re-check is set to
-//     10 minutes here, so only the event can do it), and `virsh undefine`
-//     to Unusable;
+//   - drift: `virsh destroy` behind amlsim's back, the guest powering
+//     itself off, and QEMU killed move the instance to Stopped, `virsh
+//     start` to Running and `virsh undefine` to Unusable, on libvirt's
+//     domain events (the periodic re-check is set to 10 minutes here, so
+//     only an event can do it in time);
 //   - crashes: the server killed with SIGKILL in the middle of a start, a
 //     stop and a delete finishes each after it is started again, with the
 //     VM as the instance says.
@@ -95,6 +97,35 @@ func TestDriftAndCrashesOnRealVM(t *testing.T) {
 		}
 	}
 
+	// The guest powers itself off (ACPI from the host; pressed again in
+	// case a guest busy booting missed it), then is started behind
+	// amlsim's back, then its QEMU dies.
+	st, err := computes.BeginStart(ctx, rgLocal, wsLocal, name, nil)
+	pollDone(t, "start", st, err)
+	begin = time.Now()
+	for {
+		virsh("shutdown", domain)
+		if waitFor(func() bool { return state() == ml.ComputeInstanceStateStopped }, 20*time.Second) {
+			break
+		}
+		if time.Since(begin) > 2*time.Minute {
+			t.Fatalf("the guest did not power off within 2 minutes of virsh shutdown")
+		}
+	}
+	t.Logf("state followed the guest's power-off in %.2fs (the guest's shutdown included)", time.Since(begin).Seconds())
+	begin = time.Now()
+	virsh("start", domain)
+	t.Logf("state followed virsh start in %.2fs (virsh included)", follow("virsh start", ml.ComputeInstanceStateRunning, begin).Seconds())
+	pid, err := os.ReadFile("/run/libvirt/qemu/" + domain + ".pid")
+	if err != nil {
+		t.Fatalf("QEMU's pid: %v", err)
+	}
+	begin = time.Now()
+	if out, err := exec.Command("kill", "-9", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
+		t.Fatalf("kill -9 QEMU: %v\n%s", err, out)
+	}
+	t.Logf("state followed QEMU's death in %.2fs", follow("kill -9 of QEMU", ml.ComputeInstanceStateStopped, begin).Seconds())
+
 	// The instance is Stopped: its domain is off, and undefining it is
 	// all it takes to make the VM vanish.
 	begin = time.Now()
@@ -122,4 +153,14 @@ func TestDriftAndCrashesOnRealVM(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(stateDir, domain)); !os.IsNotExist(err) {
 		t.Errorf("files of %s left after the delete: %v", domain, err)
 	}
+}
+
+// waitFor polls cond every 100 ms until it holds or d has passed.
+func waitFor(cond func() bool, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
 }

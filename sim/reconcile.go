@@ -162,6 +162,15 @@ func (c *reconciler) settle(ctx context.Context, key string) {
 	})
 	if err != nil {
 		c.log.Error("record drift", "instance", inst.Name, "err", err)
+		return
+	}
+	// A VM started behind amlsim's back (`virsh start`) has none of the
+	// forwards the driver adds on Start: add them, so that its SSH and
+	// applications answer as the instance's state promises.
+	if f, ok := c.drv.(hypervisor.Forwarder); ok && on {
+		if err := f.EnsureForwards(ctx, inst.Domain); err != nil {
+			c.log.Warn("cannot add the forwards of a VM started outside amlsim", "instance", inst.Name, "err", err)
+		}
 	}
 }
 

@@ -76,7 +76,12 @@ func jupyterFile(inst sim.Instance) cloudinit.File {
 }
 
 // WaitReady waits until the guest answers SSH as azureuser with the
-// management key and presents the host key it was given.
+// management key and presents the host key it was given, then flushes the
+// guest's writes to its disk: the host keys and user cloud-init wrote
+// must survive a VM that is powered off hard (QEMU killed, `virsh
+// destroy`) right after it is reported ready. Without the flush, a guest
+// destroyed within seconds of its first boot came back with sshd failing
+// to start, for good (seen under TCG: ext4 had not yet written the keys).
 func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
 	hk, err := guestssh.ParseKey(inst.HostKey)
 	if err != nil {
@@ -88,7 +93,15 @@ func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	defer c.Close()
+	res, err := c.Run(ctx, "sync", nil)
+	if err == nil && res.ExitStatus != 0 {
+		err = fmt.Errorf("exit status %d: %s", res.ExitStatus, res.Stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("flush the guest's disk (sync): %w", err)
+	}
+	return nil
 }
 
 func (g *SSH) serialTail(domain string) string {
