@@ -68,6 +68,10 @@ var mutants = map[string]mutant{
 		wrap:     func(d *fake.Driver) hypervisor.Driver { return dropsForwards{d} },
 		mustFail: []string{"DefineLookupList", "StartRunning", "RestartAfterShutdown", "RedefineAfterUndefine"},
 	},
+	"watch-misses-undefine": {
+		wrap:     func(d *fake.Driver) hypervisor.Driver { return watchMissesUndefine{d} },
+		mustFail: []string{"Events"},
+	},
 	"forward-port-unchecked": {
 		wrap:     func(d *fake.Driver) hypervisor.Driver { return forwardPortUnchecked{d} },
 		mustFail: []string{"ForwardPortInUse"},
@@ -238,4 +242,25 @@ func (d forwardPortUnchecked) Start(ctx context.Context, name string) error {
 		return err
 	}
 	return d.SetState(name, hypervisor.StateRunning)
+}
+
+// watchMissesUndefine reports every domain event but the undefinition, as
+// a watcher that reads the metadata of a domain that is already gone would.
+type watchMissesUndefine struct{ *fake.Driver }
+
+func (d watchMissesUndefine) Watch(ctx context.Context) (<-chan hypervisor.Event, error) {
+	in, err := d.Driver.Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan hypervisor.Event, cap(in))
+	go func() {
+		defer close(out)
+		for ev := range in {
+			if !ev.Gone {
+				out <- ev
+			}
+		}
+	}()
+	return out, nil
 }
