@@ -693,6 +693,14 @@ func (d *Driver) Undefine(ctx context.Context, name string) error {
 	}
 	dom, _, err := d.owned(name)
 	if err != nil {
+		if errors.Is(err, hypervisor.ErrNotFound) && validName(name) {
+			// Undefined behind our back (`virsh undefine` leaves the
+			// files libvirt does not manage): the files in our state
+			// directory are still ours to remove.
+			if rerr := os.RemoveAll(d.domainDir(name)); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove files: %w", rerr))
+			}
+		}
 		return fmt.Errorf("undefine domain %q: %w", name, err)
 	}
 	defer dom.Free()

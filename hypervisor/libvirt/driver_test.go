@@ -14,6 +14,7 @@ import (
 
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/hypervisor/hypervisortest"
+	golibvirt "libvirt.org/go/libvirt"
 )
 
 // testBaseImage writes a small real qcow2 for overlays to sit on.
@@ -95,6 +96,41 @@ func TestDefineFiles(t *testing.T) {
 	}
 	if err := d.Undefine(ctx, spec.Name); err != nil {
 		t.Fatalf("Undefine = %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Undefine, stat %s = %v, want not exist", dir, err)
+	}
+}
+
+// A domain undefined behind the driver's back (`virsh undefine` keeps the
+// files libvirt does not manage) leaves its files to the driver's
+// Undefine, which reports the domain gone and removes them.
+func TestUndefineBehindTheBackRemovesFiles(t *testing.T) {
+	d, state := newTestDriver(t, testBaseImage(t))
+	ctx := context.Background()
+	spec := hypervisor.Spec{Name: "files-gone", VCPUs: 1, MemoryMiB: 256, DiskSizeGB: 1, SSHPort: 40024, Seed: []byte("seed")}
+	if err := d.Define(ctx, spec); err != nil {
+		t.Fatalf("Define = %v", err)
+	}
+	conn, err := golibvirt.NewConnect("test:///default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dom, err := conn.LookupDomainByName(spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Undefine(); err != nil {
+		t.Fatal(err)
+	}
+	dom.Free()
+	dir := filepath.Join(state, spec.Name)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the files went with the domain (%v): nothing left to test", err)
+	}
+	if err := d.Undefine(ctx, spec.Name); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Errorf("Undefine = %v, want %v", err, hypervisor.ErrNotFound)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after Undefine, stat %s = %v, want not exist", dir, err)
