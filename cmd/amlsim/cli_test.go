@@ -96,15 +96,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	addr := l.Addr().String()
 	l.Close()
 	e.endpoint = "https://" + addr
-	cmd := exec.Command(e.bin, "serve", "--driver", "fake", "--home", e.home, "--listen", addr, "--config", config)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = e.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startServe(t, e.log, e.bin, "serve", "--driver", "fake", "--home", e.home, "--listen", addr, "--config", config)
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -112,6 +104,22 @@ func newCLIEnv(t *testing.T) *cliEnv {
 			t.Logf("server log:\n%s", e.log)
 		}
 	})
+	return e
+}
+
+// startServe runs `amlsim serve` with args, its standard error into log,
+// and waits for its "serving" line; the caller ends the process.
+func startServe(t *testing.T, log *bytes.Buffer, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -125,12 +133,15 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	select {
 	case ok := <-ready:
 		if !ok {
-			t.Fatalf("amlsim serve exited; its log:\n%s", e.log)
+			cmd.Wait()
+			t.Fatalf("amlsim serve exited; its log:\n%s", log)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("amlsim serve did not become ready; its log:\n%s", e.log)
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("amlsim serve did not become ready; its log:\n%s", log)
 	}
-	return e
+	return cmd
 }
 
 // cliConfig is the server's: fast fake VMs, a second workspace in the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
@@ -239,35 +238,7 @@ type crashServer struct {
 func (c *crashHarness) start() *crashServer {
 	c.t.Helper()
 	s := &crashServer{log: &bytes.Buffer{}}
-	s.cmd = exec.Command(c.bin, "serve", "--driver", "fake", "--home", c.home, "--listen", c.addr, "--config", c.config)
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	s.cmd.Stderr = s.log
-	if err := s.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "amlsim: serving") {
-				ready <- true
-			}
-		}
-		ready <- false
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			s.cmd.Wait()
-			c.t.Fatalf("amlsim serve exited after a kill; its log:\n%s", s.log)
-		}
-	case <-time.After(20 * time.Second):
-		s.kill()
-		c.t.Fatalf("amlsim serve did not become ready; its log:\n%s", s.log)
-	}
+	s.cmd = startServe(c.t, s.log, c.bin, "serve", "--driver", "fake", "--home", c.home, "--listen", c.addr, "--config", c.config)
 	if c.client == nil {
 		c.connect()
 	}
