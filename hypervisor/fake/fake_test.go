@@ -423,8 +423,9 @@ func TestOpenKeepsDomainsAcrossProcesses(t *testing.T) {
 	if _, err := fake.Open(filepath.Join(t.TempDir(), "none.json")); err != nil {
 		t.Errorf("Open of a new state file: %v", err)
 	}
-	os.WriteFile(path, []byte("{not json"), 0o600)
-	if _, err := fake.Open(path); err == nil {
+	corrupt := filepath.Join(t.TempDir(), "corrupt.json")
+	os.WriteFile(corrupt, []byte("{not json"), 0o600)
+	if _, err := fake.Open(corrupt); err == nil {
 		t.Error("Open of a corrupt state file succeeded")
 	}
 }
