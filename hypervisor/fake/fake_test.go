@@ -406,11 +406,13 @@ func TestOpenKeepsDomainsAcrossProcesses(t *testing.T) {
 	}
 	d.Start(ctx, "on")
 	d.Start(ctx, "going")
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	go d.Shutdown(sctx, "going", time.Hour)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { d.Shutdown(sctx, "going", time.Hour); close(done) }()
 	time.Sleep(10 * time.Millisecond) // "going" is shutting down when the process "dies"
 	again, err := fake.Open(path)
 	cancel()
+	<-done // the first driver writes no more
 	if err != nil {
 		t.Fatal(err)
 	}
