@@ -54,7 +54,9 @@ func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger 
 	if err != nil || op == nil {
 		return nil, err
 	}
-	s.runner.launch(key, op.ID)
+	if op.Status == OpInProgress {
+		s.runner.launch(key, op.ID)
+	}
 	return op, nil
 }
 
@@ -63,11 +65,23 @@ func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger 
 // delete during a create) ends as Canceled. The caller launches the work
 // once the transaction has committed.
 func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trigger, why string) (Operation, error) {
-	to, err := Next(inst.State, action, inst.Name)
-	if err != nil {
+	to, late, err := Next(inst.State, action, inst.Name)
+	if err != nil && !late {
 		return Operation{}, err
 	}
 	now := s.now().UTC()
+	if late {
+		// Accepted, and failed at once: the state and the operation in
+		// flight, if any, stay as they are.
+		op := Operation{ID: uuid.NewString(), Action: string(action), Location: inst.Location, Instance: inst.key(),
+			Status: OpFailed, Error: AsError(err), Start: now, End: now}
+		inst.LastOperation = &LastOperation{Name: string(action), Time: now, Status: string(action) + "Failed", Trigger: string(trigger)}
+		inst.addEvent(Event{Time: now, State: inst.State, Message: why + ": " + AsError(err).Message})
+		if err := putOperation(tx, op); err != nil {
+			return Operation{}, err
+		}
+		return op, putInstance(tx, inst)
+	}
 	if inst.Operation != "" {
 		prev, ok, err := getOperation(tx, inst.Operation)
 		if err != nil {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -147,6 +148,14 @@ type request struct {
 	Enters State
 	// From are the states the request is allowed in.
 	From []State
+	// Late are the states in which the request is accepted (202) but its
+	// operation fails at once with the refusal, as a BadRequest: Azure
+	// does so for a start of a running instance ("Long running operation
+	// failed with error: StartComputeInstanceOnlyAllowedInStoppedState",
+	// microsoft/vscode-tools-for-ai#2096). In any other state outside From
+	// the request itself is refused with 409 (a start while an operation
+	// is in flight: vscode-tools-for-ai#2673).
+	Late []State
 	// Refusal names, in the refusal's ARM code, the state the request
 	// needs: StopComputeInstanceOnlyAllowedInRunningState.
 	Refusal string
@@ -159,6 +168,7 @@ var requests = map[Action]request{
 	ActionCreate: {Enters: StateCreating, Triggers: []Trigger{TriggerUser}},
 	ActionStart: {Enters: StateStarting, Refusal: "Stopped",
 		From:     []State{StateStopped},
+		Late:     []State{StateRunning, StateSetupFailed, StateUnusable, StateCreateFailed},
 		Triggers: []Trigger{TriggerUser, TriggerSchedule}},
 	ActionStop: {Enters: StateStopping, Refusal: "Running",
 		From:     []State{StateRunning, StateSetupFailed},
@@ -173,28 +183,33 @@ var requests = map[Action]request{
 		Triggers: []Trigger{TriggerUser}},
 }
 
-// Next returns the transitional state action leads to from s, or the
-// refusal a client sees, with an ARM code such as
+// Next returns the transitional state action leads to from s, or its
+// refusal: a 409 with an ARM code such as
 // StartComputeInstanceOnlyAllowedInStoppedState and Azure's message
-// ("… only allowed when the instance NAME is in 'stopped' state", as
-// reported in microsoft/vscode-tools-for-ai#2096).
-func Next(s State, a Action, name string) (State, error) {
+// ("Start Azure ML Compute Instance is only allowed when the instance NAME
+// is in 'stopped' state", microsoft/vscode-tools-for-ai#2096). late is
+// set when Azure accepts the request and fails its operation instead:
+// then the refusal is the operation's error, a BadRequest.
+func Next(s State, a Action, name string) (to State, late bool, err error) {
 	rq, ok := requests[a]
 	if !ok {
-		return "", fmt.Errorf("no request %q in the lifecycle table", a)
+		return "", false, fmt.Errorf("no request %q in the lifecycle table", a)
 	}
-	for _, from := range rq.From {
-		if from == s {
-			return rq.Enters, nil
-		}
+	if slices.Contains(rq.From, s) {
+		return rq.Enters, false, nil
 	}
 	allowed := make([]string, len(rq.From))
 	for i, from := range rq.From {
 		allowed[i] = "'" + strings.ToLower(string(from)) + "'"
 	}
-	return "", Errorf(KindConflict, string(a)+"ComputeInstanceOnlyAllowedIn"+rq.Refusal+"State",
-		"%s Azure ML Compute Instance is only allowed when the instance %q is in %s state. Current state is '%s'.",
-		a, name, strings.Join(allowed, " or "), s)
+	late = slices.Contains(rq.Late, s)
+	kind := KindConflict
+	if late {
+		kind = KindBadRequest
+	}
+	return "", late, Errorf(kind, string(a)+"ComputeInstanceOnlyAllowedIn"+rq.Refusal+"State",
+		"%s Azure ML Compute Instance is only allowed when the instance %s is in %s state",
+		a, name, strings.Join(allowed, " or "))
 }
 
 // Transitional reports whether s is a state an operation is moving through.

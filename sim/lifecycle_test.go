@@ -169,23 +169,29 @@ func TestEveryRequestInEveryState(t *testing.T) {
 			if a == ActionCreate {
 				continue // a create makes a new instance: it has no state to come from
 			}
-			to, err := Next(s, a, "ci-x")
+			to, late, err := Next(s, a, "ci-x")
 			if slices.Contains(rq.From, s) {
-				if err != nil || to != rq.Enters {
-					t.Errorf("%s in %s = %s, %v; want %s", a, s, to, err, rq.Enters)
+				if err != nil || late || to != rq.Enters {
+					t.Errorf("%s in %s = %s, %v, %v; want %s", a, s, to, late, err, rq.Enters)
 				}
 				continue
 			}
+			// Refused: at once with 409, or (Late) as the operation's
+			// BadRequest.
+			wantKind := KindConflict
+			if slices.Contains(rq.Late, s) {
+				wantKind = KindBadRequest
+			}
 			e := AsError(err)
-			if err == nil || e.Kind != KindConflict {
-				t.Errorf("%s in %s = %s, %v; want a conflict", a, s, to, err)
+			if err == nil || e.Kind != wantKind || late != (wantKind == KindBadRequest) {
+				t.Errorf("%s in %s = %s, late %v, %v; want kind %d", a, s, to, late, err, wantKind)
 				continue
 			}
 			if want := string(a) + "ComputeInstanceOnlyAllowedIn" + rq.Refusal + "State"; e.Code != want {
 				t.Errorf("%s in %s: code %s, want %s", a, s, e.Code, want)
 			}
-			if !strings.Contains(e.Message, "Current state is '"+string(s)+"'") || !strings.Contains(e.Message, `"ci-x"`) {
-				t.Errorf("%s in %s: message %q names neither the state nor the instance", a, s, e.Message)
+			if !strings.Contains(e.Message, "when the instance ci-x is in '") {
+				t.Errorf("%s in %s: message %q does not name the instance as Azure does", a, s, e.Message)
 			}
 		}
 	}
@@ -198,16 +204,26 @@ func TestEveryRequestInEveryState(t *testing.T) {
 				t.Errorf("request %s: trigger %s is not one of Azure's operationTrigger values", a, tr)
 			}
 		}
-		for _, from := range rq.From {
+		for _, from := range append(slices.Clone(rq.From), rq.Late...) {
 			if _, ok := lifecycle[from]; !ok {
 				t.Errorf("request %s: allowed from %s, which has no row", a, from)
+			}
+		}
+		for _, l := range rq.Late {
+			if slices.Contains(rq.From, l) || Transitional(l) {
+				t.Errorf("request %s: late refusal in %s, which is allowed or transitional (a request during an operation is a 409)", a, l)
 			}
 		}
 		if lifecycle[rq.Enters].Op == nil || lifecycle[rq.Enters].Op.Action != a {
 			t.Errorf("request %s enters %s, whose operation is not %s", a, rq.Enters, a)
 		}
 	}
-	if _, err := Next(StateRunning, "Reimage", "ci-x"); err == nil {
+	// The exact text of microsoft/vscode-tools-for-ai#2096.
+	want := "Start Azure ML Compute Instance is only allowed when the instance ci-x is in 'stopped' state"
+	if _, _, err := Next(StateRunning, ActionStart, "ci-x"); err == nil || AsError(err).Message != want {
+		t.Errorf("start of a running instance: %v, want the message %q", err, want)
+	}
+	if _, _, err := Next(StateRunning, "Reimage", "ci-x"); err == nil {
 		t.Error("a request missing from the table was allowed")
 	}
 }

@@ -51,7 +51,9 @@ func exitStatusOf(httpStatus int, code string) int {
 		return exitQuota
 	case httpStatus == http.StatusNotFound:
 		return exitNotFound
-	case httpStatus == http.StatusConflict:
+	case httpStatus == http.StatusConflict, strings.Contains(code, "ComputeInstanceOnlyAllowedIn"):
+		// A start of a running instance is accepted and fails in its
+		// operation, as on Azure: still a state that forbids it.
 		return exitConflict
 	case httpStatus == http.StatusUnauthorized || httpStatus == http.StatusForbidden:
 		return exitAuth

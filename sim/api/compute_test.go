@@ -296,10 +296,22 @@ func TestQuotaCountsStoppedInstancesAndFreesOnDelete(t *testing.T) {
 func TestIllegalTransitions(t *testing.T) {
 	e := newEnv(t)
 	e.mustCreate("ci-state", "Standard_D1_v2")
-	_, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-state", nil)
-	re := armErr(t, err, 409, "StartComputeInstanceOnlyAllowedInStoppedState")
-	if !strings.Contains(re.Error(), "'stopped' state") {
+	// Azure accepts a start of a running instance and fails its operation
+	// (microsoft/vscode-tools-for-ai#2096): the poller reports the
+	// operation's error (azcore gives the status monitor's 200 with it),
+	// and the instance is as it was.
+	sp, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-state", nil)
+	if err != nil {
+		t.Fatalf("start of a running instance: %v, want it accepted", err)
+	}
+	_, err = sp.PollUntilDone(ctx(t), fastPoll)
+	re := armErr(t, err, 200, "StartComputeInstanceOnlyAllowedInStoppedState")
+	if !strings.Contains(re.Error(), "only allowed when the instance ci-state is in 'stopped' state") {
 		t.Errorf("message = %v", re)
+	}
+	ci := e.get("ci-state")
+	if *ci.Properties.State != ml.ComputeInstanceStateRunning || *ci.Properties.LastOperation.OperationStatus != ml.OperationStatusStartFailed {
+		t.Errorf("after the refused start: state %s, lastOperation %s; want Running, StartFailed", *ci.Properties.State, *ci.Properties.LastOperation.OperationStatus)
 	}
 	p, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-state", nil)
 	if err == nil {
@@ -308,6 +320,8 @@ func TestIllegalTransitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No report shows what Azure answers to a stop of a stopped instance:
+	// it stays a 409.
 	_, err = e.computes().BeginStop(ctx(t), rg, ws, "ci-state", nil)
 	armErr(t, err, 409, "StopComputeInstanceOnlyAllowedInRunningState")
 	_, err = e.computes().BeginRestart(ctx(t), rg, ws, "ci-state", nil)
