@@ -353,7 +353,7 @@ func TestCLIErrors(t *testing.T) {
 	e.fails(exitConflict, "StartComputeInstanceOnlyAllowedInStoppedState", "compute", "start", "ci-err")
 	e.fails(exitNotFound, "ResourceNotFound", "compute", "stop", "ci-nope")
 	e.fails(exitNotFound, "ResourceNotFound", "compute", "show", "ci-nope", "-o", "json")
-	e.fails(exitFailed, "InvalidComputeName", "compute", "create", "bad-1", "--size", "Standard_D1_v2")
+	e.fails(exitFailed, "InvalidResourceName", "compute", "create", "bad-1", "--size", "Standard_D1_v2")
 	e.fails(exitQuota, "QuotaExceeded", "compute", "create", "ci-gpu", "--size", "Standard_NC6")
 	e.fails(exitConflict, "ComputeNameAlreadyExists", "compute", "create", "ci-err", "--size", "Standard_D1_v2", "--workspace", "ws-other")
 	e.fails(exitFailed, "ComputeInstanceVmSizeUpdateNotSupported", "compute", "create", "ci-err", "--size", "Standard_D2_v2")

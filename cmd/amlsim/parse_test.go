@@ -57,7 +57,7 @@ func TestExitStatusOf(t *testing.T) {
 		{409, "StartComputeInstanceOnlyAllowedInStoppedState", exitConflict},
 		{400, "QuotaExceeded", exitQuota},
 		{0, "QuotaExceeded", exitQuota},
-		{400, "InvalidComputeName", exitFailed},
+		{400, "InvalidResourceName", exitFailed},
 		{401, "InvalidAuthenticationToken", exitAuth},
 		{500, "InternalServerError", exitFailed},
 		{0, "SetupScriptFailed", exitFailed},

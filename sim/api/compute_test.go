@@ -185,9 +185,14 @@ func TestCreateErrors(t *testing.T) {
 		code     string
 		msg      string
 	}{
-		{"too short", "ab", instanceBody("Standard_D1_v2"), 400, "InvalidComputeName", "Reason: Invalid"},
-		{"ends in dash digits", "ci-12", instanceBody("Standard_D1_v2"), 400, "InvalidComputeName", "must start with letters"},
-		{"starts with digit", "1ci", instanceBody("Standard_D1_v2"), 400, "InvalidComputeName", ""},
+		{"too short", "ab", instanceBody("Standard_D1_v2"), 400, "InvalidResourceName", "Reason: Invalid"},
+		{"ends in dash digits", "ci-12", instanceBody("Standard_D1_v2"), 400, "InvalidResourceName", "must start with letters"},
+		{"starts with digit", "1ci", instanceBody("Standard_D1_v2"), 400, "InvalidResourceName", ""},
+		// "If - is used, it needs to be followed by at least one letter
+		// later in the name" (how-to-create-compute-instance).
+		{"ends in a dash", "abc-", instanceBody("Standard_D1_v2"), 400, "InvalidResourceName", "Please specify a different Azure ML Instance name"},
+		{"two dashes", "ab--", instanceBody("Standard_D1_v2"), 400, "InvalidResourceName", ""},
+		{"dash then digits", "cpu-cluster-1", instanceBody("Standard_D1_v2"), 400, "InvalidResourceName", ""},
 		{"unknown size", "ci-size", instanceBody("Standard_Z99"), 400, "InvalidPropertyValue", "is not a supported VM size"},
 		{"missing size", "ci-size", instanceBody(""), 400, "InvalidPropertyValue", "VMSize"},
 		{"family quota", "ci-gpu", instanceBody("Standard_NC6"), 400, "QuotaExceeded", "Standard NC family vCPU quota of 0"},
