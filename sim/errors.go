@@ -20,6 +20,7 @@ const (
 	KindTooLarge                 // the request body is too large
 	KindMethod                   // the verb is not allowed on this path
 	KindUnavailable              // a guest service behind the simulator does not answer
+	KindMediaType                // the request body is not JSON
 )
 
 // Error is an error a client sees: an ARM error code and message.

@@ -57,6 +57,12 @@ func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
 // newEnvDriver is newEnv with more options for the fake driver.
 func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config)) *env {
 	t.Helper()
+	return newEnvFull(t, drvOpts, nil, tweak...)
+}
+
+// newEnvFull is newEnv with options for the fake driver and the API.
+func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, tweak ...func(*sim.Config)) *env {
+	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
 	for _, f := range tweak {
@@ -77,7 +83,7 @@ func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(api.New(svc, tokens, api.WithPollInterval(50*time.Millisecond)))
+	srv := httptest.NewTLSServer(api.New(svc, tokens, append([]api.Option{api.WithPollInterval(50 * time.Millisecond)}, apiOpts...)...))
 	t.Cleanup(func() {
 		srv.Close()
 		svc.Close()

@@ -20,6 +20,7 @@ var statusOf = map[sim.Kind]int{
 	sim.KindTooLarge:     http.StatusRequestEntityTooLarge,
 	sim.KindMethod:       http.StatusMethodNotAllowed,
 	sim.KindUnavailable:  http.StatusBadGateway,
+	sim.KindMediaType:    http.StatusUnsupportedMediaType,
 }
 
 // armError is the ARM error body.

@@ -2,9 +2,7 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,25 +22,6 @@ func (s *Server) setRetryAfter(w http.ResponseWriter) {
 }
 
 func (s *Server) sub() string { return s.svc.Config().Subscription }
-
-// decode reads a JSON body into v, with the errors ARM gives.
-func decode(r *request, v any) error {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return sim.Errorf(sim.KindTooLarge, "RequestEntityTooLarge", "The request body is larger than the %d bytes allowed.", MaxBody)
-		}
-		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content could not be read: %v.", err)
-	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was null or empty.")
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: %v.", err)
-	}
-	return nil
-}
 
 // --- workspaces ---
 
@@ -86,6 +65,9 @@ func (s *Server) putWorkspace(w http.ResponseWriter, r *request) error {
 	}
 	if body.Location == "" {
 		return sim.Errorf(sim.KindBadRequest, "LocationRequired", "The location property is required for this definition.")
+	}
+	if err := checkTags(body.Tags); err != nil {
+		return err
 	}
 	// The spec allows 200 and 202 only: a workspace is ready at once here.
 	ws, err := s.svc.PutWorkspace(r.workspace(), body.Location, body.Tags)
@@ -287,6 +269,9 @@ func (r *scriptReference) request() *sim.ScriptRequest {
 func (s *Server) putCompute(w http.ResponseWriter, r *request) error {
 	var body putComputeBody
 	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if err := checkTags(body.Tags); err != nil {
 		return err
 	}
 	req, err := parseCreate(body)

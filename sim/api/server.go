@@ -30,7 +30,9 @@ type Server struct {
 	tokens *auth.Signer
 	log    *slog.Logger
 	poll   time.Duration
-	routes []route
+	// bodyTimeout bounds the reading of a request's body.
+	bodyTimeout time.Duration
+	routes      []route
 	// auditLog, when set, gets a line per request.
 	auditLog *lockedEncoder
 }
@@ -46,10 +48,17 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // Retry-After of one second every ARM client understands.
 func WithPollInterval(d time.Duration) Option { return func(s *Server) { s.poll = d } }
 
+// WithBodyTimeout bounds the time a client has to send a request's body
+// (default DefaultBodyTimeout).
+func WithBodyTimeout(d time.Duration) Option { return func(s *Server) { s.bodyTimeout = d } }
+
+// DefaultBodyTimeout is how long a client has to send a request's body.
+const DefaultBodyTimeout = time.Minute
+
 // New returns the HTTP handler of the ARM API over svc, accepting tokens
 // signed by tokens.
 func New(svc *sim.Service, tokens *auth.Signer, opts ...Option) *Server {
-	s := &Server{svc: svc, tokens: tokens, log: slog.Default(), poll: time.Second}
+	s := &Server{svc: svc, tokens: tokens, log: slog.Default(), poll: time.Second, bodyTimeout: DefaultBodyTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -156,6 +165,11 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 		}
 	}
 	hr.Body = http.MaxBytesReader(w, hr.Body, MaxBody)
+	// A client that sends half a body and stalls must not hold its
+	// request (and a connection) for ever.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout)); err != nil {
+		s.log.Debug("no read deadline for the body", "err", err)
+	}
 	return rt.handle(w, &request{
 		Request:   hr,
 		vars:      vars,

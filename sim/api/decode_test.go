@@ -1,0 +1,128 @@
+package api_test
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amlsim/amlsim/sim/api"
+)
+
+const computePath = "/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/" + ws + "/computes/"
+
+// send sends a request with the test token and a Content-Type of one's
+// choosing ("" sends none), and decodes an ARM error body if any.
+func (e *env) send(method, path, contentType, body string) (int, string, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var armErr struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &armErr)
+	return resp.StatusCode, armErr.Error.Code, armErr.Error.Message
+}
+
+const ciBody = `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2"}}%s}`
+
+// A body that is not JSON gets ARM's 415 (Azure/azure-cli#10143) and
+// creates nothing; JSON with a charset is JSON.
+func TestContentType(t *testing.T) {
+	e := newEnv(t)
+	body := fmt.Sprintf(ciBody, "")
+	for ct, want := range map[string]string{
+		"text/plain": "The content media type 'text/plain' is not supported. Only 'application/json' is supported.",
+		"":           "The content media type '<null>' is not supported. Only 'application/json' is supported.",
+	} {
+		status, code, msg := e.send("PUT", computePath+"ci-ct?api-version=2024-10-01", ct, body)
+		if status != http.StatusUnsupportedMediaType || code != "UnsupportedMediaType" || msg != want {
+			t.Errorf("Content-Type %q: %d %s %q, want 415 UnsupportedMediaType %q", ct, status, code, msg, want)
+		}
+	}
+	if status, _, _ := e.send("GET", computePath+"ci-ct?api-version=2024-10-01", "", ""); status != http.StatusNotFound {
+		t.Errorf("after the refusals GET = %d, want 404", status)
+	}
+	if status, code, msg := e.send("PUT", computePath+"ci-ct?api-version=2024-10-01", "application/json; charset=utf-8", body); status != http.StatusCreated {
+		t.Errorf("application/json; charset=utf-8: %d %s %s, want 201", status, code, msg)
+	}
+}
+
+// ARM's tag limits, on computes and workspaces; a refused PUT changes
+// nothing.
+func TestTagLimits(t *testing.T) {
+	e := newEnv(t)
+	many := map[string]string{}
+	for i := range 51 {
+		many[fmt.Sprintf("t%02d", i)] = "v"
+	}
+	fifty := map[string]string{}
+	for i := range 50 {
+		fifty[fmt.Sprintf("t%02d", i)] = strings.Repeat("v", 256)
+	}
+	fifty[strings.Repeat("n", 512)] = "v"
+	delete(fifty, "t00")
+	for _, c := range []struct {
+		what string
+		tags map[string]string
+		code string
+		msg  string
+	}{
+		{"51 tags", many, "InvalidTags", "Too many tags specified. Requested tag count - '51'. Maximum number of tags allowed - '50'."},
+		{"a 513-character name", map[string]string{strings.Repeat("n", 513): "v"}, "InvalidTagName", "Maximum allowed length for tag name - '512' characters."},
+		{"a 257-character value", map[string]string{"k": strings.Repeat("v", 257)}, "InvalidTagValueLength", "Tag value too large.  Following tag value"},
+		{"a slash in a name", map[string]string{"a/b": "v"}, "InvalidTagNameCharacters", "have reserved characters"},
+		{"an empty name", map[string]string{" ": "v"}, "InvalidTagName", "non-whitespace"},
+	} {
+		tags, _ := json.Marshal(c.tags)
+		status, code, msg := e.send("PUT", computePath+"ci-tags?api-version=2024-10-01", "application/json", fmt.Sprintf(ciBody, `,"tags":`+string(tags)))
+		if status != http.StatusBadRequest || code != c.code || !strings.Contains(msg, c.msg) {
+			t.Errorf("%s: %d %s %q, want 400 %s containing %q", c.what, status, code, msg, c.code, c.msg)
+		}
+		wsPath := "/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/ws-tags?api-version=2024-10-01"
+		if status, code, _ := e.send("PUT", wsPath, "application/json", `{"location":"eastus","tags":`+string(tags)+`}`); status != http.StatusBadRequest || code != c.code {
+			t.Errorf("workspace with %s: %d %s, want 400 %s", c.what, status, code, c.code)
+		}
+	}
+	if status, _, _ := e.send("GET", computePath+"ci-tags?api-version=2024-10-01", "", ""); status != http.StatusNotFound {
+		t.Errorf("after the refusals GET = %d, want 404", status)
+	}
+	// At the limits exactly: 50 tags, a 512-character name, 256-character values.
+	tags, _ := json.Marshal(fifty)
+	if status, code, msg := e.send("PUT", computePath+"ci-tags?api-version=2024-10-01", "application/json", fmt.Sprintf(ciBody, `,"tags":`+string(tags))); status != http.StatusCreated {
+		t.Errorf("tags at the limits: %d %s %s, want 201", status, code, msg)
+	}
+}
+
+// A client that sends half a body and stalls gets an answer once the body
+// timeout passes, instead of holding the request for ever.
+func TestStalledBody(t *testing.T) {
+	e := newEnvFull(t, nil, []api.Option{api.WithBodyTimeout(300 * time.Millisecond)})
+	conn, err := tls.Dial("tcp", e.srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %sci-stall?api-version=2024-10-01 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"properties\":", computePath, e.token)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	reply, _ := io.ReadAll(io.LimitReader(conn, 4096))
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 400") || !strings.Contains(string(reply), "InvalidRequestContent") {
+		t.Errorf("reply to a stalled body = %q, want a 400 InvalidRequestContent", reply)
+	}
+}
