@@ -26,6 +26,7 @@ type Config struct {
 	Driver     DriverConfig      `toml:"driver"`
 	Fake       FakeConfig        `toml:"fake"`
 	Timeouts   TimeoutConfig     `toml:"timeouts"`
+	API        APIConfig         `toml:"api"`
 	// Principals are the users and service principals tokens may speak
 	// for; Roles are custom roles beside Owner, Contributor and Reader;
 	// RoleAssignments are assignments that exist from the start.
@@ -92,6 +93,14 @@ type DriverConfig struct {
 	// CloudImage is a qcow2 cloud image booted through the BIOS instead of
 	// the default image (no kernel given).
 	CloudImage string `toml:"cloud_image"`
+}
+
+// APIConfig sets how strictly the API answers.
+type APIConfig struct {
+	// StrictVersions refuses api-versions newer than the newest amlsim
+	// knows, as Azure refuses versions it does not publish; by default
+	// they are answered as the newest known version.
+	StrictVersions bool `toml:"strict_versions"`
 }
 
 // FakeConfig sets the fake driver's delays.

@@ -396,6 +396,10 @@ func TestRawErrors(t *testing.T) {
 		{"no api-version", "GET", computesPath, e.token, "", 400, "MissingApiVersionParameter"},
 		{"bad api-version", "GET", computesPath + "?api-version=latest", e.token, "", 400, "InvalidApiVersionParameter"},
 		{"preview api-version", "GET", computesPath + "?api-version=2025-10-01-preview", e.token, "", 200, ""},
+		// Published versions only, as ARM answers for a provider's type.
+		{"unpublished api-version", "GET", computesPath + "?api-version=2023-02-15", e.token, "", 400, "NoRegisteredProviderFound"},
+		{"impossible api-version", "GET", computesPath + "?api-version=2024-13-45", e.token, "", 400, "NoRegisteredProviderFound"},
+		{"newer api-version", "GET", computesPath + "?api-version=2031-01-01-preview", e.token, "", 200, ""},
 		{"malformed json", "PUT", computesPath + "/ci-x" + q, e.token, `{"location":`, 400, "InvalidRequestContent"},
 		{"body too large", "PUT", computesPath + "/ci-x" + q, e.token, `{"x":"` + strings.Repeat("a", 1<<20) + `"}`, 413, "RequestEntityTooLarge"},
 		{"wrong verb", "PATCH", computesPath + "/ci-x/start" + q, e.token, "", 405, "HttpMethodNotSupported"},

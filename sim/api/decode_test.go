@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
 )
 
@@ -124,5 +125,27 @@ func TestStalledBody(t *testing.T) {
 	reply, _ := io.ReadAll(io.LimitReader(conn, 4096))
 	if !strings.HasPrefix(string(reply), "HTTP/1.1 400") || !strings.Contains(string(reply), "InvalidRequestContent") {
 		t.Errorf("reply to a stalled body = %q, want a 400 InvalidRequestContent", reply)
+	}
+}
+
+// The refusal of an unpublished api-version names the type and lists the
+// published versions, as ARM's NoRegisteredProviderFound does; with
+// [api] strict_versions a version newer than amlsim knows is refused too.
+func TestAPIVersions(t *testing.T) {
+	e := newEnv(t)
+	status, code, msg := e.send("GET", computePath+"ci-v?api-version=2023-02-15", "", "")
+	want := "No registered resource provider found for location '*' and API version '2023-02-15' for type 'workspaces/computes'. The supported api-versions are '2018-03-01-preview, 2018-11-19, "
+	if status != http.StatusBadRequest || code != "NoRegisteredProviderFound" || !strings.HasPrefix(msg, want) || !strings.Contains(msg, "2024-10-01, ") || !strings.HasSuffix(msg, "The supported locations are 'eastus, westeurope'.") {
+		t.Errorf("unpublished version: %d %s %q", status, code, msg)
+	}
+	if status, _, msg := e.send("GET", "/subscriptions/"+sub+"/providers/Microsoft.MachineLearningServices/locations/eastus/usages?api-version=2023-02-15", "", ""); status != 400 || !strings.Contains(msg, "location 'eastus'") || !strings.Contains(msg, "type 'locations/usages'") {
+		t.Errorf("unpublished version on usages: %d %q", status, msg)
+	}
+	strict := newEnv(t, func(c *sim.Config) { c.API.StrictVersions = true })
+	if status, code, _ := strict.send("GET", computePath+"ci-v?api-version=2031-01-01", "", ""); status != 400 || code != "NoRegisteredProviderFound" {
+		t.Errorf("newer version with strict_versions: %d %s, want 400 NoRegisteredProviderFound", status, code)
+	}
+	if status, _, _ := strict.send("GET", computePath+"ci-v?api-version=2024-10-01", "", ""); status != 404 {
+		t.Errorf("published version with strict_versions: %d, want the compute's 404", status)
 	}
 }

@@ -151,6 +151,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	if err != nil {
 		return err
 	}
+	if err := s.checkVersion(version, rt, vars); err != nil {
+		return err
+	}
 	if sub := vars["sub"]; !strings.EqualFold(sub, s.svc.Config().Subscription) {
 		return sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", sub)
 	}
