@@ -2,6 +2,7 @@ package sim
 
 import (
 	"strings"
+	"unicode"
 
 	"github.com/amlsim/amlsim/hypervisor/guestssh"
 	"golang.org/x/crypto/ssh"
@@ -26,6 +27,12 @@ func checkAuthorizedKey(key string) error {
 	}
 	if strings.ContainsAny(strings.TrimSpace(key), "\r\n") {
 		return Errorf(KindBadRequest, "InvalidPropertyValue", "The property AdminPublicKey must be a single OpenSSH public key.")
+	}
+	// Control characters (a NUL in the comment, say) parse here but break
+	// the guest's authorized_keys: refused now rather than as a failed
+	// create later.
+	if strings.ContainsFunc(strings.TrimSpace(key), unicode.IsControl) {
+		return Errorf(KindBadRequest, "InvalidPropertyValue", "The property AdminPublicKey must not contain control characters.")
 	}
 	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key)); err != nil {
 		return Errorf(KindBadRequest, "InvalidPropertyValue",

@@ -438,7 +438,7 @@ func (r *runner) runSetup(ctx context.Context, inst Instance) error {
 		var total time.Duration
 		for _, sc := range inst.Scripts {
 			d := TimeoutDuration(sc.Timeout)
-			if d == 0 {
+			if d <= 0 {
 				total = 0
 				break
 			}

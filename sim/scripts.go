@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -90,6 +91,12 @@ func parseScript(kind ScriptKind, req ScriptRequest, share string) (*Script, err
 	}
 	if sc.Timeout != "" && !timeoutRE.MatchString(sc.Timeout) {
 		return nil, scriptError(kind, "timeout '%s' is not a duration such as 30s, 10m or 1h.", sc.Timeout)
+	}
+	// The guest's timeout command would take more, but amlsim waits for
+	// the script on the host: a duration beyond maxScriptTimeout would
+	// overflow that wait.
+	if d := TimeoutDuration(sc.Timeout); d > maxScriptTimeout || d < 0 {
+		return nil, scriptError(kind, "timeout '%s' is longer than %d days.", sc.Timeout, int(maxScriptTimeout.Hours()/24))
 	}
 	args, err := SplitArgs(req.ScriptArguments)
 	if err != nil {
@@ -236,8 +243,11 @@ func (e *SetupError) ARM() *Error {
 	return &Error{Kind: KindConflict, Code: code, Message: msg}
 }
 
+// maxScriptTimeout is the longest setup-script timeout accepted.
+const maxScriptTimeout = 365 * 24 * time.Hour
+
 // TimeoutDuration parses a timeout as the `timeout` command does; zero
-// means none.
+// means none. A duration too long for time.Duration is -1.
 func TimeoutDuration(s string) time.Duration {
 	if s == "" || !timeoutRE.MatchString(s) {
 		return 0
@@ -256,6 +266,9 @@ func TimeoutDuration(s string) time.Duration {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return 0
+	}
+	if f*float64(unit) >= math.MaxInt64 {
+		return -1
 	}
 	return time.Duration(f * float64(unit))
 }

@@ -62,7 +62,10 @@ func TestParseScriptRefusesBadInput(t *testing.T) {
 		"missing":         {ScriptSource: "workspaceStorage", ScriptData: "Users/ada/none.sh"},
 		"a directory":     {ScriptSource: "workspaceStorage", ScriptData: "Users/ada"},
 		"bad timeout":     {ScriptSource: "inline", ScriptData: "ZWNobw==", Timeout: "ten minutes"},
-		"bad arguments":   {ScriptSource: "inline", ScriptData: "ZWNobw==", ScriptArguments: `"open`},
+		// The host's wait for it would overflow to a negative duration.
+		"huge timeout":  {ScriptSource: "inline", ScriptData: "ZWNobw==", Timeout: "9223372036s"},
+		"year+ timeout": {ScriptSource: "inline", ScriptData: "ZWNobw==", Timeout: "366d"},
+		"bad arguments": {ScriptSource: "inline", ScriptData: "ZWNobw==", ScriptArguments: `"open`},
 	}
 	for name, r := range bad {
 		_, err := parseScript(Creation, r, share)

@@ -410,6 +410,9 @@ func TestRawErrors(t *testing.T) {
 		{"cluster compute type", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, "ComputeInstance", "AmlCompute", 1), 400, "ComputeTypeNotSupported"},
 		{"missing compute type", "PUT", computesPath + "/ci-x" + q, e.token, `{"location":"eastus","properties":{}}`, 400, "InvalidPropertyValue"},
 		{"bad ssh access", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Sometimes"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
+		// A NUL in the key's comment parses, then breaks the guest's
+		// authorized_keys: refused up front.
+		{"ssh key with a NUL", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Enabled","adminPublicKey":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb me\u0000you"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
 		{"bad ssh key", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Enabled","adminPublicKey":"ssh-rsa nope"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
 		{"detach", "DELETE", computesPath + "/ci-x" + q + "&underlyingResourceAction=Detach", e.token, "", 400, "InvalidQueryParameterValue"},
 		{"delete in unknown workspace", "DELETE", strings.Replace(computesPath, ws, "ws-none", 1) + "/ci-x" + q + "&underlyingResourceAction=Delete", e.token, "", 404, "ResourceNotFound"},
