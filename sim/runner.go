@@ -318,7 +318,7 @@ func (r *runner) create(j job) error {
 	})
 	if err == nil && len(inst.Scripts) > 0 {
 		// Outside the steps: a failed script keeps the VM for inspection.
-		err = r.runSetup(j.ctx, inst)
+		err = r.runSetup(j.ctx, inst, Creation, Startup)
 	}
 	return err
 }
@@ -334,7 +334,7 @@ func (r *runner) start(j job) error {
 	if err == nil {
 		report("SSH up")
 		if inst.Script(Startup) != nil {
-			return r.runSetup(ctx, inst) // the VM stays up for inspection
+			return r.runSetup(ctx, inst, Startup) // the VM stays up for inspection
 		}
 		return nil
 	}
@@ -372,7 +372,7 @@ func (r *runner) restart(j job) error {
 	}
 	report("SSH up")
 	if inst.Script(Startup) != nil {
-		return r.runSetup(ctx, inst)
+		return r.runSetup(ctx, inst, Startup)
 	}
 	return nil
 }
@@ -431,8 +431,15 @@ func (r *runner) ensureRunning(ctx context.Context, domain string) error {
 	}
 }
 
-// runSetup waits for the setup scripts of the guest's current boot.
-func (r *runner) runSetup(ctx context.Context, inst Instance) error {
+// runSetup waits for the setup scripts of the given kinds that the
+// guest's current boot runs; a script of those kinds that cannot be found
+// fails at once, as it does in Azure's VM.
+func (r *runner) runSetup(ctx context.Context, inst Instance, kinds ...ScriptKind) error {
+	for _, k := range kinds {
+		if sc := inst.Script(k); sc != nil && sc.Missing != "" {
+			return &SetupError{Instance: inst.Name, Missing: sc}
+		}
+	}
 	limit := r.cfg.Timeouts.Setup.Duration
 	if len(inst.Scripts) > 0 {
 		var total time.Duration

@@ -45,6 +45,13 @@ type Script struct {
 	Args      []string `json:"args,omitempty"`
 	// Timeout is a duration as the `timeout` command takes it ("10m").
 	Timeout string `json:"timeout,omitempty"`
+	// Missing, when set, says why the script cannot be found: a
+	// workspaceStorage path not in the share, inline data that is not
+	// base64, a source that is a URL. Azure accepts such a request and
+	// fails the create (or start) in the VM with SetupScriptsError
+	// (Azure/azure-sdk-for-go#18017, Azure/azure-cli#31838); so does
+	// amlsim, without giving the script to the guest.
+	Missing string `json:"missing,omitempty"`
 }
 
 // ScriptRequest is a setup script as a request gives it.
@@ -64,30 +71,37 @@ func scriptError(kind ScriptKind, format string, args ...any) error {
 }
 
 // parseScript validates a script request against the workspace share.
+// What Azure refuses up front is an error; what it only finds in the VM
+// (a script that cannot be found) gives a Script with Missing set.
 func parseScript(kind ScriptKind, req ScriptRequest, share string) (*Script, error) {
 	sc := &Script{Kind: kind, Arguments: req.ScriptArguments, Timeout: req.Timeout}
+	if strings.TrimSpace(req.ScriptData) == "" {
+		// Azure/data-product-analytics#141.
+		return nil, Errorf(KindBadRequest, "UserError", "%sScript.scriptData cannot be null or empty.", kind)
+	}
 	switch {
 	case strings.EqualFold(req.ScriptSource, SourceInline):
 		sc.Source = SourceInline
 		data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(req.ScriptData))
 		if err != nil {
-			return nil, scriptError(kind, "scriptData of an inline script must be base64: %v.", err)
-		}
-		if len(data) == 0 {
-			return nil, scriptError(kind, "scriptData is empty.")
+			sc.Missing = fmt.Sprintf("inline scriptData is not base64 (%v)", err)
 		}
 		sc.Data = data
 	case strings.EqualFold(req.ScriptSource, SourceWorkspaceStorage):
 		sc.Source = SourceWorkspaceStorage
 		p, err := sharePath(req.ScriptData, share)
 		if err != nil {
-			return nil, scriptError(kind, "%v", err)
+			sc.Path, sc.Missing = req.ScriptData, err.Error()
 		}
-		sc.Path = p
+		if err == nil {
+			sc.Path = p
+		}
 	case req.ScriptSource == "":
 		return nil, scriptError(kind, "scriptSource is required (inline or workspaceStorage).")
 	default:
-		return nil, scriptError(kind, "scriptSource '%s' is not one of inline, workspaceStorage.", req.ScriptSource)
+		// A URL, say: the file is not in the share the VM reads.
+		sc.Source, sc.Path = req.ScriptSource, req.ScriptData
+		sc.Missing = fmt.Sprintf("scriptSource '%s' is not one of inline, workspaceStorage", req.ScriptSource)
 	}
 	if sc.Timeout != "" && !timeoutRE.MatchString(sc.Timeout) {
 		return nil, scriptError(kind, "timeout '%s' is not a duration such as 30s, 10m or 1h.", sc.Timeout)
@@ -217,16 +231,32 @@ type ScriptRun struct {
 	Tail string `json:"tail,omitempty"`
 }
 
-// SetupError is returned when a setup script fails or times out; the
-// instance is then SetupFailed and its VM kept for inspection.
+// SetupError is returned when a setup script fails, times out or cannot
+// be found; the instance is then SetupFailed and its VM kept for
+// inspection.
 type SetupError struct {
 	Run ScriptRun
+	// Instance and Missing are set for a script that cannot be found
+	// (Script.Missing).
+	Instance string
+	Missing  *Script
 }
 
 func (e *SetupError) Error() string { return e.ARM().Message }
 
-// ARM is the error clients see.
+// ARM is the error clients see. A script that cannot be found gets
+// Azure's SetupScriptsError, word for word (Azure/azure-cli#31838), with
+// the path the VM would have looked at.
 func (e *SetupError) ARM() *Error {
+	if sc := e.Missing; sc != nil {
+		where := path.Join("/mnt/batch/tasks/shared/LS_root/mounts/clusters", strings.ToLower(e.Instance), "code", sc.Path)
+		if sc.Source == SourceInline {
+			where = path.Join("/mnt/batch/tasks/shared/LS_root/mounts/clusters", strings.ToLower(e.Instance), "code/Users", string(sc.Kind)+".sh")
+		}
+		return Errorf(KindConflict, "SetupScriptsError",
+			"The specified Azure ML Compute Instance %s user script setup failed with error: \"User specified setup script file not found. Details - SetupScriptsError: User specified setup script file not found. : %s\" (amlsim: the %s script: %s)",
+			e.Instance, where, sc.Kind, sc.Missing)
+	}
 	r := e.Run
 	what := fmt.Sprintf("exited with code %d", r.ExitCode)
 	code := "SetupScriptFailed"

@@ -509,18 +509,15 @@ func TestSetupScriptInput(t *testing.T) {
 		body := `{"location":"eastus","properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","setupScripts":{"scripts":` + scripts + `}}}}`
 		return e.raw("PUT", computesPath+"/ci-script"+q, e.token, body)
 	}
-	for name, scripts := range map[string]string{
-		"path leaves share": `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"../../etc/passwd"}}`,
-		"absolute path":     `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"/etc/passwd"}}`,
-		"missing file":      `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"Users/nobody/setup.sh"}}`,
-		"not base64":        `{"creationScript":{"scriptSource":"inline","scriptData":"echo hi"}}`,
-		"bad timeout":       `{"startupScript":{"scriptSource":"inline","scriptData":"ZWNobyBoaQ==","timeout":"forever"}}`,
-		"unknown source":    `{"startupScript":{"scriptSource":"git","scriptData":"x"}}`,
+	for name, c := range map[string]struct{ scripts, code string }{
+		"bad timeout":  {`{"startupScript":{"scriptSource":"inline","scriptData":"ZWNobyBoaQ==","timeout":"forever"}}`, "InvalidSetupScript"},
+		"no source":    {`{"startupScript":{"scriptData":"ZWNobyBoaQ=="}}`, "InvalidSetupScript"},
+		"empty script": {`{"creationScript":{"scriptSource":"inline","scriptData":""}}`, "UserError"}, // Azure/data-product-analytics#141
 	} {
-		resp := put(scripts)
+		resp := put(c.scripts)
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 400 || !strings.Contains(string(b), "InvalidSetupScript") {
-			t.Errorf("%s: %d %s, want 400 InvalidSetupScript", name, resp.StatusCode, b)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), c.code) {
+			t.Errorf("%s: %d %s, want 400 %s", name, resp.StatusCode, b, c.code)
 		}
 	}
 	if resp := e.raw("GET", computesPath+"/ci-script"+q, e.token, ""); resp.StatusCode != 404 {
@@ -537,6 +534,35 @@ func TestSetupScriptInput(t *testing.T) {
 	cs := ci.Properties.SetupScripts.Scripts.CreationScript
 	if *cs.ScriptArguments != "a 'b c'" || *cs.Timeout != "5m" {
 		t.Errorf("echoed creation script = %+v", cs)
+	}
+}
+
+// A script Azure only finds missing inside the VM is accepted, and the
+// create fails with SetupScriptsError, leaving a SetupFailed instance to
+// delete (Azure/azure-sdk-for-go#18017, Azure/azure-cli#31838).
+func TestSetupScriptsMissingFailLate(t *testing.T) {
+	e := newEnv(t)
+	for name, c := range map[string]struct{ ci, scripts string }{
+		"path leaves share": {"ci-late-a", `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"../../etc/passwd"}}`},
+		"absolute path":     {"ci-late-b", `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"/etc/passwd"}}`},
+		"missing file":      {"ci-late-c", `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"Users/nobody/setup.sh"}}`},
+		"not base64":        {"ci-late-d", `{"creationScript":{"scriptSource":"inline","scriptData":"echo hi"}}`},
+		"a URL":             {"ci-late-e", `{"startupScript":{"scriptSource":"https://example.invalid/setup.sh","scriptData":"https://example.invalid/setup.sh"}}`},
+	} {
+		var scripts ml.SetupScripts
+		if err := json.Unmarshal([]byte(`{"scripts":`+c.scripts+`}`), &scripts); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.create(c.ci, ml.ComputeResource{Properties: &ml.ComputeInstance{Properties: &ml.ComputeInstanceProperties{
+			VMSize: to("Standard_D1_v2"), SetupScripts: &scripts}}})
+		re := armErr(t, err, 200, "SetupScriptsError")
+		if !strings.Contains(re.Error(), "User specified setup script file not found.") {
+			t.Errorf("%s: %v, want Azure's message", name, re)
+		}
+		ci := e.get(c.ci)
+		if *ci.Properties.State != ml.ComputeInstanceStateSetupFailed || len(ci.Properties.Errors) == 0 || *ci.Properties.Errors[0].Error.Code != "SetupScriptsError" {
+			t.Errorf("%s: state %s, errors %v; want SetupFailed with SetupScriptsError", name, *ci.Properties.State, ci.Properties.Errors)
+		}
 	}
 }
 

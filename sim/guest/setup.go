@@ -66,6 +66,9 @@ func setupFiles(inst sim.Instance) (files []cloudinit.File) {
 		cloudinit.File{Path: runnerPath, Content: runner, Permissions: "0755"},
 		cloudinit.File{Path: confDir + "/env", Content: []byte(env)})
 	for _, sc := range inst.Scripts {
+		if sc.Missing != "" {
+			continue // cannot be found: the host fails the setup (sim.Script.Missing)
+		}
 		var script, workdir string
 		switch sc.Source {
 		case sim.SourceInline:
