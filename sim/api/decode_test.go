@@ -149,3 +149,33 @@ func TestAPIVersions(t *testing.T) {
 		t.Errorf("published version with strict_versions: %d, want the compute's 404", status)
 	}
 }
+
+// Properties Azure does not know are dropped, never stored or echoed;
+// known ones of the wrong JSON type are refused, naming their path.
+func TestComputeInstancePropertyTypes(t *testing.T) {
+	e := newEnv(t)
+	status, code, msg := e.send("PUT", computePath+"ci-typed?api-version=2024-10-01", "application/json",
+		`{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","enableSSO":"yes"}}}`)
+	if status != 400 || code != "InvalidRequestContent" || !strings.Contains(msg, "properties.properties.enableSSO") {
+		t.Errorf("enableSSO \"yes\": %d %s %q, want 400 InvalidRequestContent naming the path", status, code, msg)
+	}
+	if status, _, _ := e.send("GET", computePath+"ci-typed?api-version=2024-10-01", "", ""); status != 404 {
+		t.Errorf("after the refusal GET = %d, want 404", status)
+	}
+	status, _, _ = e.send("PUT", computePath+"ci-typed?api-version=2024-10-01", "application/json",
+		`{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","enableSSO":false,"madeUpProperty":{"x":1}}}}`)
+	if status != 201 {
+		t.Fatalf("create with a made-up property: %d, want 201", status)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+computePath+"ci-typed?api-version=2024-10-01", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(body), "madeUpProperty") || !strings.Contains(string(body), `"enableSSO":false`) {
+		t.Errorf("GET echoes %s; want enableSSO kept and madeUpProperty dropped", body)
+	}
+}

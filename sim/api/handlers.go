@@ -145,6 +145,56 @@ var readOnlyInstanceProperties = map[string]bool{
 	"computeInstanceAuthorizationType": true, "containers": true, "dataDisks": true, "dataMounts": true, "versions": true,
 }
 
+// jsonType is the JSON type a writable property must have.
+type jsonType string
+
+const (
+	jsonString jsonType = "string"
+	jsonBool   jsonType = "boolean"
+	jsonObject jsonType = "object"
+	jsonArray  jsonType = "array"
+)
+
+// check refuses a value of the wrong JSON type (null is always allowed),
+// naming its path in the body.
+func (t jsonType) check(path string, v any) error {
+	ok := true
+	switch v.(type) {
+	case nil:
+	case string:
+		ok = t == jsonString
+	case bool:
+		ok = t == jsonBool
+	case map[string]any:
+		ok = t == jsonObject
+	case []any:
+		ok = t == jsonArray
+	default:
+		ok = false
+	}
+	if ok {
+		return nil
+	}
+	got, _ := json.Marshal(v)
+	return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent",
+		"The request content was invalid and could not be deserialized: the value %s at path '%s' is not a JSON %s.", got, path, t)
+}
+
+// instanceProperties are the writable ComputeInstanceProperties a client
+// may send, with their JSON types: those of the REST spec's 2025-12-01
+// (stable) ComputeInstanceProperties, and those the previews add
+// (enableSSO, enableRootAccess, enableOSPatching, releaseQuotaOnStop,
+// idleTimeBeforeShutdown, autologgerSettings). Others are dropped, as
+// Azure drops them; the read-only ones are set by amlsim.
+var instanceProperties = map[string]jsonType{
+	"vmSize": jsonString, "subnet": jsonObject, "applicationSharingPolicy": jsonString,
+	"sshSettings": jsonObject, "customServices": jsonArray, "computeInstanceAuthorizationType": jsonString,
+	"personalComputeInstanceSettings": jsonObject, "setupScripts": jsonObject, "schedules": jsonObject,
+	"enableNodePublicIp": jsonBool,
+	"enableSSO": jsonBool, "enableRootAccess": jsonBool, "enableOSPatching": jsonBool, "releaseQuotaOnStop": jsonBool,
+	"idleTimeBeforeShutdown": jsonString, "autologgerSettings": jsonObject,
+}
+
 type putComputeBody struct {
 	Location   string            `json:"location"`
 	Tags       map[string]string `json:"tags"`
@@ -231,12 +281,16 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 		}
 	}
 	for k, raw := range props {
-		if readOnlyInstanceProperties[k] {
-			continue
+		want, known := instanceProperties[k]
+		if !known || readOnlyInstanceProperties[k] {
+			continue // Azure drops what it does not know and what it sets itself
 		}
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return req, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property %s is invalid: %v.", k, err)
+		}
+		if err := want.check("properties.properties."+k, v); err != nil {
+			return req, err
 		}
 		if k == "applicationSharingPolicy" && v != nil {
 			if p, _ := v.(string); !strings.EqualFold(p, "Personal") && !strings.EqualFold(p, "Shared") {
