@@ -191,7 +191,7 @@ var instanceProperties = map[string]jsonType{
 	"sshSettings": jsonObject, "customServices": jsonArray, "computeInstanceAuthorizationType": jsonString,
 	"personalComputeInstanceSettings": jsonObject, "setupScripts": jsonObject, "schedules": jsonObject,
 	"enableNodePublicIp": jsonBool,
-	"enableSSO": jsonBool, "enableRootAccess": jsonBool, "enableOSPatching": jsonBool, "releaseQuotaOnStop": jsonBool,
+	"enableSSO":          jsonBool, "enableRootAccess": jsonBool, "enableOSPatching": jsonBool, "releaseQuotaOnStop": jsonBool,
 	"idleTimeBeforeShutdown": jsonString, "autologgerSettings": jsonObject,
 }
 
