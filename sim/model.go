@@ -199,6 +199,9 @@ type CreateRequest struct {
 	Tags        map[string]string
 	SSHPublic   bool
 	AdminKey    string
+	// SSHGiven is whether the request had sshSettings: an update without
+	// them (what `az ml compute update` sends) keeps the instance's.
+	SSHGiven bool
 	Extra       map[string]any
 	// CreationScript and StartupScript are setupScripts.scripts.
 	CreationScript *ScriptRequest

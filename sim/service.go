@@ -6,10 +6,14 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -566,19 +570,69 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 
 // updateInstance applies a PUT to an existing instance: only the mutable
 // fields change, and the VM size never does (S5).
+//
+// A change is applied or refused, never acknowledged and dropped. The
+// full object a client PUTs back after a GET (azure-ai-ml's begin_update,
+// `az ml compute update`, which leaves sshSettings out) is accepted: what
+// it repeats unchanged, or leaves out, stays as it is. Description, tags,
+// schedules and idleTimeBeforeShutdown change; any other property that
+// differs is refused with 400, naming it.
 func updateInstance(inst Instance, req CreateRequest, size VMSize, now time.Time) (Instance, error) {
 	if size.Name != inst.Size.Name {
 		return inst, Errorf(KindBadRequest, "ComputeInstanceVmSizeUpdateNotSupported",
 			"The VM size of compute instance '%s' cannot be changed from %s to %s after creation.", inst.Name, inst.Size.Name, size.Name)
 	}
-	if req.SSHPublic != inst.SSHPublic || (req.SSHPublic && req.AdminKey != inst.AdminKey) {
+	// GET shows the key to the owner only: a PUT that leaves it out, or
+	// leaves sshSettings out, keeps what the instance has.
+	if req.SSHGiven && (req.SSHPublic != inst.SSHPublic || (req.SSHPublic && req.AdminKey != "" && req.AdminKey != inst.AdminKey)) {
 		return inst, Errorf(KindBadRequest, "ComputeInstanceSshSettingsUpdateNotSupported",
 			"The SSH settings of compute instance '%s' cannot be changed after creation.", inst.Name)
 	}
+	extra := maps.Clone(inst.Extra)
+	if extra == nil {
+		extra = map[string]any{}
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Extra)) {
+		v := req.Extra[k]
+		if mutableProperties[k] {
+			extra[k] = v
+			continue
+		}
+		old, ok := inst.Extra[k]
+		if !ok {
+			old = propertyDefaults[k]
+		}
+		if !reflect.DeepEqual(normalizeJSON(old), normalizeJSON(v)) {
+			return inst, Errorf(KindBadRequest, "InvalidPropertyValue",
+				"The property %s of compute instance '%s' cannot be changed after creation.", k, inst.Name)
+		}
+	}
+	inst.Extra = extra
 	inst.Description = req.Description
 	inst.Tags = req.Tags
 	inst.ModifiedOn = now
 	return inst, nil
+}
+
+// mutableProperties are the ComputeInstanceProperties a PUT on an
+// existing instance may change.
+var mutableProperties = map[string]bool{"schedules": true, "idleTimeBeforeShutdown": true}
+
+// propertyDefaults are the values GET shows for properties a create did
+// not set, so that a PUT repeating them changes nothing.
+var propertyDefaults = map[string]any{"applicationSharingPolicy": "Personal", "computeInstanceAuthorizationType": "personal"}
+
+// normalizeJSON gives JSON values one Go shape (numbers as float64,
+// strings compared case-sensitively), for comparing what a client sends
+// with what was stored.
+func normalizeJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	json.Unmarshal(b, &out)
+	return out
 }
 
 // failWorkspaceDelete ends the delete of inst's workspace, if one is

@@ -582,3 +582,54 @@ func waitEvent(t *testing.T, e *env, name, msg string) {
 	}
 	t.Errorf("%s never recorded the event %q", name, msg)
 }
+
+// The full-object PUT clients send back after a GET (azure-ai-ml's
+// begin_update; `az ml compute update`, which leaves sshSettings out)
+// applies what may change and keeps the rest; a change of anything else
+// is refused and changes nothing.
+func TestUpdateAfterGet(t *testing.T) {
+	e := newEnv(t)
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb me@host"
+	body := instanceBody("Standard_D1_v2")
+	props := body.Properties.(*ml.ComputeInstance).Properties
+	props.SSHSettings = &ml.ComputeInstanceSSHSettings{SSHPublicAccess: to(ml.SSHPublicAccessEnabled), AdminPublicKey: to(key)}
+	if _, err := e.create("ci-upd", body); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.computes().Get(ctx(t), rg, ws, "ci-upd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := got.ComputeResource
+	ci := res.Properties.(*ml.ComputeInstance)
+	ci.Description = to("updated")
+	res.Tags = map[string]*string{"team": to("ml")}
+	ci.Properties.Schedules = &ml.ComputeSchedules{ComputeStartStop: []*ml.ComputeStartStopSchedule{{
+		Action: to(ml.ComputePowerActionStop), TriggerType: to(ml.ComputeTriggerTypeCron), Status: to(ml.ScheduleStatusEnabled),
+		Cron: &ml.Cron{Expression: to("0 18 * * *"), StartTime: to("2026-01-01T00:00:00"), TimeZone: to("UTC")},
+	}}}
+	ci.Properties.SSHSettings = nil // as az ml compute update sends it
+	p, err := e.computes().BeginCreateOrUpdate(ctx(t), rg, ws, "ci-upd", res, nil)
+	if err == nil {
+		_, err = p.PollUntilDone(ctx(t), fastPoll)
+	}
+	if err != nil {
+		t.Fatalf("PUT of the GET result with changes: %v", err)
+	}
+	after := e.get("ci-upd")
+	if *after.Description != "updated" || after.Properties.Schedules == nil || len(after.Properties.Schedules.ComputeStartStop) != 1 ||
+		*after.Properties.SSHSettings.SSHPublicAccess != ml.SSHPublicAccessEnabled {
+		t.Errorf("after the update: description %v, schedules %+v, ssh %+v; want updated, one schedule, SSH kept", after.Description, after.Properties.Schedules, after.Properties.SSHSettings)
+	}
+	// A property Azure does not let change: refused, nothing changed.
+	ci.Properties.ApplicationSharingPolicy = to(ml.ApplicationSharingPolicyShared)
+	ci.Description = to("again")
+	_, err = e.computes().BeginCreateOrUpdate(ctx(t), rg, ws, "ci-upd", res, nil)
+	re := armErr(t, err, 400, "InvalidPropertyValue")
+	if !strings.Contains(re.Error(), "applicationSharingPolicy") {
+		t.Errorf("refusal %v does not name the property", re)
+	}
+	if d := *e.get("ci-upd").Description; d != "updated" {
+		t.Errorf("description after a refused update = %q, want updated", d)
+	}
+}

@@ -250,6 +250,7 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 				"The specified value '%s' for property sshPublicAccess is not valid. Valid values: Enabled, Disabled.", ssh.SSHPublicAccess)
 		}
 		req.AdminKey = ssh.AdminPublicKey
+		req.SSHGiven = true
 	}
 	if raw, ok := props["personalComputeInstanceSettings"]; ok && string(raw) != "null" {
 		var pc struct {
