@@ -202,7 +202,7 @@ type CreateRequest struct {
 	// SSHGiven is whether the request had sshSettings: an update without
 	// them (what `az ml compute update` sends) keeps the instance's.
 	SSHGiven bool
-	Extra       map[string]any
+	Extra    map[string]any
 	// CreationScript and StartupScript are setupScripts.scripts.
 	CreationScript *ScriptRequest
 	StartupScript  *ScriptRequest
