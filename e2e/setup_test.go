@@ -73,8 +73,8 @@ func TestSetupScriptsOnRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	suffix := fmt.Sprintf("%x", time.Now().UnixNano()%0xfffff)
-	good, bad := "cigood"+suffix, "cibad"+suffix
-	for _, n := range []string{good, bad} {
+	good, bad, missing := "cigood"+suffix, "cibad"+suffix, "cimiss"+suffix
+	for _, n := range []string{good, bad, missing} {
 		removeOnCleanup(t, domainOf(home, n))
 	}
 	body := func(scripts *ml.SetupScripts) ml.ComputeResource {
@@ -93,6 +93,28 @@ func TestSetupScriptsOnRealVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// A script that is not in the share is accepted, and the create fails
+	// in the booted VM with Azure's SetupScriptsError (Azure/azure-cli#31838),
+	// leaving a SetupFailed instance whose VM runs, to inspect or delete.
+	missPoller, err := computes.BeginCreateOrUpdate(ctx, rgLocal, wsLocal, missing, body(&ml.SetupScripts{Scripts: &ml.ScriptsToExecute{
+		CreationScript: scriptRef("workspaceStorage", "Users/admin/not-there.sh", "", ""),
+	}}), nil)
+	if err != nil {
+		t.Fatalf("create with a script not in the share: %v, want it accepted", err)
+	}
+	_, err = missPoller.PollUntilDone(ctx, nil)
+	var missErr *azcore.ResponseError
+	if !errors.As(err, &missErr) || missErr.ErrorCode != "SetupScriptsError" || !strings.Contains(err.Error(), "User specified setup script file not found") {
+		t.Errorf("create with a script not in the share: %v, want SetupScriptsError", err)
+	}
+	if gm, err := computes.Get(ctx, rgLocal, wsLocal, missing, nil); err != nil {
+		t.Error(err)
+	} else if st := *gm.Properties.(*ml.ComputeInstance).Properties.State; st != ml.ComputeInstanceStateSetupFailed || domState(t, domainOf(home, missing)) != "running" {
+		t.Errorf("after the missing script: state %s, VM %s; want SetupFailed with its VM running", st, domState(t, domainOf(home, missing)))
+	}
+	dp, err := computes.BeginDelete(ctx, rgLocal, wsLocal, missing, ml.UnderlyingResourceActionDelete, nil)
+	pollDone(t, "delete "+missing, dp, err)
 
 	res := pollDone(t, "create "+good, goodPoller, nil)
 	ci := res.Properties.(*ml.ComputeInstance)
