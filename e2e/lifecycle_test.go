@@ -27,7 +27,7 @@ import (
 func TestDriftAndCrashesOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home, config, stateDir := simHome(t, 23022, "[timeouts]\nresync = \"10m\"\n")
+	home, config, stateDir := simHome(t, 27022, "[timeouts]\nresync = \"10m\"\n")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	srv := startSim(t, home, config, listen)
 	computes := sdkClients(t, home, listen).NewComputeClient()
