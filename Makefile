@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     := bin/amlsim
 HOME_DIR ?= $(or $(AMLSIM_HOME),$(HOME)/.amlsim)
-E2E_TIMEOUT ?= 50m
+E2E_TIMEOUT ?= 70m
 
 .PHONY: all build test unit e2e image host run run-fake bench vet clean
 
