@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/amlsim/amlsim/sim/store"
 	"github.com/google/uuid"
@@ -65,6 +66,9 @@ func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger 
 // delete during a create) ends as Canceled. The caller launches the work
 // once the transaction has committed.
 func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trigger, why string) (Operation, error) {
+	if !slices.Contains(requests[action].Triggers, trigger) {
+		return Operation{}, fmt.Errorf("%s of %s: trigger %s may not make it (lifecycle table)", action, inst.Name, trigger)
+	}
 	to, late, err := Next(inst.State, action, inst.Name)
 	if err != nil && !late {
 		return Operation{}, err

@@ -137,3 +137,37 @@ func TestRunnerReplacesWorkers(t *testing.T) {
 		t.Errorf("delete operation = %s, want Succeeded", op.Status)
 	}
 }
+
+// The requests table says who may make a request: an idle shutdown may
+// stop an instance but never start one.
+func TestTriggersFromTheTable(t *testing.T) {
+	drv := fake.New()
+	svc, err := New(DefaultConfig(), openStore(t), drv, readyGuest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	ref := WorkspaceRef{ResourceGroup: "rg-local", Name: "ws-local"}
+	if _, _, err := svc.CreateOrUpdate(DefaultOwner, ref, "ci-trig", CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if inst, _ := svc.Compute(ref, "ci-trig"); inst.State == StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("create did not finish")
+		}
+	}
+	if _, err := svc.begin(ref, "ci-trig", ActionRestart, TriggerIdleShutdown, "idle"); err == nil {
+		t.Error("an idle shutdown restarted an instance")
+	}
+	op, err := svc.begin(ref, "ci-trig", ActionStop, TriggerIdleShutdown, "idle for 30 minutes")
+	if err != nil {
+		t.Fatalf("idle shutdown stop: %v", err)
+	}
+	inst, _ := svc.Compute(ref, "ci-trig")
+	if inst.Operation != op.ID || inst.LastOperation.Trigger != string(TriggerIdleShutdown) {
+		t.Errorf("lastOperation = %+v, want Stop by IdleShutdown", inst.LastOperation)
+	}
+}
