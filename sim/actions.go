@@ -15,14 +15,14 @@ import (
 // ends as Canceled. The work goes on in the background under the returned
 // operation.
 func (s *Service) Begin(p Principal, ref WorkspaceRef, name string, action Action) (Operation, error) {
-	return s.begin(ref, name, action, TriggerUser, fmt.Sprintf("%s requested by %s", action, describe(p)))
+	return s.begin(ref, name, action, TriggerUser, requestedBy(action, p))
 }
 
 // Delete starts deleting an instance, as Begin does. In a workspace that
 // exists, an instance that does not is no error and no operation (nil):
 // ARM's 204 for a DELETE of what is not there.
 func (s *Service) Delete(p Principal, ref WorkspaceRef, name string) (*Operation, error) {
-	return s.request(ref, name, ActionDelete, TriggerUser, fmt.Sprintf("%s requested by %s", ActionDelete, describe(p)), true)
+	return s.request(ref, name, ActionDelete, TriggerUser, requestedBy(ActionDelete, p), true)
 }
 
 func (s *Service) begin(ref WorkspaceRef, name string, action Action, trigger Trigger, why string) (Operation, error) {
@@ -108,6 +108,11 @@ func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trig
 		return Operation{}, err
 	}
 	return op, putInstance(tx, inst)
+}
+
+// requestedBy is the event that records who asked for an action.
+func requestedBy(a Action, p Principal) string {
+	return fmt.Sprintf("%s requested by %s", a, describe(p))
 }
 
 // describe names a principal for humans.

@@ -43,18 +43,21 @@ func (c *reconciler) reconcile(ctx context.Context) error {
 		if insts, err = instances(tx, ""); err != nil {
 			return err
 		}
-		if err := c.endOrphans(tx, insts); err != nil {
+		wss, err := workspaces(tx)
+		if err != nil {
+			return err
+		}
+		if err := c.endOrphans(tx, insts, wss); err != nil {
 			return err
 		}
 		// A workspace whose last instance went while the server was
 		// down is deleted now.
-		all, err := workspaces(tx)
-		for _, ws := range all {
+		for _, ws := range wss {
 			if err := endWorkspaceDelete(tx, ws.Ref(), c.now().UTC()); err != nil {
 				return err
 			}
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
@@ -75,18 +78,14 @@ func (c *reconciler) reconcile(ctx context.Context) error {
 // endOrphans ends the operations in progress that no instance is running:
 // their instance was deleted or a later operation superseded them before
 // they could record it.
-func (c *reconciler) endOrphans(tx *store.Tx, insts []Instance) error {
+func (c *reconciler) endOrphans(tx *store.Tx, insts []Instance, wss []Workspace) error {
 	current := map[string]bool{}
 	for _, i := range insts {
 		if i.Operation != "" {
 			current[i.Operation] = true
 		}
 	}
-	all, err := workspaces(tx)
-	if err != nil {
-		return err
-	}
-	for _, ws := range all {
+	for _, ws := range wss {
 		if ws.Deleting != "" {
 			current[ws.Deleting] = true
 		}

@@ -205,12 +205,11 @@ func (r *runner) finish(key, opID string, opErr error) error {
 				inst.LastOperation.Status = inst.LastOperation.Name + "Failed"
 			}
 		}
-		msg := string(from) + " done: " + string(to)
 		if opErr != nil {
 			inst.addEvent(Event{Time: now, State: to, Message: string(from) + " failed: " + AsError(opErr).Message})
 		} else {
 			inst.Errors = nil
-			inst.addEvent(Event{Time: now, State: to, Message: msg})
+			inst.addEvent(Event{Time: now, State: to, Message: string(from) + " done: " + string(to)})
 		}
 		return putInstance(tx, inst)
 	})

@@ -548,7 +548,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Share:         share,
 			Scripts:       scripts,
 			LastOperation: &LastOperation{Name: string(ActionCreate), Time: now, Status: string(OpInProgress), Trigger: string(TriggerUser)},
-			Events:        []Event{{Time: now, State: requests[ActionCreate].Enters, Message: "Create requested by " + describe(p)}},
+			Events:        []Event{{Time: now, State: requests[ActionCreate].Enters, Message: requestedBy(ActionCreate, p)}},
 		}
 		if req.SSHPublic {
 			inst.AdminKey = req.AdminKey

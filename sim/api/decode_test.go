@@ -20,19 +20,7 @@ const computePath = "/subscriptions/" + sub + "/resourceGroups/" + rg + "/provid
 // choosing ("" sends none), and decodes an ARM error body if any.
 func (e *env) send(method, path, contentType, body string) (int, string, string) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := e.rawType(method, path, e.token, contentType, body)
 	var armErr struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}
@@ -167,14 +155,7 @@ func TestComputeInstancePropertyTypes(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("create with a made-up property: %d, want 201", status)
 	}
-	req, _ := http.NewRequest("GET", e.srv.URL+computePath+"ci-typed?api-version=2024-10-01", nil)
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(e.raw("GET", computePath+"ci-typed?api-version=2024-10-01", e.token, "").Body)
 	if strings.Contains(string(body), "madeUpProperty") || !strings.Contains(string(body), `"enableSSO":false`) {
 		t.Errorf("GET echoes %s; want enableSSO kept and madeUpProperty dropped", body)
 	}

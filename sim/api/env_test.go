@@ -168,8 +168,14 @@ func (e *env) state(name string) ml.ComputeInstanceState {
 	return *e.get(name).Properties.State
 }
 
-// raw sends a request with the test token (or none when token is "").
+// raw sends a JSON request with the test token (or none when token is "").
 func (e *env) raw(method, path, token, body string) *http.Response {
+	e.t.Helper()
+	return e.rawType(method, path, token, "application/json", body)
+}
+
+// rawType is raw with a Content-Type of one's choosing ("" sends none).
+func (e *env) rawType(method, path, token, contentType, body string) *http.Response {
 	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -182,7 +188,9 @@ func (e *env) raw(method, path, token, body string) *http.Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
