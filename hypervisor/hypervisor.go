@@ -75,6 +75,9 @@ type Domain struct {
 	// Forwards are the domain's extra forwards, in the order of its Spec.
 	Forwards []Forward
 	Labels   map[string]string
+	// VCPUs and MemoryMiB are the resources of the domain's definition.
+	VCPUs     int
+	MemoryMiB int
 }
 
 // Driver runs domains. Every method takes a context bounding the work, and
@@ -97,6 +100,10 @@ type Driver interface {
 	// Undefine forces the domain off if needed, then removes it and every
 	// file it owns (disk overlay, seed, logs).
 	Undefine(ctx context.Context, name string) error
+	// SetResources changes the vCPUs and memory of a domain that is shut
+	// off; they hold from its next start. It returns ErrInvalidState when
+	// the domain is running and ErrNotFound when there is no such domain.
+	SetResources(ctx context.Context, name string, vcpus, memoryMiB int) error
 	// Lookup reports one domain.
 	Lookup(ctx context.Context, name string) (Domain, error)
 	// List reports every domain this driver owns.

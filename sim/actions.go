@@ -25,6 +25,47 @@ func (s *Service) Delete(p Principal, ref WorkspaceRef, name string) (*Operation
 	return s.request(ref, name, ActionDelete, TriggerUser, requestedBy(ActionDelete, p), true)
 }
 
+// Resize starts changing a stopped instance's VM size (Compute_Resize of
+// the preview api-versions: POST …/resize with {"targetVMSize"}, 202 and
+// Location, REST spec 2026-09-15-preview). A size the catalog lacks, and
+// one the region's quota cannot take with the instance's current size
+// given back, are refused up front with 400; the lifecycle table decides
+// the rest as for a start. The VM gets the new size's local resources.
+func (s *Service) Resize(p Principal, ref WorkspaceRef, name, target string) (Operation, error) {
+	var op Operation
+	var key string
+	err := s.st.Update(func(tx *store.Tx) error {
+		ws, inst, err := getCompute(tx, ref, name)
+		if err != nil {
+			return err
+		}
+		if target == "" {
+			return Errorf(KindBadRequest, "InvalidPropertyValue", "The property targetVMSize is required to resize a compute instance.")
+		}
+		size, ok := s.catalog.Lookup(target)
+		if !ok {
+			return Errorf(KindBadRequest, "InvalidPropertyValue",
+				"The specified value %s for property ComputeInstance.VMSize is not a supported VM size in location %s.", target, ws.Location)
+		}
+		if _, _, err := Next(inst.State, ActionResize, inst.Name); err == nil {
+			if err := s.ledger.checkQuota(tx, inst.Location, size, inst.QuotaSize()); err != nil {
+				return err
+			}
+			inst.Resize = &Resize{Size: size, Local: s.cfg.Local.LocalFor(size.Name)}
+		}
+		key = inst.key()
+		op, err = s.enter(tx, inst, ActionResize, TriggerUser, fmt.Sprintf("Resize to %s requested by %s", target, describe(p)))
+		return err
+	})
+	if err != nil {
+		return Operation{}, err
+	}
+	if op.Status == OpInProgress {
+		s.runner.launch(key, op.ID)
+	}
+	return op, nil
+}
+
 func (s *Service) begin(ref WorkspaceRef, name string, action Action, trigger Trigger, why string) (Operation, error) {
 	op, err := s.request(ref, name, action, trigger, why, false)
 	if err != nil {
@@ -96,6 +137,9 @@ func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trig
 			if err := putOperation(tx, prev); err != nil {
 				return Operation{}, err
 			}
+		}
+		if action != ActionResize {
+			inst.Resize = nil // a resize cut in on keeps the old size
 		}
 	}
 	op := Operation{ID: uuid.NewString(), Action: string(action), Location: inst.Location, Instance: inst.key(), Status: OpInProgress, Start: now}

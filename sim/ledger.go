@@ -24,8 +24,9 @@ func usedVCPUs(tx *store.Tx, location string) (total int, byFamily map[string]in
 	byFamily = map[string]int{}
 	insts, err := instances(tx, location)
 	for _, i := range insts {
-		total += i.Size.VCPUs
-		byFamily[i.Size.Family] += i.Size.VCPUs
+		size := i.QuotaSize()
+		total += size.VCPUs
+		byFamily[size.Family] += size.VCPUs
 	}
 	return total, byFamily, err
 }
@@ -53,11 +54,16 @@ func (l *ledger) limits(tx *store.Tx, location string) (total int, family func(s
 	}, nil
 }
 
-func (l *ledger) checkQuota(tx *store.Tx, location string, size VMSize) error {
+// checkQuota refuses size when the region's total or its family's limit
+// cannot take its vCPUs. released is a size counted in the usage that the
+// request gives back (a resized instance's old size); zero for a create.
+func (l *ledger) checkQuota(tx *store.Tx, location string, size, released VMSize) error {
 	total, byFamily, err := usedVCPUs(tx, location)
 	if err != nil {
 		return err
 	}
+	total -= released.VCPUs
+	byFamily[released.Family] -= released.VCPUs
 	totalLimit, familyLimit, err := l.limits(tx, location)
 	if err != nil {
 		return err

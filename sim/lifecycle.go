@@ -27,6 +27,7 @@ const (
 	StateStopped      State = "Stopped"
 	StateStarting     State = "Starting"
 	StateRestarting   State = "Restarting"
+	StateResizing     State = "Resizing"
 	StateDeleting     State = "Deleting"
 	StateSetupFailed  State = "SetupFailed"
 	StateUnusable     State = "Unusable"
@@ -41,6 +42,7 @@ const (
 	ActionStart   Action = "Start"
 	ActionStop    Action = "Stop"
 	ActionRestart Action = "Restart"
+	ActionResize  Action = "Resize"
 	ActionDelete  Action = "Delete"
 )
 
@@ -127,6 +129,11 @@ func lifecycleTable() map[State]stateRow {
 		StateRestarting: {Provisioning: "Succeeded", Node: "preparing", Op: &operation{
 			Action: ActionRestart, Work: (*runner).restart, Resume: (*runner).restart,
 			Done: StateRunning, Failed: StateUnusable, SetupFailed: StateSetupFailed, Vanished: StateUnusable}},
+		// A resize changes the VM of a stopped instance (Compute_Resize of
+		// the preview api-versions); it ends stopped either way.
+		StateResizing: {Provisioning: "Succeeded", Node: "leaving", Op: &operation{
+			Action: ActionResize, Work: (*runner).resize, Resume: (*runner).resize,
+			Done: StateStopped, Failed: StateStopped, SetupFailed: StateStopped, Vanished: StateUnusable}},
 		StateDeleting: {Provisioning: "Deleting", Op: &operation{
 			Action: ActionDelete, Work: (*runner).delete, Resume: (*runner).delete,
 			Done: "", Failed: StateUnusable, SetupFailed: StateUnusable, Vanished: ""}},
@@ -176,10 +183,17 @@ var requests = map[Action]request{
 	ActionRestart: {Enters: StateRestarting, Refusal: "Running",
 		From:     []State{StateRunning, StateSetupFailed},
 		Triggers: []Trigger{TriggerUser}},
+	// No source says in which states Azure resizes an instance: the
+	// studio offers it on a stopped one, and amlsim answers a resize of a
+	// running one as Azure answers a start of one (accepted, then failed).
+	ActionResize: {Enters: StateResizing, Refusal: "Stopped",
+		From:     []State{StateStopped},
+		Late:     []State{StateRunning, StateSetupFailed, StateUnusable, StateCreateFailed},
+		Triggers: []Trigger{TriggerUser}},
 	// A delete may cut in on any operation but another delete.
 	ActionDelete: {Enters: StateDeleting, Refusal: "NonDeleting",
 		From: []State{StateCreating, StateCreateFailed, StateRunning, StateStopping, StateStopped,
-			StateStarting, StateRestarting, StateSetupFailed, StateUnusable},
+			StateStarting, StateRestarting, StateResizing, StateSetupFailed, StateUnusable},
 		Triggers: []Trigger{TriggerUser}},
 }
 

@@ -54,15 +54,16 @@ func declaredStates(t *testing.T) []State {
 
 // Azure's enums, from the REST spec (azure-rest-api-specs,
 // specification/machinelearningservices/resource-manager/
-// Microsoft.MachineLearningServices/stable/2025-12-01/machineLearningServices.json:
+// Microsoft.MachineLearningServices/preview/2026-09-15-preview/openapi.json:
 // ComputeInstanceState, ProvisioningState, AmlComputeNodeInformation.nodeState,
-// ComputeInstanceLastOperation.operationName and operationTrigger).
+// ComputeInstanceLastOperation.operationName and operationTrigger; Resizing
+// and Resize are in the stable 2026-09-01 too).
 var (
-	azureStates = []State{"Creating", "CreateFailed", "Deleting", "Running", "Restarting", "JobRunning",
+	azureStates = []State{"Creating", "CreateFailed", "Deleting", "Running", "Restarting", "Resizing", "JobRunning",
 		"SettingUp", "SetupFailed", "Starting", "Stopped", "Stopping", "UserSettingUp", "UserSetupFailed", "Unknown", "Unusable"}
 	azureProvisioning = []string{"Unknown", "Updating", "Creating", "Deleting", "Succeeded", "Failed", "Canceled"}
 	azureNodeStates   = []string{"idle", "running", "preparing", "unusable", "leaving", "preempted"}
-	azureOperations   = []Action{"Create", "Start", "Stop", "Restart", "Reimage", "Delete"}
+	azureOperations   = []Action{"Create", "Start", "Stop", "Restart", "Resize", "Reimage", "Delete"}
 	azureTriggers     = []Trigger{"User", "Schedule", "IdleShutdown"}
 )
 

@@ -94,6 +94,8 @@ type Instance struct {
 	Domain string `json:"domain"`
 	// Operation is the ID of the operation in flight, if any.
 	Operation string `json:"operation,omitempty"`
+	// Resize is the size a resize in flight changes the instance to.
+	Resize *Resize `json:"resize,omitempty"`
 	// Share is the host directory of the workspace file share mounted in
 	// the guest; Scripts are its setup scripts.
 	Share   string   `json:"share,omitempty"`
@@ -106,6 +108,23 @@ type Instance struct {
 	// Extra holds ComputeInstanceProperties fields the simulator keeps and
 	// echoes without acting on them (setupScripts, schedules, …), as JSON.
 	Extra map[string]any `json:"extra,omitempty"`
+}
+
+// Resize is the change a resize operation makes. From its request on the
+// instance holds the new size's quota instead of the old one's; it takes
+// the new size when the operation succeeds and keeps the old one when it
+// fails.
+type Resize struct {
+	Size  VMSize        `json:"size"`
+	Local LocalResource `json:"local"`
+}
+
+// QuotaSize is the size whose vCPUs the instance holds.
+func (i Instance) QuotaSize() VMSize {
+	if i.Resize != nil {
+		return i.Resize.Size
+	}
+	return i.Size
 }
 
 // Event is one step in an instance's life: "VM started", "SSH up", ….

@@ -197,6 +197,12 @@ func (r *runner) finish(key, opID string, opErr error) error {
 				return err
 			}
 		}
+		if inst.Resize != nil {
+			if opErr == nil {
+				inst.Size, inst.Local = inst.Resize.Size, inst.Resize.Local
+			}
+			inst.Resize = nil
+		}
 		inst.State, inst.Operation, inst.ModifiedOn = to, "", now
 		if inst.LastOperation != nil {
 			inst.LastOperation.Time = now
@@ -373,6 +379,27 @@ func (r *runner) restart(j job) error {
 	if inst.Script(Startup) != nil {
 		return r.runSetup(ctx, inst, Startup)
 	}
+	return nil
+}
+
+// resize gives the stopped VM the new size's local resources; a VM that
+// has them already is done.
+func (r *runner) resize(j job) error {
+	rs := j.inst.Resize
+	if rs == nil {
+		return fmt.Errorf("resize of %s: no size recorded", j.inst.Name)
+	}
+	d, err := r.drv.Lookup(j.ctx, j.inst.Domain)
+	if err != nil {
+		return err
+	}
+	if d.VCPUs == rs.Local.VCPUs && d.MemoryMiB == rs.Local.MemoryMiB {
+		return nil
+	}
+	if err := r.drv.SetResources(j.ctx, j.inst.Domain, rs.Local.VCPUs, rs.Local.MemoryMiB); err != nil {
+		return err
+	}
+	r.event(j.key(), fmt.Sprintf("VM resized to %d vCPUs, %d MiB", rs.Local.VCPUs, rs.Local.MemoryMiB))
 	return nil
 }
 

@@ -515,7 +515,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			}
 			return putInstance(tx, inst)
 		}
-		if err := s.ledger.checkQuota(tx, ws.Location, size); err != nil {
+		if err := s.ledger.checkQuota(tx, ws.Location, size, VMSize{}); err != nil {
 			return err
 		}
 		ports, err := s.ledger.allocatePorts(tx, 2)

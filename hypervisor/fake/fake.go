@@ -44,6 +44,7 @@ const (
 	OpReboot   Op = "reboot"
 	OpDestroy  Op = "destroy"
 	OpUndefine Op = "undefine"
+	OpResize   Op = "set-resources"
 	OpLookup   Op = "lookup"
 	OpList     Op = "list"
 )
@@ -438,6 +439,36 @@ func (d *Driver) Undefine(ctx context.Context, name string) error {
 	return nil
 }
 
+// SetResources implements hypervisor.Driver.
+func (d *Driver) SetResources(ctx context.Context, name string, vcpus, memoryMiB int) error {
+	if err := d.begin(ctx, OpResize, name, 0); err != nil {
+		return fmt.Errorf("set resources of domain %q: %w", name, err)
+	}
+	if vcpus < 1 || memoryMiB < 64 {
+		return fmt.Errorf("set resources of domain %q: %w: %d vCPUs, %d MiB", name, ErrInvalidSpec, vcpus, memoryMiB)
+	}
+	check := func() error {
+		dom, err := d.get(name)
+		if err != nil {
+			return err
+		}
+		if dom.state != hypervisor.StateShutoff {
+			return fmt.Errorf("%w: domain is %s", hypervisor.ErrInvalidState, dom.state)
+		}
+		return nil
+	}
+	err := d.do(ctx, OpResize, name, 0, check, func() error {
+		dom := d.domains[name]
+		dom.spec.VCPUs, dom.spec.MemoryMiB = vcpus, memoryMiB
+		d.persist()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set resources of domain %q: %w", name, err)
+	}
+	return nil
+}
+
 // Lookup implements hypervisor.Driver.
 func (d *Driver) Lookup(ctx context.Context, name string) (hypervisor.Domain, error) {
 	if err := d.begin(ctx, OpLookup, name, 0); err != nil {
@@ -553,9 +584,14 @@ func (d *Driver) changed(ev hypervisor.Event) {
 		default:
 		}
 	}
+	d.persist()
+}
+
+// persist saves the domains. The fake has no logger; a state file that
+// cannot be written is a broken test set-up, loud enough to find on
+// standard error. d.mu must be held.
+func (d *Driver) persist() {
 	if err := d.save(); err != nil {
-		// The fake has no logger; a state file that cannot be written
-		// is a broken test set-up, loud enough to find.
 		fmt.Fprintf(os.Stderr, "fake driver: %v\n", err)
 	}
 }
@@ -734,11 +770,13 @@ func checkForwards(spec hypervisor.Spec) error {
 
 func (dom *domain) report() hypervisor.Domain {
 	return hypervisor.Domain{
-		Name:     dom.spec.Name,
-		State:    dom.state,
-		SSH:      hypervisor.Endpoint{Host: "127.0.0.1", Port: dom.spec.SSHPort},
-		Forwards: slices.Clone(dom.spec.Forwards),
-		Labels:   maps.Clone(dom.spec.Labels),
+		Name:      dom.spec.Name,
+		State:     dom.state,
+		SSH:       hypervisor.Endpoint{Host: "127.0.0.1", Port: dom.spec.SSHPort},
+		Forwards:  slices.Clone(dom.spec.Forwards),
+		Labels:    maps.Clone(dom.spec.Labels),
+		VCPUs:     dom.spec.VCPUs,
+		MemoryMiB: dom.spec.MemoryMiB,
 	}
 }
 

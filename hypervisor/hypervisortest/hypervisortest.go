@@ -89,6 +89,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) hypervisor.Driver, opts Opti
 		{"CancelledContext", testCancelled},
 		{"ConcurrentDefine", testConcurrentDefine},
 		{"Events", testEvents},
+		{"SetResources", testSetResources},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -402,11 +403,40 @@ func testNotFound(h *harness) {
 	h.wantErr("Reboot", h.d.Reboot(ctx, name), hypervisor.ErrNotFound)
 	h.wantErr("Destroy", h.d.Destroy(ctx, name), hypervisor.ErrNotFound)
 	h.wantErr("Undefine", h.d.Undefine(ctx, name), hypervisor.ErrNotFound)
+	h.wantErr("SetResources", h.d.SetResources(ctx, name, 1, 512), hypervisor.ErrNotFound)
 	_, err := h.d.Lookup(ctx, name)
 	h.wantErr("Lookup", err, hypervisor.ErrNotFound)
 	if names := h.listNames(); slices.Contains(names, name) {
 		h.Errorf("List() = %v, contains %q which was never defined", names, name)
 	}
+}
+
+// testSetResources grows and shrinks a shut-off domain (the order of
+// libvirt's maximum and current values matters both ways), and refuses to
+// touch a running one.
+func testSetResources(h *harness) {
+	spec := h.define("a")
+	wantResources := func(when string, vcpus, mib int) {
+		h.Helper()
+		dom := h.lookup(spec.Name)
+		if dom.VCPUs != vcpus || dom.MemoryMiB != mib {
+			h.Errorf("%s: Lookup reports %d vCPUs, %d MiB; want %d, %d", when, dom.VCPUs, dom.MemoryMiB, vcpus, mib)
+		}
+	}
+	wantResources("after Define", spec.VCPUs, spec.MemoryMiB)
+	grown := [2]int{spec.VCPUs + 1, spec.MemoryMiB + 256}
+	if err := h.d.SetResources(h.ctx(), spec.Name, grown[0], grown[1]); err != nil {
+		h.Fatalf("SetResources(%d, %d) = %v, want nil", grown[0], grown[1], err)
+	}
+	wantResources("after growing", grown[0], grown[1])
+	if err := h.d.SetResources(h.ctx(), spec.Name, spec.VCPUs, spec.MemoryMiB); err != nil {
+		h.Fatalf("SetResources back to %d, %d = %v, want nil", spec.VCPUs, spec.MemoryMiB, err)
+	}
+	wantResources("after shrinking", spec.VCPUs, spec.MemoryMiB)
+	h.start(spec.Name)
+	h.wantErr("SetResources of a running domain", h.d.SetResources(h.ctx(), spec.Name, grown[0], grown[1]), hypervisor.ErrInvalidState)
+	wantResources("after a refused change", spec.VCPUs, spec.MemoryMiB)
+	h.wantState(spec.Name, hypervisor.StateRunning)
 }
 
 func testStart(h *harness) {

@@ -72,6 +72,10 @@ var mutants = map[string]mutant{
 		wrap:     func(d *fake.Driver) hypervisor.Driver { return watchMissesUndefine{d} },
 		mustFail: []string{"Events"},
 	},
+	"resources-ignored": {
+		wrap:     func(d *fake.Driver) hypervisor.Driver { return resourcesIgnored{d} },
+		mustFail: []string{"SetResources"},
+	},
 	"forward-port-unchecked": {
 		wrap:     func(d *fake.Driver) hypervisor.Driver { return forwardPortUnchecked{d} },
 		mustFail: []string{"ForwardPortInUse"},
@@ -196,6 +200,21 @@ func (d undefineRunningRefused) Undefine(ctx context.Context, name string) error
 		return hypervisor.ErrInvalidState
 	}
 	return d.Driver.Undefine(ctx, name)
+}
+
+// resourcesIgnored changes a running domain's definition too, and only
+// ever grows it, as a driver that set the maximum alone would.
+type resourcesIgnored struct{ *fake.Driver }
+
+func (d resourcesIgnored) SetResources(ctx context.Context, name string, vcpus, memoryMiB int) error {
+	dom, err := d.Lookup(ctx, name)
+	if err != nil {
+		return err
+	}
+	if dom.State == hypervisor.StateRunning {
+		return nil
+	}
+	return d.Driver.SetResources(ctx, name, max(vcpus, dom.VCPUs), max(memoryMiB, dom.MemoryMiB))
 }
 
 type notFoundUntyped struct{ *fake.Driver }

@@ -748,13 +748,68 @@ func describe(dom *golibvirt.Domain, name string, meta domainMeta) (hypervisor.D
 	if err != nil {
 		return hypervisor.Domain{}, err
 	}
+	info, err := dom.GetInfo()
+	if err != nil {
+		return hypervisor.Domain{}, translate(err)
+	}
 	return hypervisor.Domain{
-		Name:     name,
-		State:    st,
-		SSH:      hypervisor.Endpoint{Host: "127.0.0.1", Port: meta.SSHPort},
-		Forwards: meta.forwards(),
-		Labels:   meta.labels(),
+		Name:      name,
+		State:     st,
+		SSH:       hypervisor.Endpoint{Host: "127.0.0.1", Port: meta.SSHPort},
+		Forwards:  meta.forwards(),
+		Labels:    meta.labels(),
+		VCPUs:     int(info.NrVirtCpu),
+		MemoryMiB: int(info.MaxMem / 1024),
 	}, nil
+}
+
+// SetResources changes a shut-off domain's persistent definition, as
+// virsh setvcpus --config --maximum and setmaxmem/setmem --config do. The
+// vCPU maximum and count move in the order that keeps the count within
+// the maximum.
+func (d *Driver) SetResources(ctx context.Context, name string, vcpus, memoryMiB int) error {
+	fail := func(err error) error { return fmt.Errorf("set resources of domain %q: %w", name, err) }
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if vcpus < 1 || memoryMiB < 64 {
+		return fail(fmt.Errorf("invalid resources: %d vCPUs, %d MiB", vcpus, memoryMiB))
+	}
+	dom, _, err := d.owned(name)
+	if err != nil {
+		return fail(err)
+	}
+	defer dom.Free()
+	st, err := domainState(dom)
+	if err != nil {
+		return fail(err)
+	}
+	if st != hypervisor.StateShutoff {
+		return fail(fmt.Errorf("%w: domain is %s", hypervisor.ErrInvalidState, st))
+	}
+	info, err := dom.GetInfo()
+	if err != nil {
+		return fail(translate(err))
+	}
+	setMax := func() error {
+		return dom.SetVcpusFlags(uint(vcpus), golibvirt.DOMAIN_VCPU_CONFIG|golibvirt.DOMAIN_VCPU_MAXIMUM)
+	}
+	setCount := func() error { return dom.SetVcpusFlags(uint(vcpus), golibvirt.DOMAIN_VCPU_CONFIG) }
+	order := []func() error{setMax, setCount}
+	if uint(vcpus) < info.NrVirtCpu {
+		order = []func() error{setCount, setMax}
+	}
+	kib := uint64(memoryMiB) * 1024
+	order = append(order,
+		// Lowering the maximum lowers the current memory with it.
+		func() error { return dom.SetMemoryFlags(kib, golibvirt.DOMAIN_MEM_CONFIG|golibvirt.DOMAIN_MEM_MAXIMUM) },
+		func() error { return dom.SetMemoryFlags(kib, golibvirt.DOMAIN_MEM_CONFIG) })
+	for _, set := range order {
+		if err := set(); err != nil {
+			return fail(translate(err))
+		}
+	}
+	return nil
 }
 
 // List reports every domain on the connection that carries our marker.
