@@ -105,6 +105,11 @@ type Instance struct {
 	// Events are the steps the instance went through, newest last, so
 	// clients can show progress while they wait.
 	Events []Event `json:"events,omitempty"`
+	// DataMounts are the instance's data mounts (updateDataMounts).
+	DataMounts []DataMount `json:"dataMounts,omitempty"`
+	// Image is the version of the guest image the instance's VM was
+	// created from (osImageMetadata.currentImageVersion).
+	Image string `json:"image,omitempty"`
 	// Extra holds ComputeInstanceProperties fields the simulator keeps and
 	// echoes without acting on them (setupScripts, schedules, …), as JSON.
 	Extra map[string]any `json:"extra,omitempty"`

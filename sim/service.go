@@ -48,6 +48,8 @@ type Service struct {
 	shares  string
 	// domainPrefix starts the VMs' domain names.
 	domainPrefix string
+	// image is the version of the guest image new VMs are created from.
+	image string
 
 	ledger     ledger
 	runner     *runner
@@ -63,6 +65,14 @@ type Service struct {
 
 // Option configures a Service.
 type Option func(*Service)
+
+// WithImageVersion names the version of the guest image new instances'
+// VMs are created from, as osImageMetadata reports it.
+func WithImageVersion(v string) Option { return func(s *Service) { s.image = v } }
+
+// ImageVersion is the version of the guest image new instances get: the
+// latestImageVersion of osImageMetadata.
+func (s *Service) ImageVersion() string { return s.image }
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
@@ -524,6 +534,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 		}
 		o := Operation{ID: uuid.NewString(), Action: string(ActionCreate), Location: ws.Location, Instance: instanceKey(ws.Location, name), Status: OpInProgress, Start: now}
 		inst = Instance{
+			Image:         s.image,
 			ID:            uuid.NewString(),
 			Workspace:     ws.Ref(),
 			Name:          name,

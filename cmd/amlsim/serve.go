@@ -92,7 +92,7 @@ instance VMs keep running, to be taken back at the next start.`)
 	defer closeDrv()
 
 	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)),
-		sim.WithDomainPrefix(sim.HomeDomainPrefix(*home)))
+		sim.WithDomainPrefix(sim.HomeDomainPrefix(*home)), sim.WithImageVersion(imageVersion(cfg, *driverName)))
 	if err != nil {
 		return err
 	}
@@ -176,6 +176,21 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		return drv, &guest.SSH{Key: key, SerialLog: drv.SerialLog}, func() { drv.Close() }, nil
 	}
 	return nil, nil, nil, fmt.Errorf("unknown driver %q (want libvirt or fake)", name)
+}
+
+// imageVersion names the guest image new instances boot, for their
+// osImageMetadata: the default image by its recipe hash, another by its
+// file or directory name.
+func imageVersion(cfg sim.Config, driver string) string {
+	switch {
+	case driver != "libvirt":
+		return driver
+	case cfg.Driver.CloudImage != "":
+		return filepath.Base(cfg.Driver.CloudImage)
+	case cfg.Driver.ImageDir != "":
+		return filepath.Base(cfg.Driver.ImageDir)
+	}
+	return "amlsim-" + fixtures.ImageHash()
 }
 
 // baseImage is the image instances boot: a configured cloud image through

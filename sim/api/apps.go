@@ -72,6 +72,15 @@ func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *
 		return sim.Errorf(sim.KindConflict, "ComputeInstanceNotRunning",
 			"The applications of compute instance '%s' are available while it runs; it is %s.", inst.Name, inst.State)
 	}
+	if svc, ok := strings.CutPrefix(strings.TrimPrefix(hr.URL.Path, base), customServicePath); ok {
+		svc, _, _ = strings.Cut(svc, "/")
+		for _, name := range inst.CustomServices() {
+			if strings.EqualFold(name, svc) {
+				return sim.Errorf(sim.KindUnavailable, "CustomServiceNotRunning",
+					"The custom service '%s' of compute instance '%s' is not running: the guest of amlsim has no container runtime to run its image.", name, inst.Name)
+			}
+		}
+	}
 	if fromQuery {
 		// Keep the token in a cookie for the pages and sockets that
 		// follow, and take it out of the address bar.

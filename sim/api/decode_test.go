@@ -139,24 +139,39 @@ func TestAPIVersions(t *testing.T) {
 }
 
 // Properties Azure does not know are dropped, never stored or echoed;
-// known ones of the wrong JSON type are refused, naming their path.
+// known ones of the wrong JSON type are refused, naming their path. What
+// is known depends on the api-version: enableSSO is in stable 2025-12-01,
+// not in 2024-10-01 (see propertySince).
 func TestComputeInstancePropertyTypes(t *testing.T) {
 	e := newEnv(t)
-	status, code, msg := e.send("PUT", computePath+"ci-typed?api-version=2024-10-01", "application/json",
+	status, code, msg := e.send("PUT", computePath+"ci-typed?api-version=2025-12-01", "application/json",
 		`{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","enableSSO":"yes"}}}`)
 	if status != 400 || code != "InvalidRequestContent" || !strings.Contains(msg, "properties.properties.enableSSO") {
 		t.Errorf("enableSSO \"yes\": %d %s %q, want 400 InvalidRequestContent naming the path", status, code, msg)
 	}
-	if status, _, _ := e.send("GET", computePath+"ci-typed?api-version=2024-10-01", "", ""); status != 404 {
+	if status, _, _ := e.send("GET", computePath+"ci-typed?api-version=2025-12-01", "", ""); status != 404 {
 		t.Errorf("after the refusal GET = %d, want 404", status)
 	}
-	status, _, _ = e.send("PUT", computePath+"ci-typed?api-version=2024-10-01", "application/json",
+	status, _, _ = e.send("PUT", computePath+"ci-typed?api-version=2025-12-01", "application/json",
 		`{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","enableSSO":false,"madeUpProperty":{"x":1}}}}`)
 	if status != 201 {
 		t.Fatalf("create with a made-up property: %d, want 201", status)
 	}
-	body, _ := io.ReadAll(e.raw("GET", computePath+"ci-typed?api-version=2024-10-01", e.token, "").Body)
+	body, _ := io.ReadAll(e.raw("GET", computePath+"ci-typed?api-version=2025-12-01", e.token, "").Body)
 	if strings.Contains(string(body), "madeUpProperty") || !strings.Contains(string(body), `"enableSSO":false`) {
 		t.Errorf("GET echoes %s; want enableSSO kept and madeUpProperty dropped", body)
+	}
+	body, _ = io.ReadAll(e.raw("GET", computePath+"ci-typed?api-version=2024-10-01", e.token, "").Body)
+	if strings.Contains(string(body), "enableSSO") || !strings.Contains(string(body), `"vmSize":"Standard_D1_v2"`) {
+		t.Errorf("GET in 2024-10-01, which has no enableSSO, shows %s", body)
+	}
+	status, code, msg = e.send("PUT", computePath+"ci-old?api-version=2024-10-01", "application/json",
+		`{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","enableSSO":"yes"}}}`)
+	if status != 201 {
+		t.Errorf("enableSSO \"yes\" in 2024-10-01, which does not define it: %d %s %q, want 201 (dropped)", status, code, msg)
+	}
+	body, _ = io.ReadAll(e.raw("GET", computePath+"ci-old?api-version=2026-09-15-preview", e.token, "").Body)
+	if strings.Contains(string(body), "enableSSO") {
+		t.Errorf("enableSSO sent in a version without it was kept: %s", body)
 	}
 }

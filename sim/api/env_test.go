@@ -75,7 +75,7 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, tweak
 	}
 	d := 20 * time.Millisecond
 	drv := fake.New(append([]fake.Option{fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d})}, drvOpts...)...)
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithShares(filepath.Join(home, "shares")))
+	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,8 +205,9 @@ type putComputeBody struct {
 	} `json:"properties"`
 }
 
-// parseCreate turns a PUT body into a create request.
-func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
+// parseCreate turns a PUT body in api-version version into a create
+// request.
+func parseCreate(body putComputeBody, version string) (sim.CreateRequest, error) {
 	if body.Properties == nil || body.Properties.ComputeType == "" {
 		return sim.CreateRequest{}, sim.Errorf(sim.KindBadRequest, "InvalidPropertyValue", "The property 'properties.computeType' is required.")
 	}
@@ -283,7 +284,7 @@ func parseCreate(body putComputeBody) (sim.CreateRequest, error) {
 	}
 	for k, raw := range props {
 		want, known := instanceProperties[k]
-		if !known || readOnlyInstanceProperties[k] {
+		if !known || readOnlyInstanceProperties[k] || !hasProperty(version, k) {
 			continue // Azure drops what it does not know and what it sets itself
 		}
 		var v any
@@ -329,7 +330,7 @@ func (s *Server) putCompute(w http.ResponseWriter, r *request) error {
 	if err := checkTags(body.Tags); err != nil {
 		return err
 	}
-	req, err := parseCreate(body)
+	req, err := parseCreate(body, r.version)
 	if err != nil {
 		return err
 	}
@@ -511,14 +512,18 @@ func (s *Server) vmSizes(w http.ResponseWriter, r *request) error {
 	}
 	out := []vmSizeView{}
 	for _, z := range s.svc.Catalog().Sizes() {
-		out = append(out, vmSizeView{
-			Name: z.Name, Family: z.Family, VCPUs: z.VCPUs, GPUs: z.GPUs, OSVhdSizeMB: z.OSVhdSizeMB,
-			MaxResourceVolumeMB: z.MaxResourceVolumeMB, MemoryGB: z.MemoryGB, LowPriorityCapable: true, PremiumIO: z.PremiumIO,
-			SupportedComputeTypes: []string{"AmlCompute", "ComputeInstance"},
-		})
+		out = append(out, sizeView(z))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 	return nil
+}
+
+func sizeView(z sim.VMSize) vmSizeView {
+	return vmSizeView{
+		Name: z.Name, Family: z.Family, VCPUs: z.VCPUs, GPUs: z.GPUs, OSVhdSizeMB: z.OSVhdSizeMB,
+		MaxResourceVolumeMB: z.MaxResourceVolumeMB, MemoryGB: z.MemoryGB, LowPriorityCapable: true, PremiumIO: z.PremiumIO,
+		SupportedComputeTypes: []string{"AmlCompute", "ComputeInstance"},
+	}
 }
 
 func (s *Server) quotaID(loc, name string) string {

@@ -281,6 +281,12 @@ func (s *Server) routeTable() []route {
 		on(r("POST", compute+"/start", s.action(sim.ActionStart), sim.ActComputeStart)),
 		on(r("POST", compute+"/stop", s.action(sim.ActionStop), sim.ActComputeStop)),
 		on(r("POST", compute+"/restart", s.action(sim.ActionRestart), sim.ActComputeRestart)),
+		// No source names the RBAC actions of the preview operations:
+		// the changes need computes/write, the size list computes/read.
+		on(r("POST", compute+"/resize", s.resize, sim.ActComputeWrite)),
+		on(r("POST", compute+"/getAllowedVmSizesForResize", s.allowedResizeSizes, sim.ActComputeRead)),
+		on(r("POST", compute+"/customServices", s.updateCustomServices, sim.ActComputeWrite)),
+		on(r("POST", compute+"/updateDataMounts", s.updateDataMounts, sim.ActComputeWrite)),
 		on(r("POST", compute+"/listNodes", s.listNodes, sim.ActComputeListNodes)),
 		on(r("POST", compute+"/listKeys", s.listKeys, sim.ActComputeListKeys)),
 		on(r("GET", compute+"/amlsim/events", s.events, sim.ActComputeRead)),

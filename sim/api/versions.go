@@ -26,7 +26,52 @@ var publishedVersions = []string{
 	"2024-01-01-preview", "2024-04-01", "2024-04-01-preview", "2024-07-01-preview", "2024-10-01", "2024-10-01-preview",
 	"2025-01-01-preview", "2025-04-01", "2025-04-01-preview", "2025-06-01", "2025-07-01-preview", "2025-09-01",
 	"2025-10-01-preview", "2025-12-01",
-	"2026-01-15-preview", "2026-03-01", "2026-03-15-preview", "2026-05-01",
+	"2026-01-15-preview", "2026-03-01", "2026-03-15-preview", "2026-05-01", "2026-05-15-preview",
+	"2026-07-01", "2026-07-15-preview", "2026-09-01", "2026-09-15-preview",
+}
+
+// since names the first preview and the first stable api-version that
+// define a property; "" for none, allVersions for every one.
+type since struct{ preview, stable string }
+
+const allVersions = "0000"
+
+// propertySince lists the ComputeInstanceProperties that not every
+// api-version defines. A response in another version leaves them out and
+// a request in one cannot set them (they are dropped as unknown), as
+// Azure's typed models do. Sources: the Learn change log of
+// workspaces/computes (learn.microsoft.com/azure/templates/
+// microsoft.machinelearningservices/change-log/workspaces/computes:
+// 2023-08-01-preview added enableOSPatching, enableRootAccess, enableSSO
+// and releaseQuotaOnStop, 2023-10-01 removed them), Azure/bicep-types-az
+// per version (enableSSO and idleTimeBeforeShutdown are back in stable
+// 2025-12-01; autologgerSettings is in no stable version up to 2026-09-01),
+// and the Go SDK's models (customServices and osImageMetadata are absent
+// at 2022-10-01, armmachinelearning/v3, and present at 2024-04-01, v4;
+// 2023-04-01 and 2023-10-01 are assumed to have them).
+var propertySince = map[string]since{
+	"enableOSPatching":       {preview: "2023-08-01-preview"},
+	"enableRootAccess":       {preview: "2023-08-01-preview"},
+	"releaseQuotaOnStop":     {preview: "2023-08-01-preview"},
+	"enableSSO":              {preview: "2023-08-01-preview", stable: "2025-12-01"},
+	"idleTimeBeforeShutdown": {preview: allVersions, stable: "2025-12-01"},
+	"autologgerSettings":     {preview: allVersions},
+	"customServices":         {preview: "2022-06-01-preview", stable: "2023-04-01"},
+	"osImageMetadata":        {preview: "2022-10-01-preview", stable: "2023-04-01"},
+}
+
+// hasProperty reports whether api-version version defines a
+// ComputeInstanceProperties property.
+func hasProperty(version, property string) bool {
+	sn, ok := propertySince[property]
+	if !ok {
+		return true
+	}
+	first := sn.stable
+	if strings.HasSuffix(version, "-preview") {
+		first = sn.preview
+	}
+	return first != "" && versionDate(version) >= versionDate(first)
 }
 
 // newestVersion is the date of the newest published api-version.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/url"
 	"time"
 
 	"github.com/amlsim/amlsim/sim"
@@ -84,8 +85,23 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 		for _, a := range sim.Applications {
 			apps = append(apps, application{DisplayName: a.DisplayName, EndpointURI: base + a.Path})
 		}
+		for _, name := range inst.CustomServices() {
+			apps = append(apps, application{DisplayName: name, EndpointURI: base + customServicePath + url.PathEscape(name) + "/"})
+		}
 		props["applications"] = apps
 	}
+	if latest := s.svc.ImageVersion(); latest != "" || inst.Image != "" {
+		props["osImageMetadata"] = map[string]any{
+			"currentImageVersion": inst.Image, "latestImageVersion": latest, "isLatestOsImageVersion": inst.Image == latest,
+		}
+	}
+	mounts := inst.DataMounts
+	if mounts == nil {
+		mounts = []sim.DataMount{}
+	}
+	props["dataMounts"] = mounts
+	// The VM has its OS disk only.
+	props["dataDisks"] = []any{}
 	errs := []armError{}
 	for _, e := range inst.Errors {
 		errs = append(errs, armError{Error: errorDetail{Code: e.Code, Message: e.Message}})
@@ -102,6 +118,11 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 	}
 	if inst.LastOperation != nil {
 		props["lastOperation"] = inst.LastOperation
+	}
+	for k := range props {
+		if !hasProperty(r.version, k) {
+			delete(props, k)
+		}
 	}
 	var provErrs []armError
 	if inst.State.Failed() {
