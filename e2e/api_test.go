@@ -165,6 +165,18 @@ func sdkClients(t *testing.T, home, listen string) *ml.ClientFactory {
 // sdkClientsAs is sdkClients acting as principal oid ("" for the default).
 func sdkClientsAs(t *testing.T, home, listen, oid string) *ml.ClientFactory {
 	t.Helper()
+	cred, opts := sdkOptions(t, home, listen, oid)
+	f, err := ml.NewClientFactory(subscription, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// sdkOptions are the credential and client options of an Azure SDK client
+// for the server at listen, acting as principal oid ("" for the default).
+func sdkOptions(t *testing.T, home, listen, oid string) (azcore.TokenCredential, *arm.ClientOptions) {
+	t.Helper()
 	args := []string{"token", "--home", home}
 	if oid != "" {
 		args = append(args, "--user", oid)
@@ -178,7 +190,7 @@ func sdkClientsAs(t *testing.T, home, listen, oid string) *ml.ClientFactory {
 		t.Fatal(err)
 	}
 	transport := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	f, err := ml.NewClientFactory(subscription, tokenCred(strings.TrimSpace(string(out))), &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+	return tokenCred(strings.TrimSpace(string(out))), &arm.ClientOptions{ClientOptions: policy.ClientOptions{
 		Cloud: cloud.Configuration{
 			ActiveDirectoryAuthorityHost: "https://login.invalid/",
 			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
@@ -186,11 +198,37 @@ func sdkClientsAs(t *testing.T, home, listen, oid string) *ml.ClientFactory {
 			},
 		},
 		Transport: transport,
-	}})
+	}}
+}
+
+// resize resizes an instance through Compute_Resize of the preview
+// api-versions, which no Go SDK release has: the request goes through the
+// SDK's pipeline and is polled by its long-running operation poller.
+func resize(t *testing.T, home, listen, name, size string) {
+	t.Helper()
+	cred, opts := sdkOptions(t, home, listen, "")
+	client, err := arm.NewClient("amlsim-e2e", "v0.0.0", cred, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	ctx := context.Background()
+	req, err := runtime.NewRequest(ctx, http.MethodPost, client.Endpoint()+"/subscriptions/"+subscription+"/resourceGroups/"+rgLocal+
+		"/providers/Microsoft.MachineLearningServices/workspaces/"+wsLocal+"/computes/"+name+"/resize?api-version=2026-09-15-preview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runtime.MarshalAsJSON(req, map[string]string{"targetVMSize": size}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Pipeline().Do(req)
+	if err != nil {
+		t.Fatalf("resize: %v", err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("resize: %v", runtime.NewResponseError(resp))
+	}
+	p, err := runtime.NewPoller(resp, client.Pipeline(), &runtime.NewPollerOptions[struct{}]{FinalStateVia: runtime.FinalStateViaLocation})
+	pollDone(t, "resize", p, err)
 }
 
 // tofu is a host key callback that trusts the first key it sees and then
@@ -298,11 +336,13 @@ func dv2Usage(t *testing.T, f *ml.ClientFactory) int64 {
 // TestAPIOnRealVM drives the simulator's API with the Azure SDK for Go
 // over a real VM: create (with a kill -9 of the server in the middle and a
 // restart, the SDK poller resuming from its token), SSH with the user's
-// key on the reported port, stop, start, restart, delete.
+// key on the reported port, stop, resize, start (the guest sees the new
+// size's vCPUs and memory), restart, delete.
 func TestAPIOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home, config, stateDir := simHome(t, 21022, "")
+	// D3_v2 gets the default local VM (1 vCPU, 1 GiB), D4_v2 a bigger one.
+	home, config, stateDir := simHome(t, 21022, "[local.sizes.Standard_D4_v2]\nvcpus = 2\nmemory_mib = 1536\n")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 
 	srv := startSim(t, home, config, listen)
@@ -363,10 +403,24 @@ func TestAPIOnRealVM(t *testing.T) {
 		t.Errorf("Dv2 usage while stopped = %d, want 4 (S6: stopping keeps quota)", u)
 	}
 
+	resize(t, home, listen, name, "Standard_D4_v2")
+	if u := dv2Usage(t, f); u != 8 {
+		t.Errorf("Dv2 usage after resizing to D4_v2 = %d, want 8", u)
+	}
+
 	stp, err := computes.BeginStart(ctx, rgLocal, wsLocal, name, nil)
 	pollDone(t, "start", stp, err)
 	if got := userSSH(t, port, userKey, hk, "cat ~/marker"); got != "kept" {
 		t.Errorf("marker after stop/start = %q, want kept", got)
+	}
+	// MemTotal is what the guest kernel keeps of 1536 MiB: a little less.
+	got := userSSH(t, port, userKey, hk, "nproc; awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo")
+	var cpus, mib int
+	if _, err := fmt.Sscan(got, &cpus, &mib); err != nil || cpus != 2 || mib < 1200 || mib > 1536 {
+		t.Errorf("guest after resize to D4_v2: %q; want 2 CPUs and about 1536 MiB", got)
+	}
+	if res, err := computes.Get(ctx, rgLocal, wsLocal, name, nil); err != nil || *res.Properties.(*ml.ComputeInstance).Properties.VMSize != "Standard_D4_v2" {
+		t.Errorf("vmSize after resize: %v", err)
 	}
 
 	rp, err := computes.BeginRestart(ctx, rgLocal, wsLocal, name, nil)

@@ -21,6 +21,30 @@ import (
 // the application proxy answers for its custom services.
 const customServicePath = "services/"
 
+// patchCompute is Compute_Update (PATCH …/computes/{name}): the spec's
+// body is ClusterUpdateParameters, the scale settings of an AmlCompute
+// cluster, and nothing of a compute instance can change through it. The
+// refusal is azure-ai-ml's own for an update of another compute type
+// (COMPUTE_UPDATE_ERROR, azure/ai/ml/constants/_common.py).
+func (s *Server) patchCompute(w http.ResponseWriter, r *request) error {
+	var body struct {
+		Properties *struct {
+			Properties *struct {
+				ScaleSettings map[string]any `json:"scaleSettings"`
+			} `json:"properties"`
+		} `json:"properties"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	inst, err := s.svc.Compute(r.workspace(), r.vars["name"])
+	if err != nil {
+		return err
+	}
+	return sim.Errorf(sim.KindBadRequest, "BadRequest",
+		"Only AmlCompute/KubernetesCompute cluster properties are supported, compute name %s, is ComputeInstance type.", inst.Name)
+}
+
 func (s *Server) resize(w http.ResponseWriter, r *request) error {
 	var body struct {
 		TargetVMSize string `json:"targetVMSize"`

@@ -287,3 +287,23 @@ func TestCustomServicesAndDataMounts(t *testing.T) {
 		t.Errorf("osImageMetadata = %+v, want %s, latest", img, testImage)
 	}
 }
+
+// PATCH is Compute_Update, the scale settings of an AmlCompute cluster:
+// the SDK's BeginUpdate reaches amlsim and gets a 400 for an instance, a
+// 404 for a compute that does not exist.
+func TestPatchIsForClusters(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-patch", "Standard_D1_v2")
+	update := ml.ClusterUpdateParameters{Properties: &ml.ClusterUpdateProperties{Properties: &ml.ScaleSettingsInformation{
+		ScaleSettings: &ml.ScaleSettings{MaxNodeCount: to[int32](4), MinNodeCount: to[int32](0)}}}}
+	_, err := e.computes().BeginUpdate(ctx(t), rg, ws, "ci-patch", update, nil)
+	re := armErr(t, err, 400, "BadRequest")
+	if !strings.Contains(re.Error(), "Only AmlCompute/KubernetesCompute cluster properties are supported, compute name ci-patch, is ComputeInstance type.") {
+		t.Errorf("message: %v", re)
+	}
+	_, err = e.computes().BeginUpdate(ctx(t), rg, ws, "ci-none", update, nil)
+	armErr(t, err, 404, "ResourceNotFound")
+	if st := e.state("ci-patch"); st != ml.ComputeInstanceStateRunning {
+		t.Errorf("state after a refused PATCH = %s", st)
+	}
+}

@@ -278,6 +278,7 @@ func (s *Server) routeTable() []route {
 		// A create needs the name check too (S22).
 		r("PUT", compute, s.putCompute, sim.ActComputeWrite, sim.ActCheckName),
 		r("DELETE", compute, s.deleteCompute, sim.ActComputeDelete),
+		r("PATCH", compute, s.patchCompute, sim.ActComputeWrite),
 		on(r("POST", compute+"/start", s.action(sim.ActionStart), sim.ActComputeStart)),
 		on(r("POST", compute+"/stop", s.action(sim.ActionStop), sim.ActComputeStop)),
 		on(r("POST", compute+"/restart", s.action(sim.ActionRestart), sim.ActComputeRestart)),
