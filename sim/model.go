@@ -3,6 +3,8 @@ package sim
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"github.com/amlsim/amlsim/sim/schedule"
 	"path/filepath"
 	"strings"
 	"time"
@@ -105,6 +107,12 @@ type Instance struct {
 	// Events are the steps the instance went through, newest last, so
 	// clients can show progress while they wait.
 	Events []Event `json:"events,omitempty"`
+	// Schedules are the instance's start and stop schedules
+	// (schedules.computeStartStop).
+	Schedules []schedule.Schedule `json:"schedules,omitempty"`
+	// IdleTime is idleTimeBeforeShutdown: how long the instance may be
+	// idle before it is stopped, as an ISO 8601 duration; "" for never.
+	IdleTime string `json:"idleTimeBeforeShutdown,omitempty"`
 	// DataMounts are the instance's data mounts (updateDataMounts).
 	DataMounts []DataMount `json:"dataMounts,omitempty"`
 	// Image is the version of the guest image the instance's VM was
@@ -227,6 +235,10 @@ type CreateRequest struct {
 	// them (what `az ml compute update` sends) keeps the instance's.
 	SSHGiven bool
 	Extra    map[string]any
+	// Schedules is the schedules property as sent; nil when absent.
+	Schedules json.RawMessage
+	// IdleTime is idleTimeBeforeShutdown as sent; nil when absent.
+	IdleTime *string
 	// CreationScript and StartupScript are setupScripts.scripts.
 	CreationScript *ScriptRequest
 	StartupScript  *ScriptRequest

@@ -14,11 +14,14 @@ const (
 	bucketOperations  = "operations"
 	bucketQuotas      = "quotas"
 	bucketAssignments = "roleAssignments"
+	// bucketMeta holds the service's own bookkeeping, such as how far the
+	// scheduler has looked.
+	bucketMeta = "meta"
 )
 
 // Buckets lists the buckets a state database for the service needs.
 func Buckets() []string {
-	return []string{bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas, bucketAssignments}
+	return []string{bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas, bucketAssignments, bucketMeta}
 }
 
 // The repository: typed reads and writes of the records, each inside the

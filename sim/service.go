@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/amlsim/amlsim/sim/clock"
 	"log/slog"
 	"maps"
 	"os"
@@ -50,6 +51,9 @@ type Service struct {
 	domainPrefix string
 	// image is the version of the guest image new VMs are created from.
 	image string
+	clock clock.Clock
+	// scheduler fires the instances' schedules.
+	scheduler *scheduler
 
 	ledger     ledger
 	runner     *runner
@@ -74,8 +78,10 @@ func WithImageVersion(v string) Option { return func(s *Service) { s.image = v }
 // latestImageVersion of osImageMetadata.
 func (s *Service) ImageVersion() string { return s.image }
 
-// WithClock sets the clock (tests).
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+// WithClock sets the clock: every timestamp amlsim records and every
+// schedule and idle shutdown follows it (the test clock of
+// `serve --test-clock`). The default is the wall clock.
+func WithClock(c clock.Clock) Option { return func(s *Service) { s.clock = c } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
@@ -105,7 +111,7 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 		log:     slog.Default(),
 
 		domainPrefix: DefaultDomainPrefix,
-		now:          time.Now,
+		clock:        clock.Wall{},
 		resync:       cfg.Timeouts.Resync.Duration,
 	}
 	for _, o := range opts {
@@ -114,12 +120,14 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	if s.resync <= 0 {
 		s.resync = 30 * time.Second
 	}
+	s.now = s.clock.Now
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ledger = ledger{cfg: cfg, catalog: s.catalog}
 	s.runner = &runner{cfg: cfg, st: st, drv: drv, guest: guest, log: s.log, now: s.now,
 		ctx: s.ctx, cancel: s.cancel, workers: map[string]*worker{}}
 	s.reconciler = &reconciler{st: st, drv: drv, runner: s.runner, log: s.log, now: s.now, prefix: s.domainPrefix}
 	s.runner.settle = s.reconciler.settle
+	s.scheduler = &scheduler{svc: s, st: st, clock: s.clock, log: s.log}
 	err := st.Update(func(tx *store.Tx) error {
 		for _, w := range cfg.Workspaces {
 			ref := WorkspaceRef{w.ResourceGroup, w.Name}
@@ -171,8 +179,16 @@ func (s *Service) Recover(ctx context.Context) error {
 		defer s.wg.Done()
 		s.reconciler.watch(s.ctx, s.resync)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.scheduler.run(s.ctx)
+	}()
 	return nil
 }
+
+// Now is the service's time: the wall clock's, or the test clock's.
+func (s *Service) Now() time.Time { return s.now() }
 
 // --- workspaces ---
 
@@ -452,6 +468,16 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			return Instance{}, nil, err
 		}
 	}
+	scheds, err := parseSchedules(req.Schedules, nil)
+	if err != nil {
+		return Instance{}, nil, err
+	}
+	idle := ""
+	if req.IdleTime != nil {
+		if idle, err = parseIdleTime(*req.IdleTime); err != nil {
+			return Instance{}, nil, err
+		}
+	}
 	owner := p
 	if u := req.AssignedUser; u != nil {
 		if !guidRE.MatchString(u.ObjectID) || (u.TenantID != "" && !guidRE.MatchString(u.TenantID)) {
@@ -556,6 +582,8 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			Domain:        domainName(s.domainPrefix, ws.Location, name),
 			Operation:     o.ID,
 			Extra:         req.Extra,
+			Schedules:     scheds,
+			IdleTime:      idle,
 			Share:         share,
 			Scripts:       scripts,
 			LastOperation: &LastOperation{Name: string(ActionCreate), Time: now, Status: string(OpInProgress), Trigger: string(TriggerUser)},
@@ -599,6 +627,20 @@ func updateInstance(inst Instance, req CreateRequest, size VMSize, now time.Time
 		return inst, Errorf(KindBadRequest, "ComputeInstanceSshSettingsUpdateNotSupported",
 			"The SSH settings of compute instance '%s' cannot be changed after creation.", inst.Name)
 	}
+	if req.Schedules != nil {
+		scheds, err := parseSchedules(req.Schedules, inst.Schedules)
+		if err != nil {
+			return inst, err
+		}
+		inst.Schedules = scheds
+	}
+	if req.IdleTime != nil {
+		idle, err := parseIdleTime(*req.IdleTime)
+		if err != nil {
+			return inst, err
+		}
+		inst.IdleTime = idle
+	}
 	extra := maps.Clone(inst.Extra)
 	if extra == nil {
 		extra = map[string]any{}
@@ -625,9 +667,10 @@ func updateInstance(inst Instance, req CreateRequest, size VMSize, now time.Time
 	return inst, nil
 }
 
-// mutableProperties are the ComputeInstanceProperties a PUT on an
-// existing instance may change.
-var mutableProperties = map[string]bool{"schedules": true, "idleTimeBeforeShutdown": true}
+// mutableProperties are the ComputeInstanceProperties kept in Extra that
+// a PUT on an existing instance may change (schedules and
+// idleTimeBeforeShutdown, which change too, have fields of their own).
+var mutableProperties = map[string]bool{}
 
 // propertyDefaults are the values GET shows for properties a create did
 // not set, so that a PUT repeating them changes nothing.

@@ -126,6 +126,24 @@ func (s *Service) UpdateCustomServices(p Principal, ref WorkspaceRef, name strin
 	})
 }
 
+// UpdateIdleShutdown sets an instance's idleTimeBeforeShutdown
+// (Compute_UpdateIdleShutdownSetting: POST …/updateIdleShutdownSetting
+// with {"idleTimeBeforeShutdown": "PT30M"}, answered 200). It takes
+// effect at once; a time outside PT15M–P3D is refused with 400.
+func (s *Service) UpdateIdleShutdown(p Principal, ref WorkspaceRef, name, idle string) error {
+	idle, err := parseIdleTime(idle)
+	if err != nil {
+		return err
+	}
+	return s.changeInstance(ref, name, func(inst *Instance) string {
+		inst.IdleTime = idle
+		if idle == "" {
+			return fmt.Sprintf("Idle shutdown turned off by %s", describe(p))
+		}
+		return fmt.Sprintf("Idle shutdown set to %s by %s", idle, describe(p))
+	})
+}
+
 // CustomServices returns the names of an instance's custom services.
 func (i Instance) CustomServices() []string {
 	list, _ := i.Extra["customServices"].([]any)

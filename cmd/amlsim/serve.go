@@ -22,6 +22,7 @@ import (
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/auth"
+	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/amlsim/amlsim/sim/guest"
 	"github.com/amlsim/amlsim/sim/pki"
 	"github.com/amlsim/amlsim/sim/store"
@@ -48,6 +49,7 @@ func serve(args []string) error {
 	configPath := fs.String("config", "", "TOML config file (built-in defaults when absent)")
 	driverName := fs.String("driver", "libvirt", "hypervisor driver: libvirt or fake")
 	verbose := fs.Bool("v", false, "log every request")
+	testClock := fs.Bool("test-clock", false, "serve a settable clock at /amlsim/clock (for tests of schedules and idle shutdown)")
 	plainHelp(fs, "serve [flags]", `Run the simulator in the foreground: the ARM API over HTTPS, backed by
 libvirt VMs (or by nothing with --driver fake). It prints one line
 "amlsim: serving https://ADDR" once ready; SIGINT or SIGTERM stop it, and
@@ -91,8 +93,16 @@ instance VMs keep running, to be taken back at the next start.`)
 	}
 	defer closeDrv()
 
-	svc, err := sim.New(cfg, st, drv, g, sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)),
-		sim.WithDomainPrefix(sim.HomeDomainPrefix(*home)), sim.WithImageVersion(imageVersion(cfg, *driverName)))
+	svcOpts := []sim.Option{sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)),
+		sim.WithDomainPrefix(sim.HomeDomainPrefix(*home)), sim.WithImageVersion(imageVersion(cfg, *driverName))}
+	apiOpts := []api.Option{api.WithLogger(log)}
+	if *testClock {
+		c := clock.NewTest()
+		svcOpts = append(svcOpts, sim.WithClock(c))
+		apiOpts = append(apiOpts, api.WithTestClock(c))
+		log.Info("test clock on: GET or POST " + api.ClockPath)
+	}
+	svc, err := sim.New(cfg, st, drv, g, svcOpts...)
 	if err != nil {
 		return err
 	}
@@ -111,7 +121,7 @@ instance VMs keep running, to be taken back at the next start.`)
 	}
 	defer audit.Close()
 	srv := &http.Server{
-		Handler:           api.New(svc, signer, api.WithLogger(log), api.WithAudit(audit)),
+		Handler:           api.New(svc, signer, append(apiOpts, api.WithAudit(audit))...),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

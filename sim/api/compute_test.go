@@ -567,6 +567,7 @@ func TestSetupScriptsMissingFailLate(t *testing.T) {
 }
 
 // waitEvent waits for an instance to record an event.
+// waitEvent waits for an event of the instance whose message contains msg.
 func waitEvent(t *testing.T, e *env, name, msg string) {
 	t.Helper()
 	for range 100 {
@@ -574,7 +575,7 @@ func waitEvent(t *testing.T, e *env, name, msg string) {
 		var body struct{ Value []struct{ Message string } }
 		json.NewDecoder(resp.Body).Decode(&body)
 		for _, ev := range body.Value {
-			if ev.Message == msg {
+			if strings.Contains(ev.Message, msg) {
 				return
 			}
 		}

@@ -102,7 +102,7 @@ func TestTagLimits(t *testing.T) {
 // A client that sends half a body and stalls gets an answer once the body
 // timeout passes, instead of holding the request for ever.
 func TestStalledBody(t *testing.T) {
-	e := newEnvFull(t, nil, []api.Option{api.WithBodyTimeout(300 * time.Millisecond)})
+	e := newEnvFull(t, nil, []api.Option{api.WithBodyTimeout(300 * time.Millisecond)}, nil)
 	conn, err := tls.Dial("tcp", e.srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)

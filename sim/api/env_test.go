@@ -57,11 +57,12 @@ func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
 // newEnvDriver is newEnv with more options for the fake driver.
 func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config)) *env {
 	t.Helper()
-	return newEnvFull(t, drvOpts, nil, tweak...)
+	return newEnvFull(t, drvOpts, nil, nil, tweak...)
 }
 
-// newEnvFull is newEnv with options for the fake driver and the API.
-func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, tweak ...func(*sim.Config)) *env {
+// newEnvFull is newEnv with options for the fake driver, the API and the
+// service.
+func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOpts []sim.Option, tweak ...func(*sim.Config)) *env {
 	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
@@ -75,7 +76,7 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, tweak
 	}
 	d := 20 * time.Millisecond
 	drv := fake.New(append([]fake.Option{fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d})}, drvOpts...)...)
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage))
+	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, append([]sim.Option{sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage)}, simOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

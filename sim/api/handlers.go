@@ -300,7 +300,13 @@ func parseCreate(body putComputeBody, version string) (sim.CreateRequest, error)
 					"The property applicationSharingPolicy has the invalid value '%v': it must be Personal or Shared.", v)
 			}
 		}
-		if v != nil {
+		switch {
+		case k == "schedules":
+			req.Schedules = raw
+		case k == "idleTimeBeforeShutdown":
+			idle, _ := v.(string)
+			req.IdleTime = &idle
+		case v != nil:
 			req.Extra[k] = v
 		}
 	}

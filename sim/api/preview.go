@@ -14,7 +14,9 @@ import (
 //	POST …/computes/{name}/getAllowedVmSizesForResize  → 200 VirtualMachineSizeListResult
 //	POST …/computes/{name}/customServices              [CustomService] → 200
 //	POST …/computes/{name}/updateDataMounts            [ComputeInstanceDataMount] → 200
+//	POST …/computes/{name}/updateIdleShutdownSetting   {"idleTimeBeforeShutdown"} → 200
 //
+// (updateIdleShutdownSetting is in stable 2025-12-01 too.)
 // amlsim serves them in every api-version.
 
 // customServicePath is where, under an instance's application base path,
@@ -100,6 +102,20 @@ func (s *Server) updateCustomServices(w http.ResponseWriter, r *request) error {
 		services[i] = m
 	}
 	if err := s.svc.UpdateCustomServices(r.principal, r.workspace(), r.vars["name"], services); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) updateIdleShutdown(w http.ResponseWriter, r *request) error {
+	var body struct {
+		IdleTimeBeforeShutdown string `json:"idleTimeBeforeShutdown"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if err := s.svc.UpdateIdleShutdown(r.principal, r.workspace(), r.vars["name"], body.IdleTimeBeforeShutdown); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

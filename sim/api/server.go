@@ -13,6 +13,7 @@ import (
 
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/auth"
+	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/google/uuid"
 )
 
@@ -32,7 +33,9 @@ type Server struct {
 	poll   time.Duration
 	// bodyTimeout bounds the reading of a request's body.
 	bodyTimeout time.Duration
-	routes      []route
+	// testClock, when set, is served at ClockPath.
+	testClock *clock.Test
+	routes    []route
 	// auditLog, when set, gets a line per request.
 	auditLog *lockedEncoder
 }
@@ -134,6 +137,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	*who = sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
 	if known, ok := s.svc.Principal(who.ObjectID); ok && who.Name == "" {
 		who.Name = known.Name
+	}
+	if strings.HasPrefix(hr.URL.Path, "/amlsim/") {
+		return s.serveClock(w, hr, *who, actions)
 	}
 	version := hr.URL.Query().Get("api-version")
 	if version == "" {
@@ -288,6 +294,7 @@ func (s *Server) routeTable() []route {
 		on(r("POST", compute+"/getAllowedVmSizesForResize", s.allowedResizeSizes, sim.ActComputeRead)),
 		on(r("POST", compute+"/customServices", s.updateCustomServices, sim.ActComputeWrite)),
 		on(r("POST", compute+"/updateDataMounts", s.updateDataMounts, sim.ActComputeWrite)),
+		on(r("POST", compute+"/updateIdleShutdownSetting", s.updateIdleShutdown, sim.ActComputeWrite)),
 		on(r("POST", compute+"/listNodes", s.listNodes, sim.ActComputeListNodes)),
 		on(r("POST", compute+"/listKeys", s.listKeys, sim.ActComputeListKeys)),
 		on(r("GET", compute+"/amlsim/events", s.events, sim.ActComputeRead)),

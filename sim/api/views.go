@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/schedule"
 )
 
 // The JSON shapes of the ARM resources, as the REST specs define them.
@@ -95,16 +96,28 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 			"currentImageVersion": inst.Image, "latestImageVersion": latest, "isLatestOsImageVersion": inst.Image == latest,
 		}
 	}
-	mounts := inst.DataMounts
-	if mounts == nil {
-		mounts = []sim.DataMount{}
-	}
-	props["dataMounts"] = mounts
-	// The VM has its OS disk only.
-	props["dataDisks"] = []any{}
+	// As a real GET of an instance with none shows them (api-version
+	// 2021-10-01, recorded in Az.MachineLearningWorkspaces' notes):
+	// "dataMounts": null, "dataDisks": null, "containers": null and
+	// "versions": {"runtime": "3.0.01915.0001"}; amlsim's runtime is its
+	// guest image.
+	props["dataMounts"] = inst.DataMounts
+	props["dataDisks"] = nil
+	props["containers"] = nil
+	props["versions"] = map[string]any{"runtime": inst.Image}
 	errs := []armError{}
 	for _, e := range inst.Errors {
 		errs = append(errs, armError{Error: errorDetail{Code: e.Code, Message: e.Message}})
+	}
+	// Always shown, empty when there are none, as the same real GET
+	// shows them.
+	scheds := inst.Schedules
+	if scheds == nil {
+		scheds = []schedule.Schedule{}
+	}
+	props["schedules"] = map[string]any{"computeStartStop": scheds}
+	if inst.IdleTime != "" {
+		props["idleTimeBeforeShutdown"] = inst.IdleTime
 	}
 	props["vmSize"] = inst.Size.Name
 	props["sshSettings"] = ssh

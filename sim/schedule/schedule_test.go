@@ -139,19 +139,19 @@ func TestParseRefuses(t *testing.T) {
 	}
 	five := one(strings.Repeat(`{"action":"Stop","cron":{"expression":"0 18 * * *"}},`, 4) + `{"action":"Stop","cron":{"expression":"0 18 * * *"}}`)
 	for raw, path := range map[string]string{
-		cron("61 * * * *", "UTC"):      "cron.expression",
-		cron("0 18 * *", "UTC"):        "cron.expression",
-		cron("@daily", "UTC"):          "cron.expression",
-		cron("0 18 * * *", "Mars/Sol"): "cron.timeZone",
-		one(`{"action":"Pause","cron":{"expression":"0 18 * * *"}}`):                                                     "action",
-		one(`{"action":"Stop","status":"Sometimes","cron":{"expression":"0 18 * * *"}}`):                                 "status",
-		one(`{"action":"Stop","triggerType":"Recurrence","cron":{"expression":"0 18 * * *"}}`):                           "recurrence",
-		one(`{"action":"Stop","recurrence":{"frequency":"Year","schedule":{"hours":[1],"minutes":[0]}}}`):                "recurrence.frequency",
-		one(`{"action":"Stop","recurrence":{"frequency":"Day"}}`):                                                        "recurrence.schedule",
-		one(`{"action":"Stop","recurrence":{"frequency":"Day","schedule":{"hours":[24],"minutes":[0]}}}`):                "recurrence.schedule.hours",
+		cron("61 * * * *", "UTC"):                                    "cron.expression",
+		cron("0 18 * *", "UTC"):                                      "cron.expression",
+		cron("@daily", "UTC"):                                        "cron.expression",
+		cron("0 18 * * *", "Mars/Sol"):                               "cron.timeZone",
+		one(`{"action":"Pause","cron":{"expression":"0 18 * * *"}}`): "action",
+		one(`{"action":"Stop","status":"Sometimes","cron":{"expression":"0 18 * * *"}}`):                                        "status",
+		one(`{"action":"Stop","triggerType":"Recurrence","cron":{"expression":"0 18 * * *"}}`):                                  "recurrence",
+		one(`{"action":"Stop","recurrence":{"frequency":"Year","schedule":{"hours":[1],"minutes":[0]}}}`):                       "recurrence.frequency",
+		one(`{"action":"Stop","recurrence":{"frequency":"Day"}}`):                                                               "recurrence.schedule",
+		one(`{"action":"Stop","recurrence":{"frequency":"Day","schedule":{"hours":[24],"minutes":[0]}}}`):                       "recurrence.schedule.hours",
 		one(`{"action":"Stop","recurrence":{"frequency":"Week","schedule":{"hours":[1],"minutes":[0],"weekDays":["Funday"]}}}`): "weekDays[0]",
-		one(`{"action":"Stop","recurrence":{"frequency":"Day","interval":0,"schedule":{"hours":[1],"minutes":[0]}}}`):   "recurrence.interval",
-		one(`{"action":"Stop","cron":{"expression":"0 18 * * *","startTime":"tomorrow"}}`):                               "cron.startTime",
+		one(`{"action":"Stop","recurrence":{"frequency":"Day","interval":0,"schedule":{"hours":[1],"minutes":[0]}}}`):           "recurrence.interval",
+		one(`{"action":"Stop","cron":{"expression":"0 18 * * *","startTime":"tomorrow"}}`):                                      "cron.startTime",
 		five: "schedules.computeStartStop",
 	} {
 		_, err := Parse(json.RawMessage(raw), Schedules{}, func() string { return "x" })

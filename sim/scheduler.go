@@ -1,0 +1,130 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/amlsim/amlsim/sim/clock"
+	"github.com/amlsim/amlsim/sim/schedule"
+	"github.com/amlsim/amlsim/sim/store"
+)
+
+// scheduler fires the instances' start and stop schedules through the
+// lifecycle table, as a user's request would but with the trigger
+// Schedule. It looks at the clock at least every scheduleTick and
+// whenever the test clock jumps; what fired is remembered in the store,
+// so firings missed while amlsim was down happen at its next start, and
+// none happens twice.
+type scheduler struct {
+	svc   *Service
+	st    *store.Store
+	clock clock.Clock
+	log   *slog.Logger
+}
+
+// scheduleTick is how often the scheduler looks at the clock.
+const scheduleTick = time.Second
+
+const metaScheduled = "scheduledUpTo"
+
+func (sc *scheduler) run(ctx context.Context) {
+	jumps := sc.clock.Jumps()
+	t := time.NewTicker(scheduleTick)
+	defer t.Stop()
+	for {
+		sc.tick(sc.clock.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-jumps:
+		}
+	}
+}
+
+// tick fires, for each instance, the latest firing of its enabled
+// schedules since the previous tick (a jump of the clock over several
+// firings acts on the last one only, as the instance would have ended
+// there), then records now as done.
+func (sc *scheduler) tick(now time.Time) {
+	var from time.Time
+	var insts []Instance
+	err := sc.st.View(func(tx *store.Tx) error {
+		if _, err := tx.Get(bucketMeta, metaScheduled, &from); err != nil {
+			return err
+		}
+		var err error
+		insts, err = instances(tx, "")
+		return err
+	})
+	if err != nil {
+		sc.log.Error("scheduler: read the store", "err", err)
+		return
+	}
+	switch {
+	case from.IsZero() || now.Before(from):
+		// A new home: nothing is due from before it existed. Or the
+		// clock went back (a server that ran a test clock ahead restarted
+		// on the wall clock): go on from now.
+	case now.After(from):
+		for _, inst := range insts {
+			sc.fire(inst, from, now)
+		}
+	default:
+		return
+	}
+	err = sc.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMeta, metaScheduled, now) })
+	if err != nil {
+		sc.log.Error("scheduler: record the time", "err", err)
+	}
+}
+
+// fire acts on the latest firing in (from, now] of inst's schedules.
+func (sc *scheduler) fire(inst Instance, from, now time.Time) {
+	var due *schedule.Schedule
+	var at time.Time
+	for i, s := range inst.Schedules {
+		if !s.Enabled() {
+			continue
+		}
+		tr, err := s.Trigger()
+		if err != nil {
+			continue // checked when stored; an older record may hold one
+		}
+		if t, ok := tr.Latest(from, now); ok && t.After(at) {
+			due, at = &inst.Schedules[i], t
+		}
+	}
+	if due == nil {
+		return
+	}
+	action := Action(due.Action)
+	why := fmt.Sprintf("%s by schedule %s (%s)", action, due.ID, at.UTC().Format(time.RFC3339))
+	if _, _, err := Next(inst.State, action, inst.Name); err != nil {
+		// A stop of a stopped instance, a start of a running one, or
+		// an instance busy with an operation: nothing to do.
+		sc.note(inst, why+" skipped: the instance is "+string(inst.State))
+		return
+	}
+	if _, err := sc.svc.begin(inst.Workspace, inst.Name, action, TriggerSchedule, why); err != nil {
+		sc.log.Warn("scheduled action refused", "instance", inst.Name, "action", action, "err", err)
+		sc.note(inst, why+" refused: "+AsError(err).Message)
+	}
+}
+
+// note records an event on the instance.
+func (sc *scheduler) note(inst Instance, msg string) {
+	err := sc.st.Update(func(tx *store.Tx) error {
+		cur, ok, err := getInstance(tx, inst.key())
+		if err != nil || !ok {
+			return err
+		}
+		cur.addEvent(Event{Time: sc.clock.Now().UTC(), State: cur.State, Message: msg})
+		return putInstance(tx, cur)
+	})
+	if err != nil {
+		sc.log.Error("scheduler: record an event", "instance", inst.Name, "err", err)
+	}
+}
