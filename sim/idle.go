@@ -1,9 +1,16 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
 	"time"
+
+	"github.com/amlsim/amlsim/sim/clock"
+	"github.com/amlsim/amlsim/sim/store"
 
 	"github.com/amlsim/amlsim/sim/schedule"
 	"github.com/google/uuid"
@@ -71,4 +78,100 @@ func parseSchedules(raw json.RawMessage, prev []schedule.Schedule) ([]schedule.S
 		return nil, Errorf(KindBadRequest, "UserError", "The property properties.properties.%s is invalid: %s.", se.Path, se.Message)
 	}
 	return s.ComputeStartStop, err
+}
+
+// Activity is what keeps a running instance from being idle. Azure counts
+// "no active Jupyter kernel sessions, no active Jupyter terminal sessions,
+// no active Azure Machine Learning runs or experiments, no VS Code
+// connections" (how-to-create-compute-instance.md, "Configure idle
+// shutdown"); amlsim counts what its guests have: SSH sessions, Jupyter
+// kernels and terminals. A setup script runs only while the instance is
+// not yet Running, so it keeps it from idle shutdown too.
+type Activity struct {
+	SSHSessions int `json:"sshSessions"`
+	Kernels     int `json:"kernels"`
+	Terminals   int `json:"terminals"`
+}
+
+// Active reports whether anything keeps the instance busy.
+func (a Activity) Active() bool { return a.SSHSessions+a.Kernels+a.Terminals > 0 }
+
+// idleProbe is how often (in wall-clock time) running instances with idle
+// shutdown are asked for their activity; a jump of the test clock asks
+// them at once.
+const idleProbe = 30 * time.Second
+
+// idler stops instances that were idle for their idleTimeBeforeShutdown,
+// with the trigger IdleShutdown. An instance is idle from the last probe
+// that found it active, or from its last change (it became Running, or
+// its idle setting changed: "the idle time clock is reset to 0", as the
+// docs say of an update).
+type idler struct {
+	svc   *Service
+	clock clock.Clock
+	log   *slog.Logger
+
+	mu         sync.Mutex
+	lastActive map[string]time.Time
+}
+
+func (d *idler) run(ctx context.Context) {
+	jumps := d.clock.Jumps()
+	t := time.NewTicker(idleProbe)
+	defer t.Stop()
+	for {
+		d.check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-jumps:
+		}
+	}
+}
+
+// check asks every running instance with idle shutdown for its activity
+// and stops those idle for long enough.
+func (d *idler) check(ctx context.Context) {
+	var insts []Instance
+	err := d.svc.st.View(func(tx *store.Tx) error {
+		var err error
+		insts, err = instances(tx, "")
+		return err
+	})
+	if err != nil {
+		d.log.Error("idle shutdown: read the store", "err", err)
+		return
+	}
+	for _, inst := range insts {
+		limit := inst.IdleDuration()
+		if inst.State != StateRunning || limit == 0 {
+			continue
+		}
+		probeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		a, err := d.svc.guest.Activity(probeCtx, inst)
+		cancel()
+		now := d.clock.Now()
+		if err != nil {
+			// Cannot tell: never stop an instance on a guess.
+			d.log.Debug("idle shutdown: no activity from the guest", "instance", inst.Name, "err", err)
+			continue
+		}
+		d.mu.Lock()
+		since := inst.ModifiedOn
+		if t := d.lastActive[inst.key()]; t.After(since) {
+			since = t
+		}
+		if a.Active() {
+			d.lastActive[inst.key()] = now
+		}
+		d.mu.Unlock()
+		if a.Active() || now.Sub(since) < limit {
+			continue
+		}
+		why := fmt.Sprintf("Stop after %s idle (idleTimeBeforeShutdown %s)", now.Sub(since).Round(time.Second), inst.IdleTime)
+		if _, err := d.svc.begin(inst.Workspace, inst.Name, ActionStop, TriggerIdleShutdown, why); err != nil {
+			d.log.Warn("idle shutdown refused", "instance", inst.Name, "err", err)
+		}
+	}
 }

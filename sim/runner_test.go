@@ -20,6 +20,7 @@ func (readyGuest) WaitReady(context.Context, Instance) error { return nil }
 func (readyGuest) RunSetup(context.Context, Instance, func(string)) ([]ScriptRun, error) {
 	return nil, nil
 }
+func (readyGuest) Activity(context.Context, Instance) (Activity, error) { return Activity{}, nil }
 
 func newTestRunner(t *testing.T, drv hypervisor.Driver) *runner {
 	t.Helper()

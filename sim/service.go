@@ -35,6 +35,8 @@ type Guest interface {
 	// finish, reporting progress, and returns their runs; a script that
 	// failed or timed out is also a *SetupError.
 	RunSetup(ctx context.Context, inst Instance, report func(string)) ([]ScriptRun, error)
+	// Activity reports what keeps a running instance from being idle.
+	Activity(ctx context.Context, inst Instance) (Activity, error)
 }
 
 // Service is the simulated cloud.
@@ -52,8 +54,9 @@ type Service struct {
 	// image is the version of the guest image new VMs are created from.
 	image string
 	clock clock.Clock
-	// scheduler fires the instances' schedules.
+	// scheduler fires the instances' schedules; idler stops idle ones.
 	scheduler *scheduler
+	idler     *idler
 
 	ledger     ledger
 	runner     *runner
@@ -128,6 +131,7 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	s.reconciler = &reconciler{st: st, drv: drv, runner: s.runner, log: s.log, now: s.now, prefix: s.domainPrefix}
 	s.runner.settle = s.reconciler.settle
 	s.scheduler = &scheduler{svc: s, st: st, clock: s.clock, log: s.log}
+	s.idler = &idler{svc: s, clock: s.clock, log: s.log, lastActive: map[string]time.Time{}}
 	err := st.Update(func(tx *store.Tx) error {
 		for _, w := range cfg.Workspaces {
 			ref := WorkspaceRef{w.ResourceGroup, w.Name}
@@ -183,6 +187,11 @@ func (s *Service) Recover(ctx context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		s.scheduler.run(s.ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.idler.run(s.ctx)
 	}()
 	return nil
 }

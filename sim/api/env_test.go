@@ -41,6 +41,8 @@ type env struct {
 	token   string
 	factory *ml.ClientFactory
 	opts    *arm.ClientOptions
+	// activity is what the fake guests report to idle shutdown.
+	activity *guest.FakeActivity
 }
 
 type staticToken string
@@ -76,7 +78,8 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOp
 	}
 	d := 20 * time.Millisecond
 	drv := fake.New(append([]fake.Option{fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d})}, drvOpts...)...)
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, append([]sim.Option{sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage)}, simOpts...)...)
+	activity := &guest.FakeActivity{}
+	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv, Active: activity}, append([]sim.Option{sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage)}, simOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,7 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: srv, svc: svc, drv: drv, tokens: tokens, token: tok}
+	e := &env{t: t, srv: srv, svc: svc, drv: drv, tokens: tokens, token: tok, activity: activity}
 	e.opts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{
 		Cloud: cloud.Configuration{
 			ActiveDirectoryAuthorityHost: "https://login.invalid/",

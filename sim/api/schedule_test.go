@@ -231,3 +231,51 @@ func TestClockAPI(t *testing.T) {
 		t.Errorf("POST clock as a workspace Contributor = %d, want 403", resp.StatusCode)
 	}
 }
+
+// Idle shutdown stops a running instance once it was idle for its
+// idleTimeBeforeShutdown, with the trigger IdleShutdown, and not while it
+// has an SSH session or a kernel; a stopped instance stays stopped.
+func TestIdleShutdown(t *testing.T) {
+	e, _ := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	put := `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","idleTimeBeforeShutdown":"PT30M"}}}`
+	for _, name := range []string{"ci-idle", "ci-busy"} {
+		if status, code, msg := e.send("PUT", computePath+name+"?api-version="+previewVersion, "application/json", put); status != 201 {
+			t.Fatalf("create %s: %d %s %q", name, status, code, msg)
+		}
+		e.waitFor(name, "Running", func(ci *ml.ComputeInstance) bool { return *ci.Properties.State == ml.ComputeInstanceStateRunning })
+	}
+	e.activity.Set("ci-busy", sim.Activity{SSHSessions: 1})
+
+	e.setClock(`{"advance":"PT20M"}`)
+	time.Sleep(200 * time.Millisecond)
+	if st := e.state("ci-idle"); st != ml.ComputeInstanceStateRunning {
+		t.Fatalf("after 20 idle minutes of 30: %s, want Running", st)
+	}
+	e.setClock(`{"advance":"PT11M"}`)
+	ci := e.waitFor("ci-idle", "idle shutdown", func(ci *ml.ComputeInstance) bool {
+		return *ci.Properties.State == ml.ComputeInstanceStateStopped
+	})
+	if lo := ci.Properties.LastOperation; *lo.OperationName != ml.OperationNameStop || *lo.OperationTrigger != ml.OperationTriggerIdleShutdown {
+		t.Errorf("lastOperation = %s %s, want Stop by IdleShutdown", *lo.OperationName, *lo.OperationTrigger)
+	}
+	if st := e.state("ci-busy"); st != ml.ComputeInstanceStateRunning {
+		t.Errorf("an instance with an SSH session: %s, want Running", st)
+	}
+	// Its session ends, then a kernel runs for a while, then nothing.
+	e.activity.Set("ci-busy", sim.Activity{Kernels: 1})
+	e.setClock(`{"advance":"PT40M"}`)
+	time.Sleep(200 * time.Millisecond)
+	if st := e.state("ci-busy"); st != ml.ComputeInstanceStateRunning {
+		t.Fatalf("an instance with a kernel: %s, want Running", st)
+	}
+	e.activity.Set("ci-busy", sim.Activity{})
+	e.setClock(`{"advance":"PT29M"}`)
+	time.Sleep(200 * time.Millisecond)
+	if st := e.state("ci-busy"); st != ml.ComputeInstanceStateRunning {
+		t.Fatalf("29 minutes after its kernel closed: %s, want Running", st)
+	}
+	e.setClock(`{"advance":"PT2M"}`)
+	e.waitFor("ci-busy", "idle shutdown after the kernel closed", func(ci *ml.ComputeInstance) bool {
+		return *ci.Properties.State == ml.ComputeInstanceStateStopped
+	})
+}

@@ -120,6 +120,8 @@ func (g *SSH) serialTail(domain string) string {
 // ready as soon as the driver says the domain runs.
 type Fake struct {
 	Driver hypervisor.Driver
+	// Active, if set, is the activity instances report (idle shutdown).
+	Active *FakeActivity
 }
 
 var _ sim.Guest = (*Fake)(nil)
