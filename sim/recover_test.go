@@ -24,13 +24,22 @@ type server struct {
 	svc *sim.Service
 }
 
+// testConfig is the default config with loopback ports of the package's
+// own: port allocation probes by listening, and the packages' tests run
+// in parallel.
+func testConfig() sim.Config {
+	cfg := sim.DefaultConfig()
+	cfg.Local.PortRange = [2]int{32022, 32999}
+	return cfg
+}
+
 func open(t *testing.T, path string, drv hypervisor.Driver) *server {
 	t.Helper()
 	st, err := store.Open(path, sim.Buckets()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := sim.New(sim.DefaultConfig(), st, drv, guest.Fake{Driver: drv})
+	svc, err := sim.New(testConfig(), st, drv, guest.Fake{Driver: drv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +191,7 @@ func TestHomesNeverShareDomains(t *testing.T) {
 		// Separate port ranges, as parallel servers are configured: the
 		// fake's forwards listen on nothing, so only the range keeps them
 		// apart here.
-		cfg := sim.DefaultConfig()
+		cfg := testConfig()
 		cfg.Local.PortRange = [2]int{30000 + 100*i, 30099 + 100*i}
 		svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv}, sim.WithDomainPrefix(sim.HomeDomainPrefix(home)))
 		if err != nil {
@@ -224,7 +233,7 @@ func TestLiveDriftFollowsDomainEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := sim.New(sim.DefaultConfig(), st, drv, guest.Fake{Driver: drv}, sim.WithResync(time.Hour))
+	svc, err := sim.New(testConfig(), st, drv, guest.Fake{Driver: drv}, sim.WithResync(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,9 @@ func TestRunnerReplacesWorkers(t *testing.T) {
 // stop an instance but never start one.
 func TestTriggersFromTheTable(t *testing.T) {
 	drv := fake.New()
-	svc, err := New(DefaultConfig(), openStore(t), drv, readyGuest{})
+	cfg := DefaultConfig()
+	cfg.Local.PortRange = [2]int{33022, 33999} // the package's tests run in parallel with others
+	svc, err := New(cfg, openStore(t), drv, readyGuest{})
 	if err != nil {
 		t.Fatal(err)
 	}

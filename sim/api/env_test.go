@@ -67,6 +67,9 @@ func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config
 func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOpts []sim.Option, tweak ...func(*sim.Config)) *env {
 	t.Helper()
 	cfg := sim.DefaultConfig()
+	// Ports of their own: port allocation probes by listening, and the
+	// packages' tests run in parallel (cmd/amlsim's use the default range).
+	cfg.Local.PortRange = [2]int{31022, 31999}
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
 	for _, f := range tweak {
 		f(&cfg)
