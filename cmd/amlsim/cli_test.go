@@ -96,7 +96,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	addr := l.Addr().String()
 	l.Close()
 	e.endpoint = "https://" + addr
-	cmd := startServe(t, e.log, e.bin, "serve", "--driver", "fake", "--home", e.home, "--listen", addr, "--config", config)
+	cmd := startServe(t, e.log, e.bin, "serve", "--driver", "fake", "--test-clock", "--home", e.home, "--listen", addr, "--config", config)
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -854,4 +854,22 @@ func TestCLIOpen(t *testing.T) {
 		t.Errorf("another user sees ssh %+v, want enabled without port or key", theirs.SSH)
 	}
 	e.fails(exitAuth, "NotInstanceOwner", "compute", "ssh", "ci-apps", "--user", other)
+}
+
+// `amlsim clock` reads and moves the test clock of `serve --test-clock`.
+func TestCLIClock(t *testing.T) {
+	e := newCLIEnv(t)
+	shown, err := time.Parse(time.RFC3339, strings.TrimSpace(e.ok("clock", "show").stdout))
+	if err != nil || time.Since(shown).Abs() > time.Minute {
+		t.Fatalf("clock show = %v (%v), want about now", shown, err)
+	}
+	advanced, err := time.Parse(time.RFC3339, strings.TrimSpace(e.ok("clock", "advance", "PT2H").stdout))
+	if err != nil || advanced.Sub(shown) < 2*time.Hour || advanced.Sub(shown) > 2*time.Hour+time.Minute {
+		t.Errorf("clock advance PT2H = %v after %v", advanced, shown)
+	}
+	if out := strings.TrimSpace(e.ok("clock", "set", "2031-06-01T08:00:00Z").stdout); out != "2031-06-01T08:00:00Z" {
+		t.Errorf("clock set = %q", out)
+	}
+	e.fails(exitFailed, "InvalidRequestContent", "clock", "set", "2030-01-01T00:00:00Z")
+	e.fails(exitUsage, "UsageError", "clock", "set", "tomorrow")
 }

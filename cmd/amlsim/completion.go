@@ -45,7 +45,7 @@ func completion(args []string) error { return runVerb("completion", completionVe
 // staticFlags are the flags of the verbs that parse their own (serve,
 // token, image build).
 var staticFlags = map[string][]string{
-	"serve":       {"--home", "--listen", "--config", "--driver", "-v"},
+	"serve":       {"--home", "--listen", "--config", "--driver", "--test-clock", "-v"},
 	"token":       {"--home", "--user", "--tenant", "--name", "--ttl"},
 	"image build": {"--cache"},
 }
@@ -80,6 +80,15 @@ func completionSpec() (keys []string, flags map[string][]string, files map[strin
 	}
 	for _, v := range computeVerbs() {
 		add("compute "+v.name, v)
+	}
+	for _, v := range roleVerbs() {
+		add("role "+v.name, v)
+	}
+	for _, v := range setupScriptVerbs() {
+		add("setup-script "+v.name, v)
+	}
+	for _, v := range clockVerbs() {
+		add("clock "+v.name, v)
 	}
 	for _, v := range []verb{usageVerb, sizesVerb, doctorVerb, completionVerb()} {
 		add(v.name, v)
@@ -149,11 +158,14 @@ _amlsim() {
     case "$verb" in
       compute) COMPREPLY=($(compgen -W "@COMPUTE@" -- "$cur")); return ;;
       image) COMPREPLY=($(compgen -W "build" -- "$cur")); return ;;
+      role) COMPREPLY=($(compgen -W "assign list remove" -- "$cur")); return ;;
+      setup-script) COMPREPLY=($(compgen -W "run" -- "$cur")); return ;;
+      clock) COMPREPLY=($(compgen -W "show set advance" -- "$cur")); return ;;
       completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")); return ;;
     esac
   fi
   key="$verb"
-  case "$verb" in compute|image) key="$verb $sub" ;; esac
+  case "$verb" in compute|image|role|setup-script|clock) key="$verb $sub" ;; esac
   if [[ "$cur" == -* ]]; then
     flags=""
     case "$key" in
@@ -189,11 +201,14 @@ _amlsim() {
     case "$verb" in
       compute) compadd -- @COMPUTE@; return ;;
       image) compadd -- build; return ;;
+      role) compadd -- assign list remove; return ;;
+      setup-script) compadd -- run; return ;;
+      clock) compadd -- show set advance; return ;;
       completion) compadd -- bash zsh; return ;;
     esac
   fi
   key="$verb"
-  case "$verb" in compute|image) key="$verb $sub" ;; esac
+  case "$verb" in compute|image|role|setup-script|clock) key="$verb $sub" ;; esac
   if [[ "$cur" == -* ]]; then
     flags=""
     case "$key" in

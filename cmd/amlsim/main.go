@@ -12,7 +12,7 @@ import (
 const usage = `amlsim simulates Azure Machine Learning compute instances on this machine.
 
 Usage:
-  amlsim serve [--home DIR] [--listen ADDR] [--config FILE] [--driver libvirt|fake]
+  amlsim serve [--home DIR] [--listen ADDR] [--config FILE] [--driver libvirt|fake] [--test-clock]
   amlsim token [--home DIR] [--user OBJECT_ID] [--tenant TENANT_ID] [--name NAME] [--ttl DURATION]
   amlsim image build [--cache DIR]
 
@@ -27,6 +27,7 @@ Usage:
   amlsim role assign --principal OBJECT_ID --role ROLE [--scope SCOPE]
   amlsim role list [--scope SCOPE] [--principal OBJECT_ID]
   amlsim role remove NAME [--scope SCOPE]
+  amlsim clock show|set TIME|advance DURATION
   amlsim usage [--location L]
   amlsim sizes [--location L]
   amlsim doctor
@@ -52,6 +53,7 @@ func verbs() map[string]func([]string) error {
 		"completion":   completion,
 		"setup-script": setupScript,
 		"role":         role,
+		"clock":        clockCmd,
 	}
 }
 
