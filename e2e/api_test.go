@@ -80,7 +80,7 @@ type simServer struct {
 func startSim(t *testing.T, home, config, listen string) *simServer {
 	t.Helper()
 	s := &simServer{t: t, home: home, config: config, listen: listen, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(amlsimBinary(t), "serve", "--home", home, "--config", config, "--listen", listen, "--driver", "libvirt")
+	s.cmd = exec.Command(amlsimBinary(t), "serve", "--home", home, "--config", config, "--listen", listen, "--driver", "libvirt", "--test-clock")
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,34 +201,44 @@ func sdkOptions(t *testing.T, home, listen, oid string) (azcore.TokenCredential,
 	}}
 }
 
-// resize resizes an instance through Compute_Resize of the preview
-// api-versions, which no Go SDK release has: the request goes through the
-// SDK's pipeline and is polled by its long-running operation poller.
-func resize(t *testing.T, home, listen, name, size string) {
+// previewPost sends POST …/computes/NAME/OP of the preview api-versions,
+// which no Go SDK release has, as principal oid ("" for the default):
+// through the SDK's pipeline, and for a 202 polled to the end by its
+// long-running operation poller.
+func previewPost(t *testing.T, home, listen, oid, name, op string, body any) {
 	t.Helper()
-	cred, opts := sdkOptions(t, home, listen, "")
+	cred, opts := sdkOptions(t, home, listen, oid)
 	client, err := arm.NewClient("amlsim-e2e", "v0.0.0", cred, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	req, err := runtime.NewRequest(ctx, http.MethodPost, client.Endpoint()+"/subscriptions/"+subscription+"/resourceGroups/"+rgLocal+
-		"/providers/Microsoft.MachineLearningServices/workspaces/"+wsLocal+"/computes/"+name+"/resize?api-version=2026-09-15-preview")
+		"/providers/Microsoft.MachineLearningServices/workspaces/"+wsLocal+"/computes/"+name+"/"+op+"?api-version=2026-09-15-preview")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runtime.MarshalAsJSON(req, map[string]string{"targetVMSize": size}); err != nil {
+	if err := runtime.MarshalAsJSON(req, body); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := client.Pipeline().Do(req)
 	if err != nil {
-		t.Fatalf("resize: %v", err)
+		t.Fatalf("%s: %v", op, err)
 	}
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("resize: %v", runtime.NewResponseError(resp))
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusAccepted:
+		p, err := runtime.NewPoller(resp, client.Pipeline(), &runtime.NewPollerOptions[struct{}]{FinalStateVia: runtime.FinalStateViaLocation})
+		pollDone(t, op, p, err)
+	default:
+		t.Fatalf("%s: %v", op, runtime.NewResponseError(resp))
 	}
-	p, err := runtime.NewPoller(resp, client.Pipeline(), &runtime.NewPollerOptions[struct{}]{FinalStateVia: runtime.FinalStateViaLocation})
-	pollDone(t, "resize", p, err)
+}
+
+// resize resizes an instance (Compute_Resize).
+func resize(t *testing.T, home, listen, name, size string) {
+	t.Helper()
+	previewPost(t, home, listen, "", name, "resize", map[string]string{"targetVMSize": size})
 }
 
 // tofu is a host key callback that trusts the first key it sees and then

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/crypto/ssh"
 	"io"
 	"net/http"
 	"os/exec"
@@ -227,8 +228,93 @@ func TestApplicationsOnRealVM(t *testing.T) {
 		t.Errorf("Jupyter after a stop and start: %d %.300s", status, out)
 	}
 	t.Logf("Jupyter answered %s after the start", time.Since(begin).Round(100*time.Millisecond))
+
+	// Idle shutdown, set by the admin (Compute_UpdateIdleShutdownSetting),
+	// on the test clock: twenty minutes pass in an instant. An open SSH
+	// session, then a kernel, keep the instance running; with neither it
+	// is stopped, by IdleShutdown.
+	previewPost(t, home, listen, oidAdmin, name, "updateIdleShutdownSetting", map[string]string{"idleTimeBeforeShutdown": "PT15M"})
+	state := func() (ml.ComputeInstanceState, *ml.ComputeInstanceLastOperation) {
+		t.Helper()
+		got, err := scientist.NewComputeClient().Get(ctx, rgLocal, wsLocal, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := got.Properties.(*ml.ComputeInstance).Properties
+		return *p.State, p.LastOperation
+	}
+	// The idle check runs at each jump of the clock and takes a second or
+	// two over SSH; an instance still running ten seconds later was kept.
+	const probeWait = 10 * time.Second
+	session := holdSSH(t, int(*ci.SSHSettings.SSHPort), key, "sleep 600")
+	clockAdvance(t, home, listen, "PT20M")
+	time.Sleep(probeWait)
+	if st, _ := state(); st != ml.ComputeInstanceStateRunning {
+		t.Fatalf("idle 20 min of 15 with an SSH session open: %s, want Running", st)
+	}
+	session.Close()
+	status, out = call("POST", base+"api/kernels", dsToken, []byte(`{"name":"python3"}`))
+	if status != 201 || json.Unmarshal(out, &kernel) != nil {
+		t.Fatalf("start a kernel: %d %s", status, out)
+	}
+	clockAdvance(t, home, listen, "PT20M")
+	time.Sleep(probeWait)
+	if st, _ := state(); st != ml.ComputeInstanceStateRunning {
+		t.Fatalf("idle 20 min of 15 with a kernel running: %s, want Running", st)
+	}
+	if status, out := call("DELETE", base+"api/kernels/"+kernel.ID, dsToken, nil); status != 204 {
+		t.Fatalf("shut the kernel down: %d %s", status, out)
+	}
+	clockAdvance(t, home, listen, "PT20M")
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		st, lo := state()
+		if st == ml.ComputeInstanceStateStopped {
+			if *lo.OperationTrigger != ml.OperationTriggerIdleShutdown {
+				t.Errorf("stopped by %s, want IdleShutdown", *lo.OperationTrigger)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never stopped when idle: %s", st)
+		}
+	}
+	if st := domState(t, domain); st != "shut off" {
+		t.Errorf("domain after idle shutdown: %s, want shut off", st)
+	}
+
 	dp, err := admin.NewComputeClient().BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil)
 	pollDone(t, "the admin deletes it", dp, err)
+}
+
+// clockAdvance moves the server's test clock with `amlsim clock advance`.
+func clockAdvance(t *testing.T, home, listen, d string) {
+	t.Helper()
+	cmd := exec.Command(amlsimBinary(t), "clock", "advance", d, "--home", home, "--endpoint", "https://"+listen)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("amlsim clock advance %s: %v\n%s", d, err, out)
+	}
+}
+
+// holdSSH opens an SSH session as azureuser running cmd and leaves it
+// open until the returned client is closed.
+func holdSSH(t *testing.T, port int, key guestssh.Key, cmd string) *ssh.Client {
+	t.Helper()
+	c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &ssh.ClientConfig{
+		User: "azureuser", Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer())},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("ssh: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatalf("ssh session: %v", err)
+	}
+	if err := sess.Start(cmd); err != nil {
+		t.Fatalf("ssh %s: %v", cmd, err)
+	}
+	return c
 }
 
 // tokenFor mints a token for a principal with `amlsim token --user`.
