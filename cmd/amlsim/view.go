@@ -220,7 +220,11 @@ func printInstance(w io.Writer, output string, in instance) error {
 		row(a.Name, a.URL+"  (in a browser: amlsim compute open "+in.Name+")")
 	}
 	if op := in.LastOperation; op != nil {
-		row("Last operation", fmt.Sprintf("%s %s at %s", op.Name, op.Status, op.Time.UTC().Format(time.RFC3339)))
+		line := fmt.Sprintf("%s %s at %s", op.Name, op.Status, op.Time.UTC().Format(time.RFC3339))
+		if op.Trigger != "" && op.Trigger != "User" {
+			line += " (by " + op.Trigger + ")"
+		}
+		row("Last operation", line)
 	}
 	for _, e := range in.Errors {
 		row("Error", e.Code+": "+oneLine(e.Message))
