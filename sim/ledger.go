@@ -36,7 +36,7 @@ const totalQuotaName = "totalCores"
 func (l *ledger) limits(tx *store.Tx, location string) (total int, family func(string) int, err error) {
 	region, ok := l.cfg.Region(location)
 	if !ok {
-		return 0, nil, locationNotAvailable(location)
+		return 0, nil, l.cfg.locationNotAvailable(location)
 	}
 	overrides, err := quotaOverrides(tx, region.Name)
 	if err != nil {
@@ -86,7 +86,7 @@ func (l *ledger) checkQuota(tx *store.Tx, location string, size, released VMSize
 func (s *Service) Usages(location string) ([]Usage, error) {
 	region, ok := s.cfg.Region(location)
 	if !ok {
-		return nil, locationNotAvailable(location)
+		return nil, s.cfg.locationNotAvailable(location)
 	}
 	var out []Usage
 	err := s.st.View(func(tx *store.Tx) error {
@@ -136,7 +136,7 @@ type QuotaUpdate struct {
 func (s *Service) UpdateQuotas(location string, items []QuotaUpdate) ([]QuotaUpdate, error) {
 	region, ok := s.cfg.Region(location)
 	if !ok {
-		return nil, locationNotAvailable(location)
+		return nil, s.cfg.locationNotAvailable(location)
 	}
 	families := map[string]string{}
 	for _, f := range s.catalog.Families() {

@@ -38,6 +38,19 @@ func getWorkspace(tx *store.Tx, ref WorkspaceRef) (Workspace, error) {
 	return ws, err
 }
 
+// getParent reads the workspace a compute request is nested in. A missing
+// one is ARM's answer for any nested resource: 404 ParentResourceNotFound
+// (MicrosoftLearning/mslearn-azure-ml#27, a workspace's data asset;
+// Azure/azure-cli#14960).
+func getParent(tx *store.Tx, ref WorkspaceRef) (Workspace, error) {
+	ws, err := getWorkspace(tx, ref)
+	if IsKind(err, KindNotFound) {
+		err = Errorf(KindNotFound, "ParentResourceNotFound",
+			"Can not perform requested operation on nested resource. Parent resource '%s' not found.", ref.Name)
+	}
+	return ws, err
+}
+
 func putWorkspace(tx *store.Tx, ws Workspace) error {
 	return tx.Put(bucketWorkspaces, ws.Ref().key(), ws)
 }
@@ -58,7 +71,7 @@ func getInstance(tx *store.Tx, key string) (inst Instance, ok bool, err error) {
 // getCompute returns an instance of a workspace, or the ResourceNotFound
 // of the workspace or of the compute.
 func getCompute(tx *store.Tx, ref WorkspaceRef, name string) (Workspace, Instance, error) {
-	ws, err := getWorkspace(tx, ref)
+	ws, err := getParent(tx, ref)
 	if err != nil {
 		return ws, Instance{}, err
 	}

@@ -201,9 +201,11 @@ func (s *Service) Now() time.Time { return s.now() }
 
 // --- workspaces ---
 
+// workspaceNotFound is ARM's 404 for a missing workspace (MicrosoftDocs
+// azure-docs, articles/machine-learning/troubleshooting-managed-feature-store.md).
 func workspaceNotFound(ref WorkspaceRef) error {
 	return Errorf(KindNotFound, "ResourceNotFound",
-		"The Resource 'Microsoft.MachineLearningServices/workspaces/%s' under resource group '%s' was not found.", ref.Name, ref.ResourceGroup)
+		"The Resource 'Microsoft.MachineLearningServices/workspaces/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix", ref.Name, ref.ResourceGroup)
 }
 
 // Workspace returns a workspace.
@@ -243,7 +245,7 @@ func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[strin
 	}
 	region, ok := s.cfg.Region(location)
 	if !ok {
-		return Workspace{}, locationNotAvailable(location)
+		return Workspace{}, s.cfg.locationNotAvailable(location)
 	}
 	var ws Workspace
 	err := s.st.Update(func(tx *store.Tx) error {
@@ -380,9 +382,16 @@ func (s *Service) WorkspaceShare(ref WorkspaceRef) (string, error) {
 	return dir, nil
 }
 
-func locationNotAvailable(location string) error {
+// locationNotAvailable is ARM's refusal of a region the provider is not
+// in, with the list of those it is (Azure/azure-rest-api-specs#8347).
+func (c Config) locationNotAvailable(location string) error {
+	var names []string
+	for _, r := range c.Regions {
+		names = append(names, r.Name)
+	}
 	return Errorf(KindBadRequest, "LocationNotAvailableForResourceType",
-		"The provided location '%s' is not available for resource type 'Microsoft.MachineLearningServices/workspaces'.", location)
+		"The provided location '%s' is not available for resource type 'Microsoft.MachineLearningServices/workspaces'. List of available regions for the resource type is '%s'.",
+		location, strings.Join(names, ","))
 }
 
 // --- computes: reads ---
@@ -407,7 +416,7 @@ func (s *Service) Compute(ref WorkspaceRef, name string) (Instance, error) {
 func (s *Service) Computes(ref WorkspaceRef, skip int) (page []Instance, more bool, err error) {
 	var all []Instance
 	err = s.st.View(func(tx *store.Tx) error {
-		ws, err := getWorkspace(tx, ref)
+		ws, err := getParent(tx, ref)
 		if err != nil {
 			return err
 		}
@@ -452,7 +461,12 @@ func (s *Service) Operation(location, id string) (Operation, error) {
 // instance as Creating and returns its operation; the VM is built in the
 // background. Anything invalid is refused before a thing is written.
 func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req CreateRequest) (Instance, *Operation, error) {
-	ws, err := s.Workspace(ref)
+	var ws Workspace
+	err := s.st.View(func(tx *store.Tx) error {
+		var err error
+		ws, err = getParent(tx, ref)
+		return err
+	})
 	if err != nil {
 		return Instance{}, nil, err
 	}
@@ -540,7 +554,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 	err = s.st.Update(func(tx *store.Tx) error {
 		// The workspace is read again here: a workspace deleted since the
 		// checks above must not get an instance.
-		if ws, err := getWorkspace(tx, ref); err != nil {
+		if ws, err := getParent(tx, ref); err != nil {
 			return err
 		} else if ws.Deleting != "" {
 			return Errorf(KindConflict, "WorkspaceBeingDeleted",
@@ -553,6 +567,11 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 		if found {
 			if existing.Workspace.key() != ref.key() {
 				return nameAlreadyExists(name)
+			}
+			if existing.State == StateDeleting {
+				// As any other request on an instance being deleted
+				// (microsoft/vscode-tools-for-ai#2673).
+				return Errorf(KindConflict, "ComputeInstanceBeingDeleted", "Compute instance '%s' is being deleted.", name)
 			}
 			inst, err = updateInstance(existing, req, size, now)
 			if err != nil {

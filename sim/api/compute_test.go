@@ -390,6 +390,7 @@ func TestRawErrors(t *testing.T) {
 		code                            string
 	}{
 		{"no token", "GET", computesPath + q, "", "", 401, "AuthenticationFailed"},
+		{"basic auth", "GET", computesPath + q, "", "", 401, "AuthenticationFailedInvalidHeader"},
 		{"malformed token", "GET", computesPath + q, "garbage", "", 401, "InvalidAuthenticationToken"},
 		{"foreign token", "GET", computesPath + q, other, "", 401, "InvalidAuthenticationToken"},
 		{"expired token", "GET", computesPath + q, expired, "", 401, "ExpiredAuthenticationToken"},
@@ -404,7 +405,9 @@ func TestRawErrors(t *testing.T) {
 		{"body too large", "PUT", computesPath + "/ci-x" + q, e.token, `{"x":"` + strings.Repeat("a", 1<<20) + `"}`, 413, "RequestEntityTooLarge"},
 		{"wrong verb", "PATCH", computesPath + "/ci-x/start" + q, e.token, "", 405, "HttpMethodNotSupported"},
 		{"unknown path", "GET", "/subscriptions/" + sub + "/nothing" + q, e.token, "", 404, "NotFound"},
-		{"unknown workspace", "PUT", strings.Replace(computesPath, ws, "ws-none", 1) + "/ci-x" + q, e.token, body, 404, "ResourceNotFound"},
+		{"unknown workspace", "PUT", strings.Replace(computesPath, ws, "ws-none", 1) + "/ci-x" + q, e.token, body, 404, "ParentResourceNotFound"},
+		{"list in unknown workspace", "GET", strings.Replace(computesPath, ws, "ws-none", 1) + q, e.token, "", 404, "ParentResourceNotFound"},
+		{"unknown workspace itself", "GET", strings.TrimSuffix(strings.Replace(computesPath, ws, "ws-none", 1), "/computes") + q, e.token, "", 404, "ResourceNotFound"},
 		{"unknown subscription", "GET", strings.Replace(computesPath, sub, "11111111-0000-0000-0000-000000000000", 1) + q, e.token, "", 404, "SubscriptionNotFound"},
 		{"unknown compute type", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, "ComputeInstance", "Mainframe", 1), 400, "InvalidPropertyValue"},
 		{"cluster compute type", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, "ComputeInstance", "AmlCompute", 1), 400, "ComputeTypeNotSupported"},
@@ -415,12 +418,32 @@ func TestRawErrors(t *testing.T) {
 		{"ssh key with a NUL", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Enabled","adminPublicKey":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb me\u0000you"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
 		{"bad ssh key", "PUT", computesPath + "/ci-x" + q, e.token, strings.Replace(body, `"vmSize"`, `"sshSettings":{"sshPublicAccess":"Enabled","adminPublicKey":"ssh-rsa nope"},"vmSize"`, 1), 400, "InvalidPropertyValue"},
 		{"detach", "DELETE", computesPath + "/ci-x" + q + "&underlyingResourceAction=Detach", e.token, "", 400, "InvalidQueryParameterValue"},
-		{"delete in unknown workspace", "DELETE", strings.Replace(computesPath, ws, "ws-none", 1) + "/ci-x" + q + "&underlyingResourceAction=Delete", e.token, "", 404, "ResourceNotFound"},
+		{"delete in unknown workspace", "DELETE", strings.Replace(computesPath, ws, "ws-none", 1) + "/ci-x" + q + "&underlyingResourceAction=Delete", e.token, "", 404, "ParentResourceNotFound"},
 		{"delete without action", "DELETE", computesPath + "/ci-x" + q, e.token, "", 400, "MissingRequiredQueryParameter"},
+	}
+	// Parts of the messages, as Azure words them.
+	messages := map[string]string{
+		"basic auth":               "The 'Authorization' header is provided in an invalid format.",
+		"malformed token":          "The access token is invalid.",
+		"foreign token":            "The access token is invalid.",
+		"expired token":            "is earlier than current UTC time",
+		"bad api-version":          "The supported versions are '2018-03-01-preview,2018-11-19,",
+		"malformed json":           "could not be deserialized: '",
+		"unknown workspace":        "Can not perform requested operation on nested resource. Parent resource 'ws-none' not found.",
+		"unknown workspace itself": "was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			resp := e.raw(c.method, c.path, c.token, c.body)
+			if c.name == "basic auth" {
+				req, _ := http.NewRequest("GET", e.srv.URL+c.path, nil)
+				req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+				var err error
+				if resp, err = e.srv.Client().Do(req); err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+			}
 			b, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status = %d, want %d (%s)", resp.StatusCode, c.status, b)
@@ -431,8 +454,8 @@ func TestRawErrors(t *testing.T) {
 			var body struct {
 				Error struct{ Code, Message string }
 			}
-			if err := json.Unmarshal(b, &body); err != nil || body.Error.Code != c.code || body.Error.Message == "" {
-				t.Errorf("body = %s, want error code %s with a message", b, c.code)
+			if err := json.Unmarshal(b, &body); err != nil || body.Error.Code != c.code || body.Error.Message == "" || !strings.Contains(body.Error.Message, messages[c.name]) {
+				t.Errorf("body = %s, want error code %s with a message containing %q", b, c.code, messages[c.name])
 			}
 		})
 	}

@@ -45,7 +45,7 @@ func decode(r *request, v any) error {
 		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was null or empty.")
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: %v.", err)
+		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%v'.", err)
 	}
 	return nil
 }

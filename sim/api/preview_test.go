@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -305,5 +306,22 @@ func TestPatchIsForClusters(t *testing.T) {
 	armErr(t, err, 404, "ResourceNotFound")
 	if st := e.state("ci-patch"); st != ml.ComputeInstanceStateRunning {
 		t.Errorf("state after a refused PATCH = %s", st)
+	}
+}
+
+// A PUT on an instance being deleted is refused with 409, as every other
+// request on it is, and changes nothing.
+func TestPutWhileDeleting(t *testing.T) {
+	e := newEnvDriver(t, []fake.Option{fake.WithDelays(fake.Delays{Undefine: 2 * time.Second})})
+	e.mustCreate("ci-del", "Standard_D1_v2")
+	if _, err := e.computes().BeginDelete(ctx(t), rg, ws, "ci-del", ml.UnderlyingResourceActionDelete, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := instanceBody("Standard_D1_v2")
+	body.Properties.(*ml.ComputeInstance).Description = to("changed")
+	_, err := e.computes().BeginCreateOrUpdate(ctx(t), rg, ws, "ci-del", body, nil)
+	armErr(t, err, 409, "ComputeInstanceBeingDeleted")
+	if inst, err := e.svc.Compute(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "ci-del"); err == nil && inst.Description != "" {
+		t.Errorf("description after a refused PUT = %q", inst.Description)
 	}
 }

@@ -147,8 +147,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 			"The api-version query parameter (?api-version=) is required for all requests.")
 	}
 	if !apiVersionRE.MatchString(version) {
+		// ARM lists the supported versions (Azure/azure-sdk-for-net#3160).
 		return sim.Errorf(sim.KindBadRequest, "InvalidApiVersionParameter",
-			"The api-version '%s' is invalid. The supported versions are dates of the form 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.", version)
+			"The api-version '%s' is invalid. The supported versions are '%s'.", version, strings.Join(publishedVersions, ","))
 	}
 	if scope, rest, ok := splitAuthz(hr.URL.Path); ok {
 		return s.serveAuthorization(w, hr, *who, scope, rest, actions)
@@ -196,7 +197,8 @@ func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return auth.Claims{}, sim.Errorf(sim.KindUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.")
+		// Azure/azure-sdk-for-python#4124.
+		return auth.Claims{}, sim.Errorf(sim.KindUnauthorized, "AuthenticationFailedInvalidHeader", "Authentication failed. The 'Authorization' header is provided in an invalid format.")
 	}
 	return s.verify(tok)
 }
@@ -207,10 +209,16 @@ func (s *Server) verify(tok string) (auth.Claims, error) {
 	switch {
 	case err == nil:
 		return c, nil
-	case errors.Is(err, auth.ErrExpired):
-		return c, sim.Errorf(sim.KindUnauthorized, "ExpiredAuthenticationToken", "The access token has expired: %v.", err)
+	case errors.Is(err, auth.ErrExpired) && c.ExpiresAt != nil:
+		// ARM's text, times as .NET prints them
+		// (microsoft/foundry-dev-tools#461).
+		const dotnet = "1/2/2006 3:04:05 PM"
+		return c, sim.Errorf(sim.KindUnauthorized, "ExpiredAuthenticationToken",
+			"The access token expiry UTC time '%s' is earlier than current UTC time '%s'.",
+			c.ExpiresAt.UTC().Format(dotnet), time.Now().UTC().Format(dotnet))
 	default:
-		return c, sim.Errorf(sim.KindUnauthorized, "InvalidAuthenticationToken", "The access token is invalid: %v.", err)
+		s.log.Debug("invalid token", "err", err)
+		return c, sim.Errorf(sim.KindUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
 	}
 }
 
