@@ -63,11 +63,25 @@ func (sc *scheduler) tick(now time.Time) {
 		sc.log.Error("scheduler: read the store", "err", err)
 		return
 	}
+	scheduled := false
+	for _, inst := range insts {
+		scheduled = scheduled || len(inst.Schedules) > 0
+	}
 	switch {
+	case !scheduled:
+		// Nothing can fire, so nothing can be missed: forget how far the
+		// scheduler looked, so that a schedule added later does not
+		// fire for the time before it.
+		if !from.IsZero() {
+			if err := sc.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketMeta, metaScheduled) }); err != nil {
+				sc.log.Error("scheduler: record the time", "err", err)
+			}
+		}
+		return
 	case from.IsZero() || now.Before(from):
-		// A new home: nothing is due from before it existed. Or the
-		// clock went back (a server that ran a test clock ahead restarted
-		// on the wall clock): go on from now.
+		// The first schedule: nothing is due from before it. Or the clock
+		// went back (a server that ran a test clock ahead restarted on
+		// the wall clock): go on from now.
 	case now.After(from):
 		for _, inst := range insts {
 			sc.fire(inst, from, now)
