@@ -403,6 +403,18 @@ func TestAPIOnRealVM(t *testing.T) {
 	if u := dv2Usage(t, f); u != 4 {
 		t.Errorf("Dv2 usage while running = %d, want 4", u)
 	}
+	// A start of a running instance is accepted and its operation fails
+	// (StartComputeInstanceOnlyAllowedInStoppedState); the VM runs on.
+	lp, err := computes.BeginStart(ctx, rgLocal, wsLocal, name, nil)
+	if err != nil {
+		t.Fatalf("start of a running instance: %v, want accepted", err)
+	}
+	if _, err := lp.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: time.Second}); err == nil || !strings.Contains(err.Error(), "StartComputeInstanceOnlyAllowedInStoppedState") {
+		t.Errorf("start of a running instance ended with %v, want StartComputeInstanceOnlyAllowedInStoppedState", err)
+	}
+	if got := userSSH(t, port, userKey, hk, "echo still"); got != "still" {
+		t.Errorf("ssh after a refused start: %q", got)
+	}
 
 	sp, err := computes.BeginStop(ctx, rgLocal, wsLocal, name, nil)
 	pollDone(t, "stop", sp, err)
