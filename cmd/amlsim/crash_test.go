@@ -75,9 +75,10 @@ func TestCrashSafety(t *testing.T) {
 			var hdr http.Header
 			// Mostly a request the instance's state allows, so that most
 			// kills land inside operations; sometimes any request.
-			choice := rng.IntN(5)
-			if rng.IntN(5) > 0 {
-				choice = likely[c.state(name)][rng.IntN(len(likely[c.state(name)]))]
+			choice := rng.IntN(6)
+			if opts := likely[c.state(name)]; rng.IntN(5) > 0 && len(opts) > 0 {
+				// One read of the state: it moves while the test runs.
+				choice = opts[rng.IntN(len(opts))]
 			}
 			switch choice {
 			case 0:
@@ -92,6 +93,10 @@ func TestCrashSafety(t *testing.T) {
 					seq++
 					deleted[name] = seq
 				}
+			case 5:
+				size := []string{"Standard_D1_v2", "Standard_D2_v2"}[rng.IntN(2)]
+				u := strings.Replace(c.compute(name), crashAPI, "/resize?api-version=2026-09-15-preview", 1)
+				status, hdr = c.do("POST", u, `{"targetVMSize":"`+size+`"}`)
 			default:
 				status, hdr = c.doAction(name, []string{"start", "stop", "restart"}[choice-2])
 			}
@@ -168,12 +173,13 @@ func TestCrashSafety(t *testing.T) {
 }
 
 // likely are the requests each state allows, as choices of the cycle's
-// switch: 0 create, 1 delete, 2 start, 3 stop, 4 restart. "" is no
-// instance.
+// switch: 0 create, 1 delete, 2 start, 3 stop, 4 restart, 5 resize. ""
+// is no instance.
 var likely = map[sim.State][]int{
 	"":                    {0},
 	sim.StateRunning:      {1, 3, 3, 4},
-	sim.StateStopped:      {1, 2, 2},
+	sim.StateStopped:      {1, 2, 2, 5},
+	sim.StateResizing:     {1},
 	sim.StateCreating:     {1},
 	sim.StateStarting:     {1},
 	sim.StateStopping:     {1},
@@ -326,8 +332,9 @@ func (c *crashHarness) getJSON(u string, v any) {
 }
 
 type crashInstance struct {
-	Name  string
-	State sim.State
+	Name   string
+	State  sim.State
+	VMSize string
 }
 
 func (c *crashHarness) instances() []crashInstance {
@@ -336,7 +343,8 @@ func (c *crashHarness) instances() []crashInstance {
 			Name       string `json:"name"`
 			Properties struct {
 				Properties struct {
-					State sim.State `json:"state"`
+					State  sim.State `json:"state"`
+					VMSize string    `json:"vmSize"`
 				} `json:"properties"`
 			} `json:"properties"`
 		} `json:"value"`
@@ -344,14 +352,14 @@ func (c *crashHarness) instances() []crashInstance {
 	c.getJSON(strings.Replace(c.compute(""), "computes/?", "computes?", 1), &list)
 	var out []crashInstance
 	for _, v := range list.Value {
-		out = append(out, crashInstance{Name: v.Name, State: v.Properties.Properties.State})
+		out = append(out, crashInstance{Name: v.Name, State: v.Properties.Properties.State, VMSize: v.Properties.Properties.VMSize})
 	}
 	return out
 }
 
 // checkUsage compares the region's usages with the instances: every
-// instance holds its size's vCPUs (Standard_D1_v2: 1, Dv2 family) until it
-// is deleted.
+// instance holds its size's vCPUs (Standard_D1_v2: 1, Standard_D2_v2: 2,
+// both of the Dv2 family) until it is deleted.
 func (c *crashHarness) checkUsage(insts []crashInstance) {
 	var usages struct {
 		Value []struct {
@@ -362,14 +370,18 @@ func (c *crashHarness) checkUsage(insts []crashInstance) {
 		} `json:"value"`
 	}
 	c.getJSON("/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.MachineLearningServices/locations/eastus/usages"+crashAPI, &usages)
+	vcpus := 0
+	for _, in := range insts {
+		vcpus += map[string]int{"Standard_D1_v2": 1, "Standard_D2_v2": 2}[in.VMSize]
+	}
 	for _, u := range usages.Value {
 		want := -1
 		switch u.Name.Value {
 		case "Total Regional vCPUs", "standardDv2Family":
-			want = len(insts)
+			want = vcpus
 		}
 		if want >= 0 && u.CurrentValue != want {
-			c.t.Errorf("usage %s = %d, want %d (one vCPU for each of %d instances)", u.Name.Value, u.CurrentValue, want, len(insts))
+			c.t.Errorf("usage %s = %d, want %d (the vCPUs of the sizes of %d instances)", u.Name.Value, u.CurrentValue, want, len(insts))
 		}
 	}
 }
