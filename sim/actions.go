@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -22,15 +23,16 @@ func (s *Service) Begin(p Principal, ref WorkspaceRef, name string, action Actio
 // exists, an instance that does not is no error and no operation (nil):
 // ARM's 204 for a DELETE of what is not there.
 func (s *Service) Delete(p Principal, ref WorkspaceRef, name string) (*Operation, error) {
-	return s.request(ref, name, ActionDelete, TriggerUser, requestedBy(ActionDelete, p), true)
+	return s.request(ref, name, ActionDelete, TriggerUser, requestedBy(ActionDelete, p), true, nil)
 }
 
 // Resize starts changing a stopped instance's VM size (Compute_Resize of
 // the preview api-versions: POST …/resize with {"targetVMSize"}, 202 and
 // Location, REST spec 2026-09-15-preview). A size the catalog lacks, and
-// one the region's quota cannot take with the instance's current size
-// given back, are refused up front with 400; the lifecycle table decides
-// the rest as for a start. The VM gets the new size's local resources.
+// one the region's quota cannot take while the resize holds both sizes
+// (the larger within a family), are refused up front with 400; the
+// lifecycle table decides the rest as for a start. The VM gets the new
+// size's local resources.
 func (s *Service) Resize(p Principal, ref WorkspaceRef, name, target string) (Operation, error) {
 	var op Operation
 	var key string
@@ -48,10 +50,10 @@ func (s *Service) Resize(p Principal, ref WorkspaceRef, name, target string) (Op
 				"The specified value %s for property ComputeInstance.VMSize is not a supported VM size in location %s.", target, ws.Location)
 		}
 		if _, _, err := Next(inst.State, ActionResize, inst.Name); err == nil {
-			if err := s.ledger.checkQuota(tx, inst.Location, size, inst.QuotaSize()); err != nil {
+			inst.Resize = &Resize{Size: size, Local: s.cfg.Local.LocalFor(size.Name)}
+			if err := s.ledger.checkQuota(tx, inst, size); err != nil {
 				return err
 			}
-			inst.Resize = &Resize{Size: size, Local: s.cfg.Local.LocalFor(size.Name)}
 		}
 		key = inst.key()
 		op, err = s.enter(tx, inst, ActionResize, TriggerUser, fmt.Sprintf("Resize to %s requested by %s", target, describe(p)))
@@ -67,7 +69,19 @@ func (s *Service) Resize(p Principal, ref WorkspaceRef, name, target string) (Op
 }
 
 func (s *Service) begin(ref WorkspaceRef, name string, action Action, trigger Trigger, why string) (Operation, error) {
-	op, err := s.request(ref, name, action, trigger, why, false)
+	return s.beginIf(ref, name, action, trigger, why, nil)
+}
+
+// errChanged is returned by beginIf when the instance is no longer what
+// the caller decided on.
+var errChanged = errors.New("the instance changed since it was looked at")
+
+// beginIf is begin for the service's own triggers (schedules, idle
+// shutdown), which decide on an instance read earlier: in the request's
+// transaction, still(inst) must hold of the instance as it is now, else
+// nothing happens and the error is errChanged.
+func (s *Service) beginIf(ref WorkspaceRef, name string, action Action, trigger Trigger, why string, still func(Instance) bool) (Operation, error) {
+	op, err := s.request(ref, name, action, trigger, why, false, still)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -76,8 +90,8 @@ func (s *Service) begin(ref WorkspaceRef, name string, action Action, trigger Tr
 
 // request moves an instance into action's transitional state and launches
 // the work. With absentOK, a missing instance in an existing workspace
-// gives a nil operation and no error.
-func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger Trigger, why string, absentOK bool) (*Operation, error) {
+// gives a nil operation and no error; with still, see beginIf.
+func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger Trigger, why string, absentOK bool, still func(Instance) bool) (*Operation, error) {
 	var op *Operation
 	var key string
 	err := s.st.Update(func(tx *store.Tx) error {
@@ -87,6 +101,9 @@ func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger 
 				return nil
 			}
 			return err
+		}
+		if still != nil && !still(inst) {
+			return errChanged
 		}
 		key = inst.key()
 		o, err := s.enter(tx, inst, action, trigger, why)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"slices"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,41 @@ func (i Instance) IdleDuration() time.Duration {
 	return d.ToTimeDuration()
 }
 
+// migrateSettings moves schedules and idleTimeBeforeShutdown of records
+// written before they acted (kept among the echoed properties) to the
+// fields that make them act. Values that no longer pass are left where
+// they were, echoed and inert, as before.
+func migrateSettings(tx *store.Tx) error {
+	insts, err := instances(tx, "")
+	if err != nil {
+		return err
+	}
+	for _, inst := range insts {
+		raw, hasSched := inst.Extra["schedules"]
+		idle, hasIdle := inst.Extra["idleTimeBeforeShutdown"].(string)
+		if !hasSched && !hasIdle {
+			continue
+		}
+		if hasSched {
+			b, _ := json.Marshal(raw)
+			if scheds, err := parseSchedules(b, nil); err == nil {
+				inst.Schedules = scheds
+				delete(inst.Extra, "schedules")
+			}
+		}
+		if hasIdle {
+			if v, err := parseIdleTime(idle); err == nil {
+				inst.IdleTime = v
+				delete(inst.Extra, "idleTimeBeforeShutdown")
+			}
+		}
+		if err := putInstance(tx, inst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // parseSchedules checks the schedules property of a request (nil: absent)
 // against prev, the instance's schedules, whose ids it keeps.
 func parseSchedules(raw json.RawMessage, prev []schedule.Schedule) ([]schedule.Schedule, error) {
@@ -103,9 +139,9 @@ const idleProbe = 30 * time.Second
 
 // idler stops instances that were idle for their idleTimeBeforeShutdown,
 // with the trigger IdleShutdown. An instance is idle from the last probe
-// that found it active, or from its last change (it became Running, or
-// its idle setting changed: "the idle time clock is reset to 0", as the
-// docs say of an update).
+// that found it active, or from its last change (ModifiedOn: it became
+// Running, or it was updated, its idle setting included: "the idle time
+// clock is reset to 0", as the docs say of an update).
 type idler struct {
 	svc   *Service
 	clock clock.Clock
@@ -143,6 +179,13 @@ func (d *idler) check(ctx context.Context) {
 		d.log.Error("idle shutdown: read the store", "err", err)
 		return
 	}
+	d.mu.Lock()
+	for key := range d.lastActive {
+		if !slices.ContainsFunc(insts, func(i Instance) bool { return i.key() == key && i.State == StateRunning }) {
+			delete(d.lastActive, key) // stopped or gone: its idle clock starts again
+		}
+	}
+	d.mu.Unlock()
 	for _, inst := range insts {
 		limit := inst.IdleDuration()
 		if inst.State != StateRunning || limit == 0 {
@@ -170,7 +213,12 @@ func (d *idler) check(ctx context.Context) {
 			continue
 		}
 		why := fmt.Sprintf("Stop after %s idle (idleTimeBeforeShutdown %s)", now.Sub(since).Round(time.Second), inst.IdleTime)
-		if _, err := d.svc.begin(inst.Workspace, inst.Name, ActionStop, TriggerIdleShutdown, why); err != nil {
+		// Only if nothing changed while the guests were asked: the idle
+		// setting, a start and stop in between, any update.
+		still := func(cur Instance) bool {
+			return cur.State == StateRunning && cur.IdleTime == inst.IdleTime && cur.ModifiedOn.Equal(inst.ModifiedOn)
+		}
+		if _, err := d.svc.beginIf(inst.Workspace, inst.Name, ActionStop, TriggerIdleShutdown, why, still); err != nil && !errors.Is(err, errChanged) {
 			d.log.Warn("idle shutdown refused", "instance", inst.Name, "err", err)
 		}
 	}

@@ -18,15 +18,20 @@ type ledger struct {
 	catalog *Catalog
 }
 
-// usedVCPUs counts the vCPUs of the region's instances, in total and by
-// family. Every instance holds its quota until deleted, stopped or not (S6).
-func usedVCPUs(tx *store.Tx, location string) (total int, byFamily map[string]int, err error) {
+// usedVCPUs counts the vCPUs the region's instances hold, in total and by
+// family, leaving out the instance at key except (none when ""). Every
+// instance holds its quota until deleted, stopped or not (S6).
+func usedVCPUs(tx *store.Tx, location, except string) (total int, byFamily map[string]int, err error) {
 	byFamily = map[string]int{}
 	insts, err := instances(tx, location)
 	for _, i := range insts {
-		size := i.QuotaSize()
-		total += size.VCPUs
-		byFamily[size.Family] += size.VCPUs
+		if i.key() == except {
+			continue
+		}
+		for f, n := range i.held() {
+			total += n
+			byFamily[f] += n
+		}
 	}
 	return total, byFamily, err
 }
@@ -54,26 +59,29 @@ func (l *ledger) limits(tx *store.Tx, location string) (total int, family func(s
 	}, nil
 }
 
-// checkQuota refuses size when the region's total or its family's limit
-// cannot take its vCPUs. released is a size counted in the usage that the
-// request gives back (a resized instance's old size); zero for a create.
-func (l *ledger) checkQuota(tx *store.Tx, location string, size, released VMSize) error {
-	total, byFamily, err := usedVCPUs(tx, location)
+// checkQuota refuses a request that would make inst hold more vCPUs
+// than the region's family limits or total allow: a new instance (its
+// key is in no record yet), or one whose resize is pending. size is the
+// size asked for, named in the refusal.
+func (l *ledger) checkQuota(tx *store.Tx, inst Instance, size VMSize) error {
+	total, byFamily, err := usedVCPUs(tx, inst.Location, inst.key())
 	if err != nil {
 		return err
 	}
-	total -= released.VCPUs
-	byFamily[released.Family] -= released.VCPUs
-	totalLimit, familyLimit, err := l.limits(tx, location)
+	totalLimit, familyLimit, err := l.limits(tx, inst.Location)
 	if err != nil {
 		return err
 	}
-	if free := familyLimit(size.Family) - byFamily[size.Family]; size.VCPUs > free {
-		return Errorf(KindQuota, "QuotaExceeded",
-			"The specified subscription has a %s vCPU quota of %d and is less than the requested compute training cluster and/or compute instance's min nodes of 1 which maps to %d vCPUs",
-			strings.Replace(FamilyDisplayName(size.Family), "Family", "family", 1), max(free, 0), size.VCPUs)
+	want := 0
+	for f, n := range inst.held() {
+		want += n
+		if free := familyLimit(f) - byFamily[f]; n > free {
+			return Errorf(KindQuota, "QuotaExceeded",
+				"The specified subscription has a %s vCPU quota of %d and is less than the requested compute training cluster and/or compute instance's min nodes of 1 which maps to %d vCPUs",
+				strings.Replace(FamilyDisplayName(f), "Family", "family", 1), max(free, 0), size.VCPUs)
+		}
 	}
-	if free := totalLimit - total; size.VCPUs > free {
+	if free := totalLimit - total; want > free {
 		return Errorf(KindQuota, "QuotaExceeded",
 			"The specified subscription has a total vCPU quota of %d and cannot accomodate for at least 1 requested compute training cluster and/or compute instance's node which maps to %d vCPUs",
 			max(free, 0), size.VCPUs)
@@ -90,7 +98,7 @@ func (s *Service) Usages(location string) ([]Usage, error) {
 	}
 	var out []Usage
 	err := s.st.View(func(tx *store.Tx) error {
-		total, byFamily, err := usedVCPUs(tx, region.Name)
+		total, byFamily, err := usedVCPUs(tx, region.Name, "")
 		if err != nil {
 			return err
 		}
@@ -144,7 +152,7 @@ func (s *Service) UpdateQuotas(location string, items []QuotaUpdate) ([]QuotaUpd
 	}
 	out := make([]QuotaUpdate, len(items))
 	err := s.st.Update(func(tx *store.Tx) error {
-		total, byFamily, err := usedVCPUs(tx, region.Name)
+		total, byFamily, err := usedVCPUs(tx, region.Name, "")
 		if err != nil {
 			return err
 		}

@@ -46,7 +46,7 @@ func TestLedgerCountsTheRecords(t *testing.T) {
 	}
 	defer busy.Close()
 	err = st.View(func(tx *store.Tx) error {
-		total, byFamily, err := usedVCPUs(tx, "eastus")
+		total, byFamily, err := usedVCPUs(tx, "eastus", "")
 		if err != nil {
 			return err
 		}
@@ -59,6 +59,51 @@ func TestLedgerCountsTheRecords(t *testing.T) {
 		}
 		if _, err := l.allocatePorts(tx, 2); !IsKind(err, KindInternal) {
 			t.Errorf("allocatePorts of more than are free = %v, want NoFreePort", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While a resize runs the instance holds both sizes: the larger within a
+// family, both across families; so neither its failure nor a delete that
+// cuts in can leave the region over its limits.
+func TestLedgerHoldsBothSizesDuringAResize(t *testing.T) {
+	cfg := DefaultConfig()
+	l := ledger{cfg: cfg, catalog: NewCatalog(defaultSizes)}
+	st := openStore(t)
+	size := func(n string) VMSize { z, _ := l.catalog.Lookup(n); return z }
+	d4, d1, ds3 := size("Standard_D4_v2"), size("Standard_D1_v2"), size("Standard_DS3_v2")
+	err := st.Update(func(tx *store.Tx) error {
+		if err := putInstance(tx, Instance{Name: "ci-down", Location: "eastus", Size: d4, Resize: &Resize{Size: d1}}); err != nil {
+			return err
+		}
+		return putInstance(tx, Instance{Name: "ci-across", Location: "eastus", Size: d1, Resize: &Resize{Size: ds3}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.View(func(tx *store.Tx) error {
+		total, byFamily, err := usedVCPUs(tx, "eastus", "")
+		if err != nil {
+			return err
+		}
+		// ci-down: max(8, 1) Dv2; ci-across: 1 Dv2 and 4 DSv2.
+		if byFamily[d4.Family] != 9 || byFamily[ds3.Family] != 4 || total != 13 {
+			t.Errorf("held during resizes: total %d, Dv2 %d, DSv2 %d; want 13, 9, 4", total, byFamily[d4.Family], byFamily[ds3.Family])
+		}
+		// A third instance's resize to D4_v2 (8) with 24 Dv2: 9 held
+		// elsewhere plus 8 fits; to two D4_v2s' worth it would not.
+		inst := Instance{Name: "ci-new", Location: "eastus", Size: d1, Resize: &Resize{Size: d4}}
+		if err := l.checkQuota(tx, inst, d4); err != nil {
+			t.Errorf("resize to D4_v2 with 9 of 24 Dv2 held elsewhere: %v", err)
+		}
+		cfg.Regions[0].FamilyVCPUs = map[string]int{d4.Family: 16}
+		l.cfg = cfg
+		if err := l.checkQuota(tx, inst, d4); !IsKind(err, KindQuota) {
+			t.Errorf("resize to D4_v2 with 9 of 16 Dv2 held elsewhere = %v, want QuotaExceeded", err)
 		}
 		return nil
 	})

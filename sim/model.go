@@ -123,21 +123,23 @@ type Instance struct {
 	Extra map[string]any `json:"extra,omitempty"`
 }
 
-// Resize is the change a resize operation makes. From its request on the
-// instance holds the new size's quota instead of the old one's; it takes
-// the new size when the operation succeeds and keeps the old one when it
-// fails.
+// Resize is the change a resize operation makes. While it runs the
+// instance holds the quota of both sizes (the larger, within one family),
+// so that neither a failure nor a delete cutting in can leave the region
+// over its limits; it takes the new size when the operation succeeds and
+// keeps the old one otherwise.
 type Resize struct {
 	Size  VMSize        `json:"size"`
 	Local LocalResource `json:"local"`
 }
 
-// QuotaSize is the size whose vCPUs the instance holds.
-func (i Instance) QuotaSize() VMSize {
-	if i.Resize != nil {
-		return i.Resize.Size
+// held returns the vCPUs the instance holds, by VM family.
+func (i Instance) held() map[string]int {
+	h := map[string]int{i.Size.Family: i.Size.VCPUs}
+	if r := i.Resize; r != nil {
+		h[r.Size.Family] = max(h[r.Size.Family], r.Size.VCPUs)
 	}
-	return i.Size
+	return h
 }
 
 // Event is one step in an instance's life: "VM started", "SSH up", ….

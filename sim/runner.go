@@ -68,7 +68,8 @@ func (r *runner) resume(key, op string) { r.spawn(key, op, true) }
 func (r *runner) spawn(key, op string, resume bool) {
 	r.mu.Lock()
 	prev := r.workers[key]
-	if prev != nil && (prev.op == op || resume) {
+	if prev != nil && (prev.op == op || resume) || r.ctx.Err() != nil {
+		// Running already, or closing: the next start resumes it.
 		r.mu.Unlock()
 		return
 	}
@@ -397,6 +398,14 @@ func (r *runner) resize(j job) error {
 		return nil
 	}
 	if err := r.drv.SetResources(j.ctx, j.inst.Domain, rs.Local.VCPUs, rs.Local.MemoryMiB); err != nil {
+		// The change takes several libvirt calls: put the old resources
+		// back, as the instance keeps its old size.
+		old := j.inst.Local
+		if j.ctx.Err() == nil {
+			if uerr := r.drv.SetResources(context.WithoutCancel(j.ctx), j.inst.Domain, old.VCPUs, old.MemoryMiB); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("put back %d vCPUs, %d MiB: %w", old.VCPUs, old.MemoryMiB, uerr))
+			}
+		}
 		return err
 	}
 	r.event(j.key(), fmt.Sprintf("VM resized to %d vCPUs, %d MiB", rs.Local.VCPUs, rs.Local.MemoryMiB))

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,19 +15,28 @@ import (
 
 // scheduler fires the instances' start and stop schedules through the
 // lifecycle table, as a user's request would but with the trigger
-// Schedule. It looks at the clock at least every scheduleTick and
-// whenever the test clock jumps; what fired is remembered in the store,
-// so firings missed while amlsim was down happen at its next start, and
-// none happens twice.
+// Schedule. It looks at the clock every scheduleTick and whenever the
+// test clock jumps. How far it has looked is kept in the store (at once
+// when something fired, else at most once a minute), so firings missed
+// while amlsim was down happen at its next start and none happens twice.
 type scheduler struct {
 	svc   *Service
 	st    *store.Store
 	clock clock.Clock
 	log   *slog.Logger
+
+	// from is how far the scheduler has looked (zero: not since the last
+	// time no instance had schedules); saved is when it was last stored.
+	loaded      bool
+	from, saved time.Time
 }
 
 // scheduleTick is how often the scheduler looks at the clock.
 const scheduleTick = time.Second
+
+// scheduleSave is how often, at most, the scheduler stores how far it
+// looked when nothing fired.
+const scheduleSave = time.Minute
 
 const metaScheduled = "scheduledUpTo"
 
@@ -49,11 +60,13 @@ func (sc *scheduler) run(ctx context.Context) {
 // firings acts on the last one only, as the instance would have ended
 // there), then records now as done.
 func (sc *scheduler) tick(now time.Time) {
-	var from time.Time
 	var insts []Instance
 	err := sc.st.View(func(tx *store.Tx) error {
-		if _, err := tx.Get(bucketMeta, metaScheduled, &from); err != nil {
-			return err
+		if !sc.loaded {
+			if _, err := tx.Get(bucketMeta, metaScheduled, &sc.from); err != nil {
+				return err
+			}
+			sc.loaded, sc.saved = true, sc.from
 		}
 		var err error
 		insts, err = instances(tx, "")
@@ -67,36 +80,44 @@ func (sc *scheduler) tick(now time.Time) {
 	for _, inst := range insts {
 		scheduled = scheduled || len(inst.Schedules) > 0
 	}
+	acted := false
 	switch {
 	case !scheduled:
 		// Nothing can fire, so nothing can be missed: forget how far the
 		// scheduler looked, so that a schedule added later does not
 		// fire for the time before it.
-		if !from.IsZero() {
+		if !sc.saved.IsZero() {
 			if err := sc.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketMeta, metaScheduled) }); err != nil {
 				sc.log.Error("scheduler: record the time", "err", err)
 			}
 		}
+		sc.from, sc.saved = time.Time{}, time.Time{}
 		return
-	case from.IsZero() || now.Before(from):
+	case sc.from.IsZero() || now.Before(sc.from):
 		// The first schedule: nothing is due from before it. Or the clock
 		// went back (a server that ran a test clock ahead restarted on
 		// the wall clock): go on from now.
-	case now.After(from):
+	case now.After(sc.from):
 		for _, inst := range insts {
-			sc.fire(inst, from, now)
+			acted = sc.fire(inst, sc.from, now) || acted
 		}
 	default:
 		return
 	}
-	err = sc.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMeta, metaScheduled, now) })
-	if err != nil {
-		sc.log.Error("scheduler: record the time", "err", err)
+	sc.from = now
+	if !acted && now.Sub(sc.saved) < scheduleSave && !sc.saved.IsZero() {
+		return
 	}
+	if err := sc.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMeta, metaScheduled, now) }); err != nil {
+		sc.log.Error("scheduler: record the time", "err", err)
+		return
+	}
+	sc.saved = now
 }
 
-// fire acts on the latest firing in (from, now] of inst's schedules.
-func (sc *scheduler) fire(inst Instance, from, now time.Time) {
+// fire acts on the latest firing in (from, now] of inst's schedules, and
+// reports whether there was one.
+func (sc *scheduler) fire(inst Instance, from, now time.Time) bool {
 	var due *schedule.Schedule
 	var at time.Time
 	for i, s := range inst.Schedules {
@@ -112,7 +133,7 @@ func (sc *scheduler) fire(inst Instance, from, now time.Time) {
 		}
 	}
 	if due == nil {
-		return
+		return false
 	}
 	action := Action(due.Action)
 	why := fmt.Sprintf("%s by schedule %s (%s)", action, due.ID, at.UTC().Format(time.RFC3339))
@@ -120,12 +141,22 @@ func (sc *scheduler) fire(inst Instance, from, now time.Time) {
 		// A stop of a stopped instance, a start of a running one, or
 		// an instance busy with an operation: nothing to do.
 		sc.note(inst, why+" skipped: the instance is "+string(inst.State))
-		return
+		return true
 	}
-	if _, err := sc.svc.begin(inst.Workspace, inst.Name, action, TriggerSchedule, why); err != nil {
+	// Only if the schedule is still there, enabled, and the instance in
+	// the state it was looked at in.
+	id := due.ID
+	still := func(cur Instance) bool {
+		return cur.State == inst.State && slices.ContainsFunc(cur.Schedules, func(s schedule.Schedule) bool { return s.ID == id && s.Enabled() })
+	}
+	_, err := sc.svc.beginIf(inst.Workspace, inst.Name, action, TriggerSchedule, why, still)
+	switch {
+	case errors.Is(err, errChanged):
+	case err != nil:
 		sc.log.Warn("scheduled action refused", "instance", inst.Name, "action", action, "err", err)
 		sc.note(inst, why+" refused: "+AsError(err).Message)
 	}
+	return true
 }
 
 // note records an event on the instance.

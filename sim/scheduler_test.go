@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/amlsim/amlsim/hypervisor/fake"
+	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/amlsim/amlsim/sim/store"
 )
 
@@ -72,5 +74,48 @@ func TestSchedulerLooksBackToWhereItWas(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if inst, _ := svc.Compute(ref, "ci-a"); inst.State != StateRunning {
 		t.Errorf("the 18:00 fired twice: %s", inst.State)
+	}
+}
+
+// The test clock outlives a restart: a server that moved it ahead and
+// restarts on the same home starts where it was.
+func TestTestClockOutlivesARestart(t *testing.T) {
+	cfg := DefaultConfig()
+	st := openStore(t)
+	ahead := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
+	first := clock.NewTest()
+	svc, err := New(cfg, st, fake.New(), readyGuest{}, WithClock(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Set(ahead); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var was time.Time
+		svc.st.View(func(tx *store.Tx) error { _, err := tx.Get(bucketMeta, metaTestClock, &was); return err })
+		if !was.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the jump was never stored")
+		}
+	}
+	svc.Close()
+
+	second := clock.NewTest()
+	svc, err = New(cfg, st, fake.New(), readyGuest{}, WithClock(second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if err := svc.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if now := second.Now(); now.Before(ahead) {
+		t.Errorf("test clock after a restart = %v, want at least %v", now, ahead)
 	}
 }

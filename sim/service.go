@@ -133,6 +133,9 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	s.scheduler = &scheduler{svc: s, st: st, clock: s.clock, log: s.log}
 	s.idler = &idler{svc: s, clock: s.clock, log: s.log, lastActive: map[string]time.Time{}}
 	err := st.Update(func(tx *store.Tx) error {
+		if err := migrateSettings(tx); err != nil {
+			return err
+		}
 		for _, w := range cfg.Workspaces {
 			ref := WorkspaceRef{w.ResourceGroup, w.Name}
 			if _, err := getWorkspace(tx, ref); !IsKind(err, KindNotFound) {
@@ -161,8 +164,9 @@ func (s *Service) Catalog() *Catalog { return s.catalog }
 // running and the next start resumes where they were.
 func (s *Service) Close() {
 	s.cancel()
-	s.runner.close()
+	// The reconciler, scheduler and idler launch work: they end first.
 	s.wg.Wait()
+	s.runner.close()
 }
 
 // Recover reconciles the store with the hypervisor at start-up (see
@@ -183,6 +187,11 @@ func (s *Service) Recover(ctx context.Context) error {
 		defer s.wg.Done()
 		s.reconciler.watch(s.ctx, s.resync)
 	}()
+	if tc, ok := s.clock.(*clock.Test); ok {
+		if err := s.keepTestClock(tc); err != nil {
+			return err
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -192,6 +201,41 @@ func (s *Service) Recover(ctx context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		s.idler.run(s.ctx)
+	}()
+	return nil
+}
+
+const metaTestClock = "testClock"
+
+// keepTestClock makes the test clock outlive a restart: it starts where it
+// was last moved to, when that is later than the wall clock (amlsim's
+// records may be dated there), and every jump is stored.
+func (s *Service) keepTestClock(tc *clock.Test) error {
+	var was time.Time
+	err := s.st.View(func(tx *store.Tx) error { _, err := tx.Get(bucketMeta, metaTestClock, &was); return err })
+	if err != nil {
+		return err
+	}
+	if was.After(tc.Now()) {
+		if _, err := tc.Set(was); err != nil {
+			return err
+		}
+	}
+	jumps := tc.Jumps()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-jumps:
+				now := tc.Now()
+				if err := s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMeta, metaTestClock, now) }); err != nil {
+					s.log.Error("store the test clock", "err", err)
+				}
+			}
+		}
 	}()
 	return nil
 }
@@ -579,7 +623,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 			}
 			return putInstance(tx, inst)
 		}
-		if err := s.ledger.checkQuota(tx, ws.Location, size, VMSize{}); err != nil {
+		if err := s.ledger.checkQuota(tx, Instance{Location: ws.Location, Name: name, Size: size}, size); err != nil {
 			return err
 		}
 		ports, err := s.ledger.allocatePorts(tx, 2)

@@ -32,11 +32,14 @@ type lockedEncoder struct {
 	enc *json.Encoder
 }
 
-func (s *Server) audit(start time.Time, who sim.Principal, r *http.Request, actions []string, status int) {
+// audit records a request, dated by the service's clock (the test clock
+// when there is one), as every timestamp amlsim records.
+func (s *Server) audit(who sim.Principal, r *http.Request, actions []string, status int) {
 	if s.auditLog == nil {
 		return
 	}
+	at := s.svc.Now()
 	s.auditLog.mu.Lock()
 	defer s.auditLog.mu.Unlock()
-	s.auditLog.enc.Encode(auditRecord{Time: start.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: r.URL.Path, Actions: actions, Status: status})
+	s.auditLog.enc.Encode(auditRecord{Time: at.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: r.URL.Path, Actions: actions, Status: status})
 }

@@ -44,6 +44,9 @@ func (s *Server) serveClock(w http.ResponseWriter, r *http.Request, who sim.Prin
 			Advance string     `json:"advance"`
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout)); err != nil {
+			s.log.Debug("no read deadline for the body", "err", err)
+		}
 		if err := decode(&request{Request: r}, &body); err != nil {
 			return err
 		}

@@ -189,6 +189,9 @@ func TestResize(t *testing.T) {
 	if lo := ci.Properties.LastOperation; *lo.OperationStatus != "ResizeFailed" {
 		t.Errorf("lastOperation status = %s, want ResizeFailed", *lo.OperationStatus)
 	}
+	if dom, err := e.drv.Lookup(ctx(t), inst.Domain); err != nil || dom.VCPUs != 1 || dom.MemoryMiB != 1024 {
+		t.Errorf("VM after a failed resize: %d vCPUs, %d MiB (%v); want D4_v2's 1, 1024 back", dom.VCPUs, dom.MemoryMiB, err)
+	}
 
 	// Running: accepted, then failed with the state it needs.
 	p, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-rs", nil)

@@ -115,7 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	var actions []string
 	defer func() {
 		s.log.Debug("request", "method", hr.Method, "path", hr.URL.Path, "status", rec.status, "took", time.Since(start))
-		s.audit(start, who, hr, actions, rec.status)
+		s.audit(who, hr, actions, rec.status)
 	}()
 
 	if err := s.serve(rec, hr, &who, &actions); err != nil {

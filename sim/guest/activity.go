@@ -17,8 +17,9 @@ import (
 
 // sessionsCmd counts the SSH sessions of the guest's user: sshd titles
 // each session's process "sshd: azureuser@pts/N" (interactive) or
-// "sshd: azureuser@notty" (a command), amlsim's own probe included.
-const sessionsCmd = `pgrep -c -f '^sshd: ` + User + `@' || true`
+// "sshd: azureuser@notty" (a command); OpenSSH 9.8 and later name it
+// "sshd-session: …". amlsim's own probe is one of them.
+const sessionsCmd = `pgrep -c -f '^sshd(-session)?: ` + User + `@' || true`
 
 // Activity reports what keeps the instance from being idle, as Azure
 // counts it where the guest has it: SSH sessions other than amlsim's own
@@ -44,7 +45,12 @@ func (g *SSH) Activity(ctx context.Context, inst sim.Instance) (sim.Activity, er
 	if err != nil {
 		return a, fmt.Errorf("count SSH sessions: %q: %w", res.Stdout, err)
 	}
-	a.SSHSessions = max(n-1, 0) // less the probe's own session
+	if n < 1 {
+		// The probe's own session is always there: the pattern no
+		// longer matches this guest's sshd.
+		return a, fmt.Errorf("count SSH sessions: %q matched not even the probe's own session", sessionsCmd)
+	}
+	a.SSHSessions = n - 1 // less the probe's own session
 	if inst.HasApplications() {
 		if a.Kernels, err = jupyterCount(ctx, inst, "kernels"); err != nil {
 			return a, err

@@ -410,15 +410,22 @@ func (tr *Trigger) units(t time.Time) int {
 }
 
 // Latest returns the last time in (after, upto] at which the trigger
-// fires, if any. Only the last one matters to a start/stop schedule, so a
-// long span is cut to its last week.
+// fires, if any. It looks back from upto over a day, a week, a month, a
+// year, then the whole span, so that neither a minute-by-minute schedule
+// over a long span nor a monthly one over a short span costs many steps.
 func (tr *Trigger) Latest(after, upto time.Time) (time.Time, bool) {
-	if upto.Sub(after) > 7*24*time.Hour {
-		after = upto.Add(-7 * 24 * time.Hour)
+	for _, back := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 366 * 24 * time.Hour, 0} {
+		from := after
+		if back > 0 && upto.Add(-back).After(after) {
+			from = upto.Add(-back)
+		}
+		var last time.Time
+		for t := tr.Next(from); !t.IsZero() && !t.After(upto); t = tr.Next(t) {
+			last = t
+		}
+		if !last.IsZero() || from.Equal(after) {
+			return last, !last.IsZero()
+		}
 	}
-	var last time.Time
-	for t := tr.Next(after); !t.IsZero() && !t.After(upto); t = tr.Next(t) {
-		last = t
-	}
-	return last, !last.IsZero()
+	return time.Time{}, false
 }

@@ -103,6 +103,23 @@ func TestLatest(t *testing.T) {
 	if at, ok := stop.Latest(utc("2026-01-01T00:00:00Z"), utc("2026-12-01T19:00:00Z")); !ok || !at.Equal(utc("2026-12-01T18:00:00Z")) {
 		t.Errorf("Latest over eleven months = %v %v", at, ok)
 	}
+	// A monthly schedule over a jump of six weeks, a yearly one over two
+	// years.
+	monthly := trigger(t, `{"action":"Start","cron":{"expression":"0 8 1 * *"}}`)
+	if at, ok := monthly.Latest(utc("2026-10-20T00:00:00Z"), utc("2026-12-02T00:00:00Z")); !ok || !at.Equal(utc("2026-12-01T08:00:00Z")) {
+		t.Errorf("monthly Latest over six weeks = %v %v", at, ok)
+	}
+	if at, ok := monthly.Latest(utc("2026-11-02T00:00:00Z"), utc("2026-11-30T00:00:00Z")); ok {
+		t.Errorf("monthly Latest over a span without its day = %v", at)
+	}
+	yearly := trigger(t, `{"action":"Start","cron":{"expression":"0 8 1 1 *"}}`)
+	if at, ok := yearly.Latest(utc("2025-06-01T00:00:00Z"), utc("2027-06-01T00:00:00Z")); !ok || !at.Equal(utc("2027-01-01T08:00:00Z")) {
+		t.Errorf("yearly Latest over two years = %v %v", at, ok)
+	}
+	every := trigger(t, `{"action":"Stop","recurrence":{"frequency":"Minute","interval":1}}`)
+	if at, ok := every.Latest(utc("2020-01-01T00:00:00Z"), utc("2026-12-01T19:00:30Z")); !ok || !at.Equal(utc("2026-12-01T19:00:00Z")) {
+		t.Errorf("minutely Latest over six years = %v %v", at, ok)
+	}
 }
 
 func TestParse(t *testing.T) {
