@@ -3,9 +3,9 @@ package sim
 import (
 	"context"
 	"errors"
-	"slices"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/amlsim/amlsim/sim/clock"
