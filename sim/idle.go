@@ -129,6 +129,56 @@ type Activity struct {
 	Terminals   int `json:"terminals"`
 }
 
+// ActivitySetter is implemented by guests whose activity is simulated
+// (the fake driver's), so that users of `serve --driver fake` can keep an
+// instance busy or let it idle.
+type ActivitySetter interface {
+	SetActivity(name string, a Activity)
+}
+
+// Activity reports what keeps a running instance from being idle, as idle
+// shutdown sees it: asked of its guest now.
+func (s *Service) Activity(ref WorkspaceRef, name string) (Activity, error) {
+	inst, err := s.Compute(ref, name)
+	if err != nil {
+		return Activity{}, err
+	}
+	if inst.State != StateRunning {
+		return Activity{}, Errorf(KindConflict, "ComputeInstanceNotRunning",
+			"The activity of compute instance '%s' is known while it runs; it is %s.", name, inst.State)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	a, err := s.guest.Activity(ctx, inst)
+	if err != nil {
+		return Activity{}, Errorf(KindUnavailable, "GuestUnavailable", "The guest of compute instance '%s' did not say what it is doing: %v.", name, err)
+	}
+	return a, nil
+}
+
+// SetActivity sets the simulated activity of an instance of the fake
+// driver; a real VM's activity is what its guest does.
+func (s *Service) SetActivity(ref WorkspaceRef, name string, a Activity) error {
+	inst, err := s.Compute(ref, name)
+	if err != nil {
+		return err
+	}
+	if inst.State != StateRunning {
+		return Errorf(KindConflict, "ComputeInstanceNotRunning",
+			"The activity of compute instance '%s' is known while it runs; it is %s.", name, inst.State)
+	}
+	setter, ok := s.guest.(ActivitySetter)
+	if !ok {
+		return Errorf(KindConflict, "ActivityNotSimulated",
+			"The activity of compute instance '%s' is what its VM does (SSH sessions, Jupyter kernels and terminals); only instances of the fake driver take a simulated one.", name)
+	}
+	if a.SSHSessions < 0 || a.Kernels < 0 || a.Terminals < 0 {
+		return Errorf(KindBadRequest, "InvalidRequestContent", "Activity counts cannot be negative.")
+	}
+	setter.SetActivity(name, a)
+	return nil
+}
+
 // Active reports whether anything keeps the instance busy.
 func (a Activity) Active() bool { return a.SSHSessions+a.Kernels+a.Terminals > 0 }
 

@@ -154,7 +154,7 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return drv, guest.Fake{Driver: drv}, func() { drv.Close() }, nil
+		return drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}}, func() { drv.Close() }, nil
 	case "libvirt":
 		base, err := baseImage(cfg)
 		if err != nil {

@@ -39,6 +39,27 @@ type scriptRunView struct {
 	HostLog  string  `json:"hostLog,omitempty"`
 }
 
+// activity answers GET (what idle shutdown sees) and PUT (a simulated
+// activity, fake driver only) of …/computes/{name}/amlsim/activity:
+// {"sshSessions": 0, "kernels": 1, "terminals": 0}.
+func (s *Server) activity(w http.ResponseWriter, r *request) error {
+	if r.Method == http.MethodPut {
+		var a sim.Activity
+		if err := decode(r, &a); err != nil {
+			return err
+		}
+		if err := s.svc.SetActivity(r.workspace(), r.vars["name"], a); err != nil {
+			return err
+		}
+	}
+	a, err := s.svc.Activity(r.workspace(), r.vars["name"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
 func (s *Server) logs(w http.ResponseWriter, r *request) error {
 	b, err := s.svc.Log(r.workspace(), r.vars["name"], sim.LogKind(r.vars["kind"]))
 	if err != nil {

@@ -279,3 +279,34 @@ func TestIdleShutdown(t *testing.T) {
 		return *ci.Properties.State == ml.ComputeInstanceStateStopped
 	})
 }
+
+// The activity idle shutdown sees is readable, and settable on the fake
+// driver: users of `serve --driver fake` keep an instance busy with it.
+func TestActivityAPI(t *testing.T) {
+	e, _ := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	put := `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","idleTimeBeforeShutdown":"PT15M"}}}`
+	if status, code, msg := e.send("PUT", computePath+"ci-act?api-version="+previewVersion, "application/json", put); status != 201 {
+		t.Fatalf("create: %d %s %q", status, code, msg)
+	}
+	e.waitFor("ci-act", "Running", func(ci *ml.ComputeInstance) bool { return *ci.Properties.State == ml.ComputeInstanceStateRunning })
+	activity := computePath + "ci-act/amlsim/activity?api-version=" + previewVersion
+	resp := e.raw("PUT", activity, e.token, `{"sshSessions":1,"kernels":2}`)
+	var a sim.Activity
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != 200 || a.SSHSessions != 1 || a.Kernels != 2 {
+		t.Fatalf("PUT activity: %d %+v %v", resp.StatusCode, a, err)
+	}
+	e.setClock(`{"advance":"PT1H"}`)
+	time.Sleep(200 * time.Millisecond)
+	if st := e.state("ci-act"); st != ml.ComputeInstanceStateRunning {
+		t.Fatalf("busy by the API for an hour: %s, want Running", st)
+	}
+	if status, code, _ := e.send("PUT", activity, "application/json", `{"kernels":-1}`); status != 400 || code != "InvalidRequestContent" {
+		t.Errorf("negative activity: %d %s", status, code)
+	}
+	e.raw("PUT", activity, e.token, `{}`)
+	e.setClock(`{"advance":"PT16M"}`)
+	e.waitFor("ci-act", "idle shutdown", func(ci *ml.ComputeInstance) bool { return *ci.Properties.State == ml.ComputeInstanceStateStopped })
+	if status, code, _ := e.send("GET", activity, "", ""); status != 409 || code != "ComputeInstanceNotRunning" {
+		t.Errorf("GET activity of a stopped instance: %d %s, want 409", status, code)
+	}
+}

@@ -307,6 +307,8 @@ func (s *Server) routeTable() []route {
 		on(r("POST", compute+"/listKeys", s.listKeys, sim.ActComputeListKeys)),
 		on(r("GET", compute+"/amlsim/events", s.events, sim.ActComputeRead)),
 		on(r("GET", compute+"/amlsim/logs/{kind}", s.logs, sim.ActComputeRead)),
+		on(r("GET", compute+"/amlsim/activity", s.activity, sim.ActComputeRead)),
+		on(r("PUT", compute+"/amlsim/activity", s.activity, sim.ActComputeWrite)),
 		r("GET", loc+"/usages", s.usages, sim.ActUsagesRead),
 		r("GET", loc+"/vmSizes", s.vmSizes, sim.ActVMSizesRead),
 		r("GET", loc+"/quotas", s.quotas, sim.ActQuotasRead),

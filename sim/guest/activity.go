@@ -104,6 +104,13 @@ func (f *FakeActivity) Set(name string, a sim.Activity) {
 	f.byName[strings.ToLower(name)] = a
 }
 
+// SetActivity implements sim.ActivitySetter.
+func (f Fake) SetActivity(name string, a sim.Activity) {
+	if f.Active != nil {
+		f.Active.Set(name, a)
+	}
+}
+
 // Activity reports what Set gave the instance (none by default); a
 // domain that does not run cannot be asked.
 func (f Fake) Activity(ctx context.Context, inst sim.Instance) (sim.Activity, error) {
