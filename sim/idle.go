@@ -202,18 +202,7 @@ type idler struct {
 }
 
 func (d *idler) run(ctx context.Context) {
-	jumps := d.clock.Jumps()
-	t := time.NewTicker(idleProbe)
-	defer t.Stop()
-	for {
-		d.check(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-jumps:
-		}
-	}
+	clock.Every(ctx, d.clock, idleProbe, func() { d.check(ctx) })
 }
 
 // check asks every running instance with idle shutdown for its activity

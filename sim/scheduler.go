@@ -41,18 +41,7 @@ const scheduleSave = time.Minute
 const metaScheduled = "scheduledUpTo"
 
 func (sc *scheduler) run(ctx context.Context) {
-	jumps := sc.clock.Jumps()
-	t := time.NewTicker(scheduleTick)
-	defer t.Stop()
-	for {
-		sc.tick(sc.clock.Now())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-jumps:
-		}
-	}
+	clock.Every(ctx, sc.clock, scheduleTick, func() { sc.tick(sc.clock.Now()) })
 }
 
 // tick fires, for each instance, the latest firing of its enabled

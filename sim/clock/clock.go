@@ -7,6 +7,7 @@
 package clock
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -101,6 +102,23 @@ func (c *Test) notify() {
 		select {
 		case ch <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// Every calls fn at once, then every period of wall-clock time and after
+// each jump of c, until ctx ends: the loop of whatever acts on times.
+func Every(ctx context.Context, c Clock, period time.Duration, fn func()) {
+	jumps := c.Jumps()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		fn()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-jumps:
 		}
 	}
 }
