@@ -12,9 +12,6 @@ import (
 
 	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/amlsim/amlsim/sim/store"
-
-	"github.com/amlsim/amlsim/sim/schedule"
-	"github.com/google/uuid"
 	"github.com/sosodev/duration"
 )
 
@@ -100,20 +97,6 @@ func migrateSettings(tx *store.Tx) error {
 		}
 	}
 	return nil
-}
-
-// parseSchedules checks the schedules property of a request (nil: absent)
-// against prev, the instance's schedules, whose ids it keeps.
-func parseSchedules(raw json.RawMessage, prev []schedule.Schedule) ([]schedule.Schedule, error) {
-	if raw == nil {
-		return prev, nil
-	}
-	s, err := schedule.Parse(raw, schedule.Schedules{ComputeStartStop: prev}, uuid.NewString)
-	var se *schedule.Error
-	if errors.As(err, &se) {
-		return nil, Errorf(KindBadRequest, "UserError", "The property properties.properties.%s is invalid: %s.", se.Path, se.Message)
-	}
-	return s.ComputeStartStop, err
 }
 
 // Activity is what keeps a running instance from being idle. Azure counts

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/amlsim/amlsim/sim/schedule"
 	"github.com/amlsim/amlsim/sim/store"
+	"github.com/google/uuid"
 )
 
 // scheduler fires the instances' start and stop schedules through the
@@ -161,4 +163,18 @@ func (sc *scheduler) note(inst Instance, msg string) {
 	if err != nil {
 		sc.log.Error("scheduler: record an event", "instance", inst.Name, "err", err)
 	}
+}
+
+// parseSchedules checks the schedules property of a request (nil: absent)
+// against prev, the instance's schedules, whose ids it keeps.
+func parseSchedules(raw json.RawMessage, prev []schedule.Schedule) ([]schedule.Schedule, error) {
+	if raw == nil {
+		return prev, nil
+	}
+	s, err := schedule.Parse(raw, schedule.Schedules{ComputeStartStop: prev}, uuid.NewString)
+	var se *schedule.Error
+	if errors.As(err, &se) {
+		return nil, Errorf(KindBadRequest, "UserError", "The property properties.properties.%s is invalid: %s.", se.Path, se.Message)
+	}
+	return s.ComputeStartStop, err
 }
