@@ -613,9 +613,7 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 				return nameAlreadyExists(name)
 			}
 			if existing.State == StateDeleting {
-				// As any other request on an instance being deleted
-				// (microsoft/vscode-tools-for-ai#2673).
-				return Errorf(KindConflict, "ComputeInstanceBeingDeleted", "Compute instance '%s' is being deleted.", name)
+				return beingDeleted(name)
 			}
 			inst, err = updateInstance(existing, req, size, now)
 			if err != nil {

@@ -158,6 +158,13 @@ func (i Instance) CustomServices() []string {
 	return out
 }
 
+// beingDeleted refuses a change of an instance being deleted, as Azure
+// refuses other requests on it (microsoft/vscode-tools-for-ai#2673); the
+// code is amlsim's.
+func beingDeleted(name string) error {
+	return Errorf(KindConflict, "ComputeInstanceBeingDeleted", "Compute instance '%s' is being deleted.", name)
+}
+
 // changeInstance changes an instance's record in one transaction and
 // records the event change returns. A deleting instance is not changed.
 func (s *Service) changeInstance(ref WorkspaceRef, name string, change func(*Instance) string) error {
@@ -167,7 +174,7 @@ func (s *Service) changeInstance(ref WorkspaceRef, name string, change func(*Ins
 			return err
 		}
 		if inst.State == StateDeleting {
-			return Errorf(KindConflict, "ComputeInstanceBeingDeleted", "Compute instance '%s' is being deleted.", name)
+			return beingDeleted(name)
 		}
 		now := s.now().UTC()
 		msg := change(&inst)
