@@ -191,12 +191,7 @@ func (d *idler) run(ctx context.Context) {
 // check asks every running instance with idle shutdown for its activity
 // and stops those idle for long enough.
 func (d *idler) check(ctx context.Context) {
-	var insts []Instance
-	err := d.svc.st.View(func(tx *store.Tx) error {
-		var err error
-		insts, err = instances(tx, "")
-		return err
-	})
+	insts, err := readInstances(d.svc.st)
 	if err != nil {
 		d.log.Error("idle shutdown: read the store", "err", err)
 		return

@@ -93,6 +93,17 @@ func deleteInstance(tx *store.Tx, key string) error {
 	return tx.Delete(bucketInstances, key)
 }
 
+// readInstances returns every instance, in a read transaction of its own.
+func readInstances(st *store.Store) ([]Instance, error) {
+	var insts []Instance
+	err := st.View(func(tx *store.Tx) error {
+		var err error
+		insts, err = instances(tx, "")
+		return err
+	})
+	return insts, err
+}
+
 // instances returns every instance, or those of one region when location
 // is not "".
 func instances(tx *store.Tx, location string) ([]Instance, error) {

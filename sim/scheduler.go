@@ -51,18 +51,15 @@ func (sc *scheduler) run(ctx context.Context) {
 // firings acts on the last one only, as the instance would have ended
 // there), then records now as done.
 func (sc *scheduler) tick(now time.Time) {
-	var insts []Instance
-	err := sc.st.View(func(tx *store.Tx) error {
-		if !sc.loaded {
-			if _, err := tx.Get(bucketMeta, metaScheduled, &sc.from); err != nil {
-				return err
-			}
-			sc.loaded, sc.saved = true, sc.from
+	if !sc.loaded {
+		err := sc.st.View(func(tx *store.Tx) error { _, err := tx.Get(bucketMeta, metaScheduled, &sc.from); return err })
+		if err != nil {
+			sc.log.Error("scheduler: read the store", "err", err)
+			return
 		}
-		var err error
-		insts, err = instances(tx, "")
-		return err
-	})
+		sc.loaded, sc.saved = true, sc.from
+	}
+	insts, err := readInstances(sc.st)
 	if err != nil {
 		sc.log.Error("scheduler: read the store", "err", err)
 		return
