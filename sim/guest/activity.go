@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,12 +26,11 @@ const sessionsCmd = `pgrep -c -f '^sshd(-session)?: ` + User + `@' || true`
 // server (its REST API: GET api/kernels, api/terminals).
 func (g *SSH) Activity(ctx context.Context, inst sim.Instance) (sim.Activity, error) {
 	var a sim.Activity
-	hk, err := guestssh.ParseKey(inst.HostKey)
+	addr, hk, err := sshEndpoint(inst)
 	if err != nil {
-		return a, fmt.Errorf("host key of %s: %w", inst.Name, err)
+		return a, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort))
-	c, err := guestssh.Dial(ctx, addr, User, g.Key.Signer(), hk.PublicKey())
+	c, err := guestssh.Dial(ctx, addr, User, g.Key.Signer(), hk)
 	if err != nil {
 		return a, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/hypervisor/guestssh"
 	"github.com/amlsim/amlsim/sim"
+	"golang.org/x/crypto/ssh"
 )
 
 // User is the login user of every instance, as on Azure.
@@ -83,12 +84,11 @@ func jupyterFile(inst sim.Instance) cloudinit.File {
 // destroyed within seconds of its first boot came back with sshd failing
 // to start, for good (seen under TCG: ext4 had not yet written the keys).
 func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
-	hk, err := guestssh.ParseKey(inst.HostKey)
+	addr, hk, err := sshEndpoint(inst)
 	if err != nil {
-		return fmt.Errorf("host key of %s: %w", inst.Name, err)
+		return err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort))
-	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk.PublicKey(),
+	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk,
 		guestssh.WithDiagnostics(func() string { return g.serialTail(inst.Domain) }))
 	if err != nil {
 		return err
@@ -102,6 +102,16 @@ func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
 		return fmt.Errorf("flush the guest's disk (sync): %w", err)
 	}
 	return nil
+}
+
+// sshEndpoint is where the instance's guest answers SSH on the host, and
+// the host key it must present.
+func sshEndpoint(inst sim.Instance) (addr string, hostKey ssh.PublicKey, err error) {
+	hk, err := guestssh.ParseKey(inst.HostKey)
+	if err != nil {
+		return "", nil, fmt.Errorf("host key of %s: %w", inst.Name, err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort)), hk.PublicKey(), nil
 }
 
 func (g *SSH) serialTail(domain string) string {

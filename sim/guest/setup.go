@@ -5,7 +5,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"net"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -124,12 +123,11 @@ func runBounded(ctx context.Context, c *guestssh.Client, cmd string) (guestssh.R
 // RunSetup polls the guest over SSH until the setup runner of its current
 // boot is done, then judges each script by its own exit status.
 func (g *SSH) RunSetup(ctx context.Context, inst sim.Instance, report func(string)) ([]sim.ScriptRun, error) {
-	hk, err := guestssh.ParseKey(inst.HostKey)
+	addr, hk, err := sshEndpoint(inst)
 	if err != nil {
-		return nil, fmt.Errorf("host key of %s: %w", inst.Name, err)
+		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.SSHPort))
-	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk.PublicKey())
+	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk)
 	if err != nil {
 		return nil, err
 	}
