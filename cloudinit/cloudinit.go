@@ -78,6 +78,19 @@ type Config struct {
 	// "e*", which the netplan (Ubuntu) and systemd-networkd renderers
 	// honour, but ENI (ifupdown) and sysconfig (RHEL) do not.
 	MACAddress string
+	// Static, when set, gives the NIC a fixed IPv4 address instead of asking
+	// DHCP for one.
+	Static *StaticIPv4
+}
+
+// StaticIPv4 is a fixed IPv4 configuration of the guest NIC.
+type StaticIPv4 struct {
+	// Address is the address with its prefix length, such as "10.0.2.15/24".
+	Address string
+	// Gateway is the default route's next hop, such as "10.0.2.2".
+	Gateway string
+	// Nameservers are the DNS servers, such as ["10.0.2.3"].
+	Nameservers []string
 }
 
 // HostKey is one SSH host key pair for the guest.
@@ -222,9 +235,13 @@ type networkConfigDoc struct {
 }
 
 type ethernetConf struct {
-	Match ethernetMatch `yaml:"match"`
-	DHCP4 bool          `yaml:"dhcp4"`
-	DHCP6 bool          `yaml:"dhcp6"`
+	Match     ethernetMatch `yaml:"match"`
+	DHCP4     bool          `yaml:"dhcp4"`
+	DHCP6     bool          `yaml:"dhcp6"`
+	Addresses []string      `yaml:"addresses,omitempty"`
+	Gateway4  string        `yaml:"gateway4,omitempty"`
+	// Nameservers has the one key "addresses".
+	Nameservers map[string][]string `yaml:"nameservers,omitempty"`
 }
 
 type ethernetMatch struct {
@@ -366,6 +383,14 @@ func (c Config) networkConfigDoc() networkConfigDoc {
 		// systemd-networkd's Name= takes the glob as it is, so the
 		// networkd renderer writes [Match] Name=e* from the key.
 		eth.Match.Name = nicGlob
+	}
+	if st := c.Static; st != nil {
+		eth.DHCP4 = false
+		eth.Addresses = []string{st.Address}
+		eth.Gateway4 = st.Gateway
+		if len(st.Nameservers) > 0 {
+			eth.Nameservers = map[string][]string{"addresses": st.Nameservers}
+		}
 	}
 	return networkConfigDoc{
 		Version:   2,

@@ -463,3 +463,31 @@ func TestValidAccepted(t *testing.T) {
 		}
 	}
 }
+
+func TestStaticNetworkConfig(t *testing.T) {
+	c := typicalConfig(t)
+	c.MACAddress = "52:54:00:ab:cd:ef"
+	c.Static = &StaticIPv4{Address: "10.0.2.15/24", Gateway: "10.0.2.2", Nameservers: []string{"10.0.2.3"}}
+	got := string(c.NetworkConfig())
+	want := `version: 2
+ethernets:
+  eth0:
+    match:
+      macaddress: "52:54:00:ab:cd:ef"
+    dhcp4: false
+    dhcp6: false
+    addresses:
+      - "10.0.2.15/24"
+    gateway4: "10.0.2.2"
+    nameservers:
+      addresses:
+        - "10.0.2.3"
+`
+	if got != want {
+		t.Errorf("network-config:\n%s\nwant:\n%s", got, want)
+	}
+	c.Static = &StaticIPv4{Address: "10.0.2.15", Gateway: "gw"}
+	if err := c.Validate(); !errors.Is(err, ErrStatic) {
+		t.Errorf("Validate of a bad static address: %v, want ErrStatic", err)
+	}
+}

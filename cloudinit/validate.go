@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"path"
 	"regexp"
 	"strings"
@@ -29,6 +30,7 @@ var (
 	ErrFile          = fmt.Errorf("%w: file", ErrInvalidConfig)
 	ErrCommand       = fmt.Errorf("%w: command", ErrInvalidConfig)
 	ErrMACAddress    = fmt.Errorf("%w: MAC address", ErrInvalidConfig)
+	ErrStatic        = fmt.Errorf("%w: static address", ErrInvalidConfig)
 )
 
 // maxTagLen is the size of the tag field in the virtio-fs config space.
@@ -115,6 +117,16 @@ func (c Config) Validate() error {
 	if c.MACAddress != "" {
 		if hw, err := net.ParseMAC(c.MACAddress); err != nil || len(hw) != 6 {
 			add(fmt.Errorf("%w: %q is not an Ethernet MAC address", ErrMACAddress, c.MACAddress))
+		}
+	}
+	if st := c.Static; st != nil {
+		if p, err := netip.ParsePrefix(st.Address); err != nil || !p.Addr().Is4() {
+			add(fmt.Errorf("%w: %q is not an IPv4 address with a prefix length", ErrStatic, st.Address))
+		}
+		for _, a := range append([]string{st.Gateway}, st.Nameservers...) {
+			if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
+				add(fmt.Errorf("%w: %q is not an IPv4 address", ErrStatic, a))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -46,6 +46,12 @@ type Spec struct {
 	// Labels are stored with the domain and returned by List and Lookup, so
 	// a caller can find its records again after a restart.
 	Labels map[string]string
+	// Snapshot, when set, is the directory of a snapshot a Snapshotter
+	// took (see Snapshotter.TakeSnapshot): the domain's disk is layered on
+	// the snapshot's disk, and its first Start restores the saved memory
+	// instead of booting. A driver that cannot restore it, now or at that
+	// Start, boots the domain cold from the same disk and logs why.
+	Snapshot string
 }
 
 // Share is a host directory exported into the guest under a mount tag.
@@ -108,6 +114,25 @@ type Driver interface {
 	Lookup(ctx context.Context, name string) (Domain, error)
 	// List reports every domain this driver owns.
 	List(ctx context.Context) ([]Domain, error)
+}
+
+// Snapshotter is implemented by drivers that can save the memory and disk
+// of a booted guest once, and start any number of new domains from it
+// (Spec.Snapshot). The guest in a restored domain is a copy of the template
+// guest, identity included; giving it its own is the caller's business.
+type Snapshotter interface {
+	// SnapshotDir returns the directory of the snapshot of a template guest
+	// with these resources, and whether a complete snapshot is there. The
+	// directory's name stands for everything a saved state depends on in
+	// this driver (base image, emulator version, machine and domain type,
+	// vCPUs, memory) and for version, the caller's version of the template
+	// guest: a change to any of them names another directory.
+	SnapshotDir(vcpus, memoryMiB int, version string) (dir string, complete bool)
+	// TakeSnapshot defines and starts a template domain from spec (which
+	// must have no Shares and no Snapshot), calls ready while it runs, and
+	// then saves its memory and disk into dir and removes the domain.
+	// Nothing is left behind on failure; an existing complete dir is kept.
+	TakeSnapshot(ctx context.Context, dir string, spec Spec, ready func(context.Context) error) error
 }
 
 // Forwarder is implemented by drivers whose port forwards live in the

@@ -93,6 +93,9 @@ type DriverConfig struct {
 	// CloudImage is a qcow2 cloud image booted through the BIOS instead of
 	// the default image (no kernel given).
 	CloudImage string `toml:"cloud_image"`
+	// FastCreate starts new instances from a snapshot of a booted guest
+	// (taken once per VM shape) instead of booting them; on by default.
+	FastCreate bool `toml:"fast_create"`
 }
 
 // APIConfig sets how strictly the API answers.
@@ -147,7 +150,7 @@ func DefaultConfig() Config {
 		},
 		Workspaces:      []WorkspaceConfig{{ResourceGroup: "rg-local", Name: "ws-local", Location: "eastus"}},
 		Local:           LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
-		Driver:          DriverConfig{URI: "qemu:///system", DomainType: "auto"},
+		Driver:          DriverConfig{URI: "qemu:///system", DomainType: "auto", FastCreate: true},
 		Fake:            FakeConfig{Delay: Duration{200 * time.Millisecond}},
 		Timeouts:        TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}, Resync: Duration{30 * time.Second}},
 		Principals:      []PrincipalConfig{{ObjectID: DefaultOwner.ObjectID, TenantID: DefaultOwner.TenantID, Name: DefaultOwner.Name}},

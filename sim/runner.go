@@ -28,6 +28,9 @@ type runner struct {
 	// (the reconciler's check): a failure's nominal outcome gives way to
 	// what the VM really does.
 	settle func(ctx context.Context, key string)
+	// snaps gives new VMs a snapshot to start from (fast create); nil
+	// when the driver or guest cannot, or the configuration says no.
+	snaps *snapshots
 
 	// ctx ends when the service closes.
 	ctx    context.Context
@@ -313,7 +316,11 @@ func (r *runner) create(j job) error {
 			if err != nil {
 				return err
 			}
-			return r.drv.Define(ctx, r.spec(inst, seed))
+			spec := r.spec(inst, seed)
+			if r.snaps != nil {
+				spec.Snapshot = r.snaps.forShape(ctx, inst.Local, r.reporter(j.key()))
+			}
+			return r.drv.Define(ctx, spec)
 		}, undo: func(ctx context.Context) error { return r.drv.Undefine(ctx, inst.Domain) }, done: "VM defined"},
 		{name: "start domain", do: func(ctx context.Context) error {
 			return r.ensureRunning(ctx, inst.Domain)

@@ -128,6 +128,12 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	s.ledger = ledger{cfg: cfg, catalog: s.catalog}
 	s.runner = &runner{cfg: cfg, st: st, drv: drv, guest: guest, log: s.log, now: s.now,
 		ctx: s.ctx, cancel: s.cancel, workers: map[string]*worker{}}
+	if snap, ok := drv.(hypervisor.Snapshotter); ok && cfg.Driver.FastCreate {
+		if tg, ok := guest.(Templater); ok {
+			s.runner.snaps = &snapshots{drv: snap, guest: tg, log: s.log, diskGB: cfg.Local.DiskGB, ctx: s.ctx,
+				taking: map[string]*taking{}, failed: map[string]time.Time{}}
+		}
+	}
 	s.reconciler = &reconciler{st: st, drv: drv, runner: s.runner, log: s.log, now: s.now, prefix: s.domainPrefix}
 	s.runner.settle = s.reconciler.settle
 	s.scheduler = &scheduler{svc: s, st: st, clock: s.clock, log: s.log}
@@ -197,6 +203,11 @@ func (s *Service) Recover(ctx context.Context) error {
 		defer s.wg.Done()
 		s.scheduler.run(s.ctx)
 	}()
+	if s.runner.snaps != nil {
+		// Most instances have the default shape: have its snapshot ready
+		// before the first create asks for it.
+		s.runner.snaps.warm(LocalResource{VCPUs: s.cfg.Local.VCPUs, MemoryMiB: s.cfg.Local.MemoryMiB})
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -87,6 +87,12 @@ instance VMs keep running, to be taken back at the next start.`)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if cfg.Driver.CloudImage != "" && cfg.Driver.FastCreate {
+		// The template guest runs amlsim's reidentify program, which is
+		// made for the default image's cloud-init and systemd.
+		log.Info("fast create is off: it works with the default image, not a cloud image")
+		cfg.Driver.FastCreate = false
+	}
 	drv, g, closeDrv, err := openDriver(ctx, *driverName, *home, cfg, log)
 	if err != nil {
 		return err
@@ -172,18 +178,32 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 				probe = img.Kernel
 			}
 		}
+		// Snapshots (fast create) live beside the image they are made of.
+		snapshots := filepath.Join(filepath.Dir(base.Disk), "snapshots")
 		drv, err := libvirt.New(ctx, libvirt.Config{
-			URI:         cfg.Driver.URI,
-			StateDir:    cfg.Driver.StateDir,
-			Image:       base,
-			DomainType:  cfg.Driver.DomainType,
-			ProbeKernel: probe,
-			Logger:      log,
+			URI:          cfg.Driver.URI,
+			StateDir:     cfg.Driver.StateDir,
+			Image:        base,
+			DomainType:   cfg.Driver.DomainType,
+			ProbeKernel:  probe,
+			SnapshotRoot: snapshots,
+			Logger:       log,
 		})
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return drv, &guest.SSH{Key: key, SerialLog: drv.SerialLog}, func() { drv.Close() }, nil
+		g := &guest.SSH{Key: key, SerialLog: drv.SerialLog}
+		if cfg.Driver.FastCreate {
+			if err := os.MkdirAll(snapshots, 0o755); err != nil {
+				drv.Close()
+				return nil, nil, nil, fmt.Errorf("snapshot directory: %w", err)
+			}
+			if g.Template, err = guest.LoadTemplateKeys(snapshots); err != nil {
+				drv.Close()
+				return nil, nil, nil, fmt.Errorf("template keys: %w", err)
+			}
+		}
+		return drv, g, func() { drv.Close() }, nil
 	}
 	return nil, nil, nil, fmt.Errorf("unknown driver %q (want libvirt or fake)", name)
 }

@@ -40,6 +40,9 @@ type domainMeta struct {
 	// extra forwards: its XML stays as it was before there were any.
 	Forwards *metaForwards `xml:"forwards"`
 	Labels   []metaLabel   `xml:"label"`
+	// Snapshot is the snapshot directory the domain's next start restores
+	// (Spec.Snapshot); cleared once it has been tried.
+	Snapshot string `xml:"snapshot,omitempty"`
 }
 
 type metaForwards struct {
@@ -57,7 +60,7 @@ type metaLabel struct {
 }
 
 func newDomainMeta(spec hypervisor.Spec) domainMeta {
-	m := domainMeta{SSHPort: spec.SSHPort}
+	m := domainMeta{SSHPort: spec.SSHPort, Snapshot: spec.Snapshot}
 	if len(spec.Forwards) > 0 {
 		m.Forwards = &metaForwards{}
 		for _, f := range spec.Forwards {
@@ -111,11 +114,12 @@ func parseDomainMeta(s string) (domainMeta, error) {
 		SSHPort  int           `xml:"ssh-port"`
 		Forwards *metaForwards `xml:"forwards"`
 		Labels   []metaLabel   `xml:"label"`
+		Snapshot string        `xml:"snapshot"`
 	}
 	if err := xml.Unmarshal([]byte(s), &in); err != nil {
 		return domainMeta{}, fmt.Errorf("parse amlsim metadata: %w", err)
 	}
-	return domainMeta{SSHPort: in.SSHPort, Forwards: in.Forwards, Labels: in.Labels}, nil
+	return domainMeta{SSHPort: in.SSHPort, Forwards: in.Forwards, Labels: in.Labels, Snapshot: in.Snapshot}, nil
 }
 
 // domainParams is everything besides the Spec that shapes a domain's XML.
@@ -168,10 +172,11 @@ func buildDomain(spec hypervisor.Spec, p domainParams) (*libvirtxml.Domain, erro
 	dev := dom.Devices
 	dev.Disks = []libvirtxml.DomainDisk{
 		{
-			Device: "disk",
-			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2", Discard: "unmap"},
-			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.Dir, OverlayDisk)}},
-			Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
+			Device:  "disk",
+			Driver:  &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2", Discard: "unmap"},
+			Source:  &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.Dir, OverlayDisk)}},
+			Target:  &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
+			Address: pciSlot(slotRoot),
 		},
 		{
 			// virtio rather than a CD-ROM: the Debian cloud kernel has no
@@ -181,15 +186,17 @@ func buildDomain(spec hypervisor.Spec, p domainParams) (*libvirtxml.Domain, erro
 			Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.Dir, SeedISO)}},
 			Target:   &libvirtxml.DomainDiskTarget{Dev: "vdb", Bus: "virtio"},
 			ReadOnly: &libvirtxml.DomainDiskReadOnly{},
+			Address:  pciSlot(slotSeed),
 		},
 	}
 	dev.Interfaces = []libvirtxml.DomainInterface{{
 		// A MAC known before the domain exists lets the seed's
 		// network-config match the NIC whatever the guest calls it.
-		MAC:    &libvirtxml.DomainInterfaceMAC{Address: hypervisor.MACAddress(spec.Name)},
-		Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}},
-		Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
-		Alias:  &libvirtxml.DomainAlias{Name: netAlias},
+		MAC:     &libvirtxml.DomainInterfaceMAC{Address: hypervisor.MACAddress(spec.Name)},
+		Source:  &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}},
+		Model:   &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+		Alias:   &libvirtxml.DomainAlias{Name: netAlias},
+		Address: pciSlot(slotNIC),
 	}}
 	port := uint(0)
 	dev.Serials = []libvirtxml.DomainSerial{{
@@ -205,24 +212,50 @@ func buildDomain(spec hypervisor.Spec, p domainParams) (*libvirtxml.Domain, erro
 	dev.RNGs = []libvirtxml.DomainRNG{{
 		Model:   "virtio",
 		Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
+		Address: pciSlot(slotRNG),
 	}}
 	dev.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "none"}
 
-	if len(spec.Shares) > 0 {
-		// virtiofsd maps guest memory: it must be shareable.
-		dom.MemoryBacking = &libvirtxml.DomainMemoryBacking{
-			MemorySource: &libvirtxml.DomainMemorySource{Type: "memfd"},
-			MemoryAccess: &libvirtxml.DomainMemoryAccess{Mode: "shared"},
-		}
-		for _, s := range spec.Shares {
-			dev.Filesystems = append(dev.Filesystems, libvirtxml.DomainFilesystem{
-				AccessMode: "passthrough",
-				Driver:     &libvirtxml.DomainFilesystemDriver{Type: "virtiofs"},
-				Binary:     &libvirtxml.DomainFilesystemBinary{Path: virtiofsdPath},
-				Source:     &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: s.HostPath}},
-				Target:     &libvirtxml.DomainFilesystemTarget{Dir: s.Tag},
-			})
-		}
+	// virtiofsd maps guest memory, so it must be shareable. Every domain
+	// gets shareable memory, with or without shares: a domain restored from
+	// a snapshot gets its shares plugged in after the restore, and its
+	// memory is the template's, which had none.
+	dom.MemoryBacking = &libvirtxml.DomainMemoryBacking{
+		MemorySource: &libvirtxml.DomainMemorySource{Type: "memfd"},
+		MemoryAccess: &libvirtxml.DomainMemoryAccess{Mode: "shared"},
+	}
+	for i, s := range spec.Shares {
+		dev.Filesystems = append(dev.Filesystems, shareDevice(s, slotShares+uint(i)))
 	}
 	return dom, nil
+}
+
+// The PCI slots of the devices, fixed rather than left to libvirt: a domain
+// restored from a snapshot must have every device where the template had
+// it (QEMU finds device state by address: "Unknown ramblock
+// 0000:00:02.0/virtio-net-pci.rom, cannot accept migration"), and shares,
+// which only it has, must not move the others.
+const (
+	slotNIC    = 2
+	slotRoot   = 3
+	slotSeed   = 4
+	slotRNG    = 5
+	slotShares = 6
+)
+
+func pciSlot(slot uint) *libvirtxml.DomainAddress {
+	zero := uint(0)
+	return &libvirtxml.DomainAddress{PCI: &libvirtxml.DomainAddressPCI{Domain: &zero, Bus: &zero, Slot: &slot, Function: &zero}}
+}
+
+// shareDevice is the virtio-fs device that exports s.
+func shareDevice(s hypervisor.Share, slot uint) libvirtxml.DomainFilesystem {
+	return libvirtxml.DomainFilesystem{
+		Address:    pciSlot(slot),
+		AccessMode: "passthrough",
+		Driver:     &libvirtxml.DomainFilesystemDriver{Type: "virtiofs"},
+		Binary:     &libvirtxml.DomainFilesystemBinary{Path: virtiofsdPath},
+		Source:     &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: s.HostPath}},
+		Target:     &libvirtxml.DomainFilesystemTarget{Dir: s.Tag},
+	}
 }

@@ -59,6 +59,10 @@ type Config struct {
 	// QemuSystem is the emulator the KVM probe runs; empty means
 	// "qemu-system-x86_64" from PATH.
 	QemuSystem string
+	// SnapshotRoot holds the snapshots of template guests
+	// (hypervisor.Snapshotter); empty means StateDir/snapshots. QEMU must
+	// be able to read it, as it reads StateDir.
+	SnapshotRoot string
 	// Logger receives warnings such as the fall-back to TCG; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -116,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	if cfg.DomainType == "" {
 		cfg.DomainType = "auto"
+	}
+	if cfg.SnapshotRoot == "" {
+		cfg.SnapshotRoot = filepath.Join(cfg.StateDir, "snapshots")
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, defining: map[string]bool{}}
 	if d.log == nil {
@@ -394,13 +401,25 @@ func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) (err error) {
 		}
 		return nil
 	})
-	if err := d.createOverlay(ctx, filepath.Join(dir, OverlayDisk), spec.DiskSizeGB); err != nil {
+	if spec.Snapshot != "" && !dirComplete(spec.Snapshot) {
+		d.log.Warn("snapshot incomplete or gone, the domain will boot", "domain", spec.Name, "snapshot", spec.Snapshot)
+		spec.Snapshot = ""
+	}
+	backing, format := d.cfg.Image.Disk, d.cfg.Image.Format
+	if spec.Snapshot != "" {
+		backing, format = filepath.Join(spec.Snapshot, snapshotDisk), "qcow2"
+	}
+	if err := d.createOverlay(ctx, filepath.Join(dir, OverlayDisk), backing, format, spec.DiskSizeGB); err != nil {
 		return fmt.Errorf("define domain %q: %w", spec.Name, err)
 	}
 	// The seed may carry SSH host private keys: readable by root only;
 	// libvirt hands it to QEMU's user while the domain runs.
-	if err := os.WriteFile(filepath.Join(dir, SeedISO), spec.Seed, 0o600); err != nil {
+	seed := filepath.Join(dir, SeedISO)
+	if err := os.WriteFile(seed, spec.Seed, 0o600); err != nil {
 		return fmt.Errorf("define domain %q: write seed: %w", spec.Name, err)
+	}
+	if err := padSeed(seed); err != nil {
+		return fmt.Errorf("define domain %q: pad seed: %w", spec.Name, err)
 	}
 	xmlDom, err := buildDomain(spec, domainParams{Type: d.domType, Image: d.cfg.Image, Dir: dir})
 	if err != nil {
@@ -437,14 +456,14 @@ func (d *Driver) releaseName(name string) {
 	delete(d.defining, name)
 }
 
-// createOverlay makes a qcow2 of sizeGB layered on the base image.
-func (d *Driver) createOverlay(ctx context.Context, path string, sizeGB int) error {
-	format := d.cfg.Image.Format
+// createOverlay makes a qcow2 of sizeGB layered on backing (the base
+// image, or a snapshot's disk).
+func (d *Driver) createOverlay(ctx context.Context, path, backing, format string, sizeGB int) error {
 	if format == "" {
 		format = "qcow2"
 	}
 	cmd := exec.CommandContext(ctx, d.cfg.QemuImg, "create", "-q", "-f", "qcow2",
-		"-F", format, "-b", d.cfg.Image.Disk, path, strconv.Itoa(sizeGB)+"G")
+		"-F", format, "-b", backing, path, strconv.Itoa(sizeGB)+"G")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("create overlay %s: %w: %s", path, err, strings.TrimSpace(string(out)))
 	}
@@ -526,6 +545,23 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 		if !portFree(f.HostPort) {
 			return fmt.Errorf("start domain %q: %w: 127.0.0.1:%d (for guest port %d)", name, hypervisor.ErrPortInUse, f.HostPort, f.GuestPort)
 		}
+	}
+	if meta.Snapshot != "" && !d.testDriver {
+		conn, err := d.connection()
+		if err == nil {
+			err = snapshotUsable(meta.Snapshot, filepath.Join(d.domainDir(name), SeedISO))
+		}
+		if err == nil {
+			err = d.restore(conn, dom, name, meta, meta.Snapshot)
+		}
+		// Tried once: whatever happened, later starts boot.
+		if ferr := forgetSnapshot(dom, meta); ferr != nil {
+			d.log.Warn("could not clear the snapshot mark of a domain", "domain", name, "err", ferr)
+		}
+		if err == nil {
+			return nil
+		}
+		d.log.Warn("restoring the snapshot failed, booting the domain instead", "domain", name, "snapshot", meta.Snapshot, "err", err)
 	}
 	if err := dom.Create(); err != nil {
 		return fmt.Errorf("start domain %q: %w", name, translate(err))

@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,8 +80,9 @@ func TestDefineFiles(t *testing.T) {
 	}
 	dir := filepath.Join(state, spec.Name)
 	seed, err := os.ReadFile(filepath.Join(dir, SeedISO))
-	if err != nil || string(seed) != "seed bytes" {
-		t.Errorf("seed = %q, %v; want %q", seed, err, "seed bytes")
+	// Padded with zeros to one size for all seeds (see seedCapacity).
+	if err != nil || len(seed) != seedCapacity || !bytes.HasPrefix(seed, []byte("seed bytes")) || bytes.Count(seed, []byte{0}) != seedCapacity-len("seed bytes") {
+		t.Errorf("seed: %d bytes, %v; want %q and zeros up to %d", len(seed), err, "seed bytes", seedCapacity)
 	}
 	out, err := exec.Command("qemu-img", "info", "--output=json", filepath.Join(dir, OverlayDisk)).Output()
 	if err != nil {

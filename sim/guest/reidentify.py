@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+# amlsim-reidentify: turns a guest restored from amlsim's snapshot into the
+# compute instance whose NoCloud seed is attached now.
+#
+# amlsim boots one template guest per VM shape, starts this program in it and
+# saves the guest's memory once this program says "ready": cloud-init's Python
+# is loaded by then, and under TCG loading it costs more than the work
+# itself (`import cloudinit.cmd.main` alone: 6.5 s). Every new instance
+# starts from that saved state; amlsim connects over SSH with the template's
+# host key and writes one JSON request to the FIFO below:
+#   {"time": UNIX seconds, "machineId": 32 hex, "random": hex, "mac": "52:54:…"}
+# This program then sets the clock, mixes the host's random bytes into the
+# kernel pool, writes the new machine-id, moves the NIC to the instance's MAC,
+# forgets the template's seed blocks, and runs cloud-init's four stages from
+# the instance's seed, as a first boot would (`cloud-init clean` first, so
+# every per-instance module runs: hostname, users and keys, SSH host keys,
+# write_files, the per-boot setup-script runner). Each stage runs in a fork of
+# this process, with the modules already imported.
+#
+# Progress goes to STATUS, one word and details: "ready", "started",
+# "identity" (the instance's host keys are served: amlsim may connect as the
+# instance), "done", or "failed <reason>". With --now REQUEST it does the same
+# without waiting (a guest where the resident copy is gone).
+import importlib
+import json
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+import time
+
+RUN = "/run/amlsim"
+FIFO = RUN + "/reidentify.req"
+STATUS = RUN + "/reidentify.status"
+TEMPLATE_KEYS = "/run/amlsim-template"
+BLKFLSBUF = 0x1261  # linux/fs.h: flush a block device's buffer cache
+
+
+def status(word):
+    tmp = STATUS + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(word + "\n")
+    os.replace(tmp, STATUS)
+
+
+def preload():
+    import cloudinit.cmd.clean  # noqa: F401
+    import cloudinit.cmd.main  # noqa: F401
+    import cloudinit.config
+    import cloudinit.distros.debian  # noqa: F401
+    import cloudinit.net.networkd  # noqa: F401
+    import cloudinit.sources.DataSourceNoCloud  # noqa: F401
+
+    for mod in pkgutil.iter_modules(cloudinit.config.__path__):
+        if mod.name.startswith("cc_"):
+            try:
+                importlib.import_module("cloudinit.config." + mod.name)
+            except Exception:
+                pass  # a module this guest cannot use is not needed either
+
+
+def run(*argv):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stage(*args):
+    """Runs `cloud-init ARGS` in a fork of this warm process."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from cloudinit.cmd import main
+            code = main.main(["cloud-init", *args]) or 0
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, st = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(st)
+    if code != 0:
+        raise RuntimeError("cloud-init %s exited %d" % (" ".join(args), code))
+
+
+def first_nic():
+    """The first Ethernet interface, by name (the guest has one)."""
+    for name in sorted(os.listdir("/sys/class/net")):
+        if name != "lo" and os.path.exists("/sys/class/net/%s/device" % name):
+            return name
+    raise RuntimeError("no network interface")
+
+
+def flush_seed():
+    import fcntl
+
+    dev = os.path.realpath("/dev/disk/by-label/cidata")
+    fd = os.open(dev, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, BLKFLSBUF, 0)
+    finally:
+        os.close(fd)
+
+
+def reidentify(req):
+    time.clock_settime(time.CLOCK_REALTIME, float(req["time"]))
+    with open("/dev/urandom", "wb") as f:
+        f.write(bytes.fromhex(req["random"]))
+    with open("/var/lib/systemd/random-seed", "wb") as f:
+        f.write(os.urandom(512))
+    with open("/etc/machine-id", "w") as f:
+        f.write(req["machineId"] + "\n")
+    # The template had a static address and no DHCP lease, so QEMU's DHCP
+    # server gives this MAC the same address when networkd asks.
+    nic = first_nic()
+    run("ip", "link", "set", "dev", nic, "address", req["mac"])
+    flush_seed()
+
+    from cloudinit.cmd import clean
+
+    clean.remove_artifacts(remove_logs=True)
+    stage("init", "--local")
+    stage("init")
+    run("systemctl", "reload", "ssh.service")
+    status("identity")
+    # The host now logs in with the instance's keys.
+    shutil.rmtree(TEMPLATE_KEYS, ignore_errors=True)
+    run("systemctl", "restart", "systemd-journald.service")
+    # The network-config now names the instance's MAC.
+    run("networkctl", "reload")
+    run("networkctl", "reconfigure", nic)
+    stage("modules", "--mode", "config")
+    stage("modules", "--mode", "final")
+    run("systemctl", "start", "--no-block", "amlsim-jupyter.service")
+
+
+def main():
+    os.makedirs(RUN, mode=0o700, exist_ok=True)
+    if len(sys.argv) == 3 and sys.argv[1] == "--now":
+        req = json.loads(sys.argv[2])
+    else:
+        preload()
+        try:
+            os.unlink(FIFO)
+        except FileNotFoundError:
+            pass
+        os.mkfifo(FIFO, 0o600)
+        status("ready")
+        with open(FIFO) as f:
+            line = f.readline()
+        os.unlink(FIFO)
+        req = json.loads(line)
+    status("started")
+    try:
+        reidentify(req)
+    except Exception as e:
+        detail = getattr(e, "stderr", b"") or b""
+        status("failed %s %s" % (e, detail.decode(errors="replace").strip()))
+        return 1
+    status("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+package guest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/amlsim/amlsim/cloudinit"
+	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/hypervisor/guestssh"
+	"github.com/amlsim/amlsim/sim"
+)
+
+// Fast create (sim.Templater): one template guest per VM shape boots from
+// a seed of its own, starts reidentify.py (which loads cloud-init's Python
+// and waits), and is saved. A new instance's VM is restored from that
+// state with its own seed attached; WaitReady finds the template's host
+// key there, asks reidentify.py to make the guest the instance, and from
+// then on the guest is what a cold boot of the instance's seed gives.
+
+//go:embed reidentify.py
+var reidentifyPy []byte
+
+// Where the template's pieces are in the guest.
+const (
+	reidentifyPath = "/usr/local/lib/amlsim/reidentify.py"
+	reidentifyUnit = "/etc/systemd/system/amlsim-reidentify.service"
+	// templateKeys authorizes the template key for azureuser. It is on a
+	// tmpfs, so it lives in the saved memory but not on any disk: a clone
+	// that boots instead of being restored does not have it, and
+	// reidentify.py deletes it once the instance's keys are in place.
+	templateKeysDir = "/run/amlsim-template"
+	templateSSHD    = "/etc/ssh/sshd_config.d/amlsim-template.conf"
+	templateStatus  = "/run/amlsim/reidentify.status"
+)
+
+// templateAddress is the guest's address on QEMU's user-mode network, and
+// templateGateway and templateDNS are the host's side of it (QEMU docs,
+// "Network emulation", user networking: "the DHCP server assign addresses
+// to the hosts starting from 10.0.2.15", gateway 10.0.2.2, DNS 10.0.2.3).
+// The template takes it statically: a DHCP lease would stay in the saved
+// network state under the template's MAC, and each clone asks for its
+// own with its own MAC.
+const (
+	templateAddress = "10.0.2.15/24"
+	templateGateway = "10.0.2.2"
+	templateDNS     = "10.0.2.3"
+)
+
+const reidentifyService = `[Unit]
+Description=amlsim: wait, with cloud-init loaded, to make this saved guest a new instance
+After=cloud-final.service
+
+[Service]
+Type=simple
+ExecStart=/usr/bin/python3 ` + reidentifyPath + `
+`
+
+const templateSSHDConf = "# amlsim: the template key, for the host to reach a guest just restored.\n" +
+	"AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2 " + templateKeysDir + "/authorized_keys\n"
+
+// TemplateKeys are the keys of template guests: Host is their SSH host key,
+// User is authorized for azureuser. They belong with the snapshots (every
+// amlsim home that uses a snapshot needs them), not with one home.
+type TemplateKeys struct {
+	Host guestssh.Key
+	User guestssh.Key
+}
+
+// LoadTemplateKeys loads the template keys kept in dir, creating them on
+// first use.
+func LoadTemplateKeys(dir string) (*TemplateKeys, error) {
+	host, err := guestssh.LoadOrCreateKey(filepath.Join(dir, "template-host-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	user, err := guestssh.LoadOrCreateKey(filepath.Join(dir, "template-user-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	return &TemplateKeys{Host: host, User: user}, nil
+}
+
+var _ sim.Templater = (*SSH)(nil)
+
+// TemplateVersion implements sim.Templater: a hash of everything the
+// template guest is made of besides the image.
+func (g *SSH) TemplateVersion() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "template 1\n%s\n%s\n%s\n%s\n", reidentifyPy, reidentifyService, templateSSHDConf, templateAddress)
+	if g.Template != nil {
+		fmt.Fprintf(h, "%s\n%s\n", g.Template.Host.AuthorizedKey(), g.Template.User.AuthorizedKey())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// TemplateSeed implements sim.Templater.
+func (g *SSH) TemplateSeed(name string) ([]byte, error) {
+	if g.Template == nil {
+		return nil, errors.New("no template keys")
+	}
+	cfg := cloudinit.Config{
+		InstanceID:     "amlsim-template-" + g.TemplateVersion(),
+		Hostname:       "amlsim-template",
+		User:           User,
+		AuthorizedKeys: []string{g.Template.User.AuthorizedKey()},
+		HostKeys: []cloudinit.HostKey{{Type: "ed25519", Private: string(g.Template.Host.PrivatePEM()),
+			Public: g.Template.Host.AuthorizedKey()}},
+		MACAddress: hypervisor.MACAddress(name),
+		Static:     &cloudinit.StaticIPv4{Address: templateAddress, Gateway: templateGateway, Nameservers: []string{templateDNS}},
+		Files: []cloudinit.File{
+			{Path: reidentifyPath, Content: reidentifyPy, Permissions: "0755"},
+			{Path: reidentifyUnit, Content: []byte(reidentifyService)},
+			{Path: templateSSHD, Content: []byte(templateSSHDConf)},
+		},
+		RunCmd: [][]string{{"systemctl", "start", "--no-block", "amlsim-reidentify.service"}},
+	}
+	return cfg.ISO()
+}
+
+// prepareTemplate moves the template key to the tmpfs file sshd now reads,
+// empties the machine-id (a clone that boots makes its own), and writes and
+// drops the page cache, so the saved memory is small and holds no blocks of
+// the template's seed.
+const prepareTemplate = `set -e
+install -d -o ` + User + ` -g ` + User + ` -m 0700 ` + templateKeysDir + `
+install -o ` + User + ` -g ` + User + ` -m 0600 /home/` + User + `/.ssh/authorized_keys ` + templateKeysDir + `/authorized_keys
+: > /home/` + User + `/.ssh/authorized_keys
+systemctl reload ssh.service
+: > /etc/machine-id
+sync
+echo 3 > /proc/sys/vm/drop_caches
+`
+
+// TemplateReady implements sim.Templater.
+func (g *SSH) TemplateReady(ctx context.Context, sshPort int) error {
+	if g.Template == nil {
+		return errors.New("no template keys")
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sshPort))
+	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Template.User.Signer(), g.Template.Host.PublicKey())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for {
+		res, err := runBounded(ctx, c, "sudo cat "+templateStatus+" 2>/dev/null; true")
+		if err != nil {
+			return fmt.Errorf("read reidentify status: %w", err)
+		}
+		st := strings.TrimSpace(string(res.Stdout))
+		if st == "ready" {
+			break
+		}
+		if strings.HasPrefix(st, "failed") {
+			return fmt.Errorf("reidentify in the template: %s", st)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reidentify in the template never got ready: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	res, err := runBounded(ctx, c, "sudo sh -c "+shellQuote(prepareTemplate))
+	if err == nil && res.ExitStatus != 0 {
+		err = fmt.Errorf("exit status %d: %s", res.ExitStatus, res.Stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("prepare the template guest: %w", err)
+	}
+	return nil
+}
+
+// triggerReidentify hands the request to the waiting reidentify.py (or,
+// when it is gone, runs it anew) and waits until the guest serves the
+// instance's host key, or reidentify failed. Run again after a crash of
+// the server, it only waits.
+const triggerReidentify = `f=/run/amlsim/reidentify.req s=` + templateStatus + `
+if [ -p "$f" ]; then
+	printf '%s\n' "$0" > "$f"
+elif [ ! -e "$s" ]; then
+	systemd-run --quiet --unit amlsim-reidentify-now /usr/bin/python3 ` + reidentifyPath + ` --now "$0"
+fi
+i=0
+while [ $i -lt 1200 ]; do
+	case $(cat "$s" 2>/dev/null) in
+	identity*|done*) exit 0 ;;
+	failed*) cat "$s" >&2; exit 1 ;;
+	esac
+	sleep 0.1
+	i=$((i+1))
+done
+echo "reidentify did not finish within 120 s" >&2
+exit 1
+`
+
+// reidentifyRequest is what reidentify.py reads.
+type reidentifyRequest struct {
+	Time      float64 `json:"time"`
+	MachineID string  `json:"machineId"`
+	Random    string  `json:"random"`
+	MAC       string  `json:"mac"`
+}
+
+// reidentify makes the guest at addr, restored from a snapshot, the
+// instance inst: a new clock, machine-id, random seed and MAC, then
+// cloud-init's stages from the instance's seed.
+func (g *SSH) reidentify(ctx context.Context, inst sim.Instance, addr string) error {
+	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Template.User.Signer(), g.Template.Host.PublicKey())
+	if err != nil {
+		return fmt.Errorf("reach the restored guest: %w", err)
+	}
+	defer c.Close()
+	var id [16]byte
+	var seed [64]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	if _, err := rand.Read(seed[:]); err != nil {
+		return err
+	}
+	req, err := json.Marshal(reidentifyRequest{
+		Time:      float64(time.Now().UnixNano()) / 1e9,
+		MachineID: hex.EncodeToString(id[:]),
+		Random:    hex.EncodeToString(seed[:]),
+		MAC:       hypervisor.MACAddress(inst.Domain),
+	})
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	res, err := c.Run(rctx, "sudo sh -c "+shellQuote(triggerReidentify)+" "+shellQuote(string(req)), nil)
+	if err == nil && res.ExitStatus != 0 {
+		err = fmt.Errorf("exit status %d: %s", res.ExitStatus, strings.TrimSpace(string(res.Stderr)))
+	}
+	if err != nil {
+		return fmt.Errorf("give the restored guest its identity: %w", err)
+	}
+	return nil
+}
