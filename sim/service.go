@@ -206,6 +206,7 @@ func (s *Service) Recover(ctx context.Context) error {
 	if s.runner.snaps != nil {
 		// Most instances have the default shape: have its snapshot ready
 		// before the first create asks for it.
+		s.runner.snaps.clearDebris(ctx, s.drv)
 		s.runner.snaps.warm(LocalResource{VCPUs: s.cfg.Local.VCPUs, MemoryMiB: s.cfg.Local.MemoryMiB})
 	}
 	s.wg.Add(1)

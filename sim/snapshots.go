@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -124,11 +125,40 @@ func (s *snapshots) takeNow(dir string, res LocalResource) error {
 	spec := hypervisor.Spec{
 		Name: name, VCPUs: res.VCPUs, MemoryMiB: res.MemoryMiB, DiskSizeGB: s.diskGB,
 		Seed: seed, SSHPort: port,
-		Labels: map[string]string{"template": dir},
+		Labels: map[string]string{templateLabel: dir},
 	}
 	return s.drv.TakeSnapshot(s.ctx, dir, spec, func(ctx context.Context) error {
 		return s.guest.TemplateReady(ctx, port)
 	})
+}
+
+// templateLabel is the domain label of template guests: the snapshot
+// directory they are taken into.
+const templateLabel = "template"
+
+// clearDebris removes template domains left by a server that stopped while
+// taking a snapshot that is complete by now. (One whose snapshot is still
+// missing is removed by the next attempt to take it.)
+func (s *snapshots) clearDebris(ctx context.Context, drv hypervisor.Driver) {
+	doms, err := drv.List(ctx)
+	if err != nil {
+		return
+	}
+	for _, d := range doms {
+		dir := d.Labels[templateLabel]
+		if dir == "" {
+			continue
+		}
+		s.mu.Lock()
+		busy := s.taking[dir] != nil
+		s.mu.Unlock()
+		if _, err := os.Stat(dir); busy || err != nil {
+			continue
+		}
+		if err := drv.Undefine(ctx, d.Name); err != nil {
+			s.log.Warn("fast create: could not remove a left-over template guest", "domain", d.Name, "err", err)
+		}
+	}
 }
 
 // warm takes the snapshot for res in the background if it is missing.

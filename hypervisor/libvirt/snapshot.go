@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -213,6 +214,10 @@ func (d *Driver) restore(conn *golibvirt.Connect, dom *golibvirt.Domain, name st
 		return fmt.Errorf("marshal domain XML: %w", err)
 	}
 	state := filepath.Join(d.domainDir(name), cloneState)
+	// A copy left by a server that stopped in the middle of a restore.
+	if err := os.Remove(state); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	if err := cloneSaveImage(filepath.Join(snap, snapshotState), state, cloneDoc); err != nil {
 		return err
 	}

@@ -106,10 +106,18 @@ func (g *SSH) TemplateVersion() string {
 
 // TemplateSeed implements sim.Templater.
 func (g *SSH) TemplateSeed(name string) ([]byte, error) {
-	if g.Template == nil {
-		return nil, errors.New("no template keys")
+	cfg, err := g.templateConfig(name)
+	if err != nil {
+		return nil, err
 	}
-	cfg := cloudinit.Config{
+	return cfg.ISO()
+}
+
+func (g *SSH) templateConfig(name string) (cloudinit.Config, error) {
+	if g.Template == nil {
+		return cloudinit.Config{}, errors.New("no template keys")
+	}
+	return cloudinit.Config{
 		InstanceID:     "amlsim-template-" + g.TemplateVersion(),
 		Hostname:       "amlsim-template",
 		User:           User,
@@ -124,8 +132,7 @@ func (g *SSH) TemplateSeed(name string) ([]byte, error) {
 			{Path: templateSSHD, Content: []byte(templateSSHDConf)},
 		},
 		RunCmd: [][]string{{"systemctl", "start", "--no-block", "amlsim-reidentify.service"}},
-	}
-	return cfg.ISO()
+	}, nil
 }
 
 // prepareTemplate moves the template key to the tmpfs file sshd now reads,
