@@ -120,10 +120,16 @@ func startSim(t *testing.T, home, config, listen string) *simServer {
 // TOML. It returns the home, the config's path and the state directory.
 func simHome(t *testing.T, firstPort int, extra string) (home, config, stateDir string) {
 	t.Helper()
+	return simHomeDriver(t, firstPort, "", extra)
+}
+
+// simHomeDriver is simHome with more keys of the [driver] table.
+func simHomeDriver(t *testing.T, firstPort int, driver, extra string) (home, config, stateDir string) {
+	t.Helper()
 	home, stateDir = t.TempDir(), vmStateDir(t)
 	config = filepath.Join(home, "amlsim.toml")
-	toml := fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n\n[local]\nport_range = [%d, %d]\n\n%s",
-		libvirtURI(), stateDir, firstPort, firstPort+977, extra)
+	toml := fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\n%s\n[local]\nport_range = [%d, %d]\n\n%s",
+		libvirtURI(), stateDir, driver, firstPort, firstPort+977, extra)
 	if err := os.WriteFile(config, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}

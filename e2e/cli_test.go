@@ -35,7 +35,9 @@ func TestCLIOnRealVM(t *testing.T) {
 	}
 	t.Logf("ssh client: %s", sshBin)
 
-	home, config, _ := simHome(t, 24022, "")
+	// This test's instance boots: every other e2e test starts instances
+	// from the snapshot (fast create, the default).
+	home, config, _ := simHomeDriver(t, 24022, "fast_create = false\n", "")
 	userHome := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startSim(t, home, config, listen)
