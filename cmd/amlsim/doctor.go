@@ -71,6 +71,7 @@ warnings (TCG, server not started yet) do not fail.`,
 				checkBinary("qemu-img", "apt-get install -y qemu-utils"),
 				checkKVM(cfg),
 				checkImage(cfg),
+				checkFastCreate(cfg),
 				checkBinary("ssh", "apt-get install -y openssh-client (needed by 'amlsim compute ssh' only)"),
 				checkCA(c.g.home),
 			}
@@ -225,6 +226,49 @@ func checkImage(cfg sim.Config) check {
 		return ch
 	}
 	ch.Status, ch.Detail = checkOK, "built in "+img.Dir
+	return ch
+}
+
+// checkFastCreate reports the snapshots new instances start from (fast
+// create): those beside the default image, by VM shape.
+func checkFastCreate(cfg sim.Config) check {
+	ch := check{Name: "fast create"}
+	switch {
+	case !cfg.Driver.FastCreate:
+		ch.Status, ch.Detail = checkOK, "off in the config ([driver] fast_create = false): instances boot"
+		return ch
+	case cfg.Driver.CloudImage != "":
+		ch.Status, ch.Detail = checkOK, "off with a cloud image: instances boot"
+		return ch
+	}
+	dir := cfg.Driver.ImageDir
+	if dir == "" {
+		dir = fixtures.DefaultImageDir(fixtures.DefaultImageCache())
+	}
+	root := filepath.Join(dir, "snapshots")
+	entries, _ := os.ReadDir(root)
+	var ready []string
+	defaultShape := false
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		var size int64
+		for _, f := range []string{"state.save", "disk.qcow2"} {
+			if fi, err := os.Stat(filepath.Join(root, e.Name(), f)); err == nil {
+				size += fi.Size()
+			}
+		}
+		ready = append(ready, fmt.Sprintf("%s (%d MB)", e.Name(), size>>20))
+		defaultShape = defaultShape || strings.Contains(e.Name(), fmt.Sprintf("-%dcpu-%dmib-", cfg.Local.VCPUs, cfg.Local.MemoryMiB))
+	}
+	if !defaultShape {
+		ch.Status = checkWarn
+		ch.Detail = fmt.Sprintf("no snapshot of the default %d-vCPU, %d MiB guest in %s yet: instances boot until the server has taken it", cfg.Local.VCPUs, cfg.Local.MemoryMiB, root)
+		ch.Fix = "start 'amlsim serve': it takes the snapshot in the background (a few minutes under TCG)"
+		return ch
+	}
+	ch.Status, ch.Detail = checkOK, fmt.Sprintf("snapshots in %s: %s (one per VM shape; replaced when the image, QEMU or template changes)", root, strings.Join(ready, ", "))
 	return ch
 }
 

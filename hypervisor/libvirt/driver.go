@@ -405,11 +405,15 @@ func (d *Driver) Define(ctx context.Context, spec hypervisor.Spec) (err error) {
 		d.log.Warn("snapshot incomplete or gone, the domain will boot", "domain", spec.Name, "snapshot", spec.Snapshot)
 		spec.Snapshot = ""
 	}
-	backing, format := d.cfg.Image.Disk, d.cfg.Image.Format
 	if spec.Snapshot != "" {
-		backing, format = filepath.Join(spec.Snapshot, snapshotDisk), "qcow2"
-	}
-	if err := d.createOverlay(ctx, filepath.Join(dir, OverlayDisk), backing, format, spec.DiskSizeGB); err != nil {
+		// The snapshot's disk is itself an overlay on the base image, of
+		// this size: a copy of it (some 25 MB) is the domain's disk, so
+		// the domain depends on the image only, as a booted one does,
+		// and old snapshots can go.
+		if err := copyFile(filepath.Join(spec.Snapshot, snapshotDisk), filepath.Join(dir, OverlayDisk)); err != nil {
+			return fmt.Errorf("define domain %q: copy the snapshot's disk: %w", spec.Name, err)
+		}
+	} else if err := d.createOverlay(ctx, filepath.Join(dir, OverlayDisk), spec.DiskSizeGB); err != nil {
 		return fmt.Errorf("define domain %q: %w", spec.Name, err)
 	}
 	// The seed may carry SSH host private keys: readable by root only;
@@ -456,14 +460,14 @@ func (d *Driver) releaseName(name string) {
 	delete(d.defining, name)
 }
 
-// createOverlay makes a qcow2 of sizeGB layered on backing (the base
-// image, or a snapshot's disk).
-func (d *Driver) createOverlay(ctx context.Context, path, backing, format string, sizeGB int) error {
+// createOverlay makes a qcow2 of sizeGB layered on the base image.
+func (d *Driver) createOverlay(ctx context.Context, path string, sizeGB int) error {
+	format := d.cfg.Image.Format
 	if format == "" {
 		format = "qcow2"
 	}
 	cmd := exec.CommandContext(ctx, d.cfg.QemuImg, "create", "-q", "-f", "qcow2",
-		"-F", format, "-b", backing, path, strconv.Itoa(sizeGB)+"G")
+		"-F", format, "-b", d.cfg.Image.Disk, path, strconv.Itoa(sizeGB)+"G")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("create overlay %s: %w: %s", path, err, strings.TrimSpace(string(out)))
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	golibvirt "libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -156,7 +157,27 @@ func (d *Driver) TakeSnapshot(ctx context.Context, dir string, spec hypervisor.S
 		}
 		return fail(err)
 	}
+	d.pruneSnapshots(dir)
 	return nil
+}
+
+// pruneSnapshots removes the other snapshots of dir's shape (made of an
+// older image, QEMU or template): nothing depends on a snapshot once the
+// domains restored from it run, as each has a copy of its disk.
+func (d *Driver) pruneSnapshots(dir string) {
+	base := filepath.Base(dir)
+	shape := base[:strings.LastIndex(base, "-")+1] // "qemu-1cpu-1024mib-"
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != base && strings.HasPrefix(e.Name(), shape) {
+			if err := os.RemoveAll(filepath.Join(filepath.Dir(dir), e.Name())); err == nil {
+				d.log.Info("removed an old snapshot", "snapshot", e.Name())
+			}
+		}
+	}
 }
 
 func dirComplete(dir string) bool {
@@ -173,6 +194,15 @@ func moveFile(src, dst string) error {
 	if err := os.Rename(src, dst); err == nil {
 		return nil
 	}
+	if err := copyFile(src, dst); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
+
+// copyFile copies src to a new file dst (mode 0600). io.Copy between files
+// uses copy_file_range: a reflink where the file system has them.
+func copyFile(src, dst string) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -182,14 +212,16 @@ func moveFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Remove(src)
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	_, err = io.Copy(out, in)
+	return err
 }
 
 // restore starts the shut-off domain dom from the snapshot in snap: a copy
