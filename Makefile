@@ -40,8 +40,13 @@ run: host image
 run-fake: build
 	./$(BIN) serve --home $(HOME_DIR) --driver fake
 
-bench:
+# bench reports API latency, then create/start/restart times with and
+# without fast create on real VMs (BENCH_ROUNDS creates of each, medians),
+# idle RSS and disk per instance: about 10 minutes under TCG.
+BENCH_ROUNDS ?= 3
+bench: host image
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./sim/api/ ./cmd/amlsim/
+	AMLSIM_E2E_REQUIRED=1 AMLSIM_E2E_BENCH=$(BENCH_ROUNDS) $(GO) test -count=1 -timeout 60m -v -run 'TestCreateTimeFastVersusBoot' ./e2e/
 
 clean:
 	rm -rf bin

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/amlsim/amlsim/cloudinit"
 	"github.com/amlsim/amlsim/hypervisor"
@@ -96,11 +95,9 @@ func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
 	diag := guestssh.WithDiagnostics(func() string { return g.serialTail(inst.Domain) })
 	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk, diag)
 	if errors.Is(err, guestssh.ErrHostKeyMismatch) && g.Template != nil {
-		// Restored from a snapshot: the template guest answers.
-		if err := g.reidentify(ctx, inst, addr); err != nil {
-			return err
-		}
-		c, err = waitForHostKey(ctx, addr, g.Key, hk, diag)
+		// Restored from a snapshot: the template guest answers, until it
+		// has made itself the instance.
+		c, err = g.waitRestored(ctx, addr, hk, diag)
 	}
 	if err != nil {
 		return err
@@ -114,23 +111,6 @@ func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
 		return fmt.Errorf("flush the guest's disk (sync): %w", err)
 	}
 	return nil
-}
-
-// waitForHostKey waits for the guest to answer with hk. Right after
-// reidentify, sshd may still be serving the template's key for a moment
-// (it re-executes on reload), so a mismatch is retried for a while.
-func waitForHostKey(ctx context.Context, addr string, key guestssh.Key, hk ssh.PublicKey, opts ...guestssh.WaitOption) (*guestssh.Client, error) {
-	for i := 0; ; i++ {
-		c, err := guestssh.WaitForSSH(ctx, addr, User, key.Signer(), hk, opts...)
-		if !errors.Is(err, guestssh.ErrHostKeyMismatch) || i == 30 {
-			return c, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // sshEndpoint is where the instance's guest answers SSH on the host, and

@@ -6,23 +6,27 @@
 # saves the guest's memory once this program says "ready": cloud-init's Python
 # is loaded by then, and under TCG loading it costs more than the work
 # itself (`import cloudinit.cmd.main` alone: 6.5 s). Every new instance
-# starts from that saved state; amlsim connects over SSH with the template's
-# host key and writes one JSON request to the FIFO below:
-#   {"time": UNIX seconds, "machineId": 32 hex, "random": hex, "mac": "52:54:…"}
-# This program then sets the clock, mixes the host's random bytes into the
-# kernel pool, writes the new machine-id, moves the NIC to the instance's MAC,
-# forgets the template's seed blocks, and runs cloud-init's four stages from
-# the instance's seed, as a first boot would (`cloud-init clean` first, so
-# every per-instance module runs: hostname, users and keys, SSH host keys,
-# write_files, the per-boot setup-script runner). Each stage runs in a fork of
-# this process, with the modules already imported.
+# starts from that saved state with its own seed on the seed disk. This
+# program watches the seed disk (a few times a second) and, once another
+# seed is there:
+#   - sets the clock from the RTC (the host's time), mixes bytes of the
+#     virtio RNG (the host's /dev/urandom) into the kernel pool, writes a new
+#     machine-id and random seed, and moves the NIC to the MAC the seed's
+#     network-config names;
+#   - serves the instance's SSH host keys, authorized keys and hostname read
+#     from the seed (sshd reads host keys at each connection): amlsim sees
+#     the instance answer SSH as itself, the sign that it is up;
+#   - runs `cloud-init clean` and cloud-init's four stages from the seed, as
+#     a first boot would, so every per-instance module runs: hostname, users
+#     and keys, SSH host keys, write_files, the per-boot setup-script runner.
+#     Each stage runs in a fork of this process, with its modules loaded.
 #
 # Progress goes to STATUS, one word and details: "ready", "started",
-# "identity" (the instance's host keys are served: amlsim may connect as the
-# instance), "done", or "failed <reason>". With --now REQUEST it does the same
-# without waiting (a guest where the resident copy is gone).
+# "identity", "done", or "failed <reason>". With --now it does the same at
+# once (amlsim runs that over SSH with the template's key when a restored
+# guest shows no sign of it).
+import hashlib
 import importlib
-import json
 import os
 import pkgutil
 import shutil
@@ -31,7 +35,6 @@ import sys
 import time
 
 RUN = "/run/amlsim"
-FIFO = RUN + "/reidentify.req"
 STATUS = RUN + "/reidentify.status"
 TEMPLATE_KEYS = "/run/amlsim-template"
 # The seed disk (amlsim attaches it as the second virtio disk).
@@ -100,18 +103,8 @@ def first_nic():
     raise RuntimeError("no network interface")
 
 
-def flush_seed():
-    import fcntl
-
-    fd = os.open(SEED, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, BLKFLSBUF, 0)
-    finally:
-        os.close(fd)
-
-
 def read_seed():
-    """meta-data and user-data of the seed attached now."""
+    """meta-data, user-data and network-config of the seed attached now."""
     import tempfile
 
     import yaml
@@ -123,9 +116,13 @@ def read_seed():
                 meta = yaml.safe_load(f)
             with open(os.path.join(mnt, "user-data")) as f:
                 user = yaml.safe_load(f)
+            network = None
+            if os.path.exists(os.path.join(mnt, "network-config")):
+                with open(os.path.join(mnt, "network-config")) as f:
+                    network = yaml.safe_load(f)
         finally:
             run("umount", mnt)
-    return meta or {}, user or {}
+    return meta or {}, user or {}, network
 
 
 def write(path, content, mode, uid=0, gid=0):
@@ -172,30 +169,56 @@ def early_identity(meta, user):
         if user.get("manage_etc_hosts"):
             fqdn = user.get("fqdn") or host
             write("/etc/hosts", "127.0.1.1 %s %s\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n" % (fqdn, host), 0o644)
-    # restart, not reload: it returns once sshd listens with the new keys.
-    run("systemctl", "restart", "ssh.service")
+    # No restart: sshd re-executes itself for each connection, and the new
+    # process reads the host keys (seen here with OpenSSH 9.2).
 
 
-def reidentify(req):
+def seed_fingerprint():
+    """A hash of the start of the seed disk, read past the page cache."""
+    import fcntl
+
+    fd = os.open(SEED, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, BLKFLSBUF, 0)
+        return hashlib.sha256(os.pread(fd, 1 << 18, 0)).digest()
+    finally:
+        os.close(fd)
+
+
+def seed_mac(network):
+    for eth in ((network or {}).get("ethernets") or {}).values():
+        mac = ((eth or {}).get("match") or {}).get("macaddress")
+        if mac:
+            return mac
+    return None
+
+
+def reidentify():
     global T0
     T0 = time.monotonic()
-    time.clock_settime(time.CLOCK_REALTIME, float(req["time"]))
-    with open("/dev/urandom", "wb") as f:
-        f.write(bytes.fromhex(req["random"]))
+    with open("/sys/class/rtc/rtc0/since_epoch") as f:
+        time.clock_settime(time.CLOCK_REALTIME, float(f.read()))
+    try:
+        with open("/dev/hwrng", "rb") as rng, open("/dev/urandom", "wb") as pool:
+            pool.write(rng.read(64))
+    except OSError:
+        pass  # no virtio RNG: the pool has what the kernel gathered
     with open("/var/lib/systemd/random-seed", "wb") as f:
         f.write(os.urandom(512))
     with open("/etc/machine-id", "w") as f:
-        f.write(req["machineId"] + "\n")
+        f.write(os.urandom(16).hex() + "\n")
+    meta, user, network = read_seed()
     # The template had a static address and no DHCP lease, so QEMU's DHCP
     # server gives this MAC the same address when networkd asks.
     nic = first_nic()
-    run("ip", "link", "set", "dev", nic, "address", req["mac"])
-    flush_seed()
+    mac = seed_mac(network)
+    if mac:
+        run("ip", "link", "set", "dev", nic, "address", mac)
     log("clock, random seed, machine-id, MAC")
-    early_identity(*read_seed())
+    early_identity(meta, user)
+    os.sync()
     status("identity")
     log("identity: sshd serves the instance's host key")
-    # The host now logs in with the instance's keys.
     shutil.rmtree(TEMPLATE_KEYS, ignore_errors=True)
 
     from cloudinit.cmd import clean
@@ -220,23 +243,15 @@ def reidentify(req):
 
 def main():
     os.makedirs(RUN, mode=0o700, exist_ok=True)
-    if len(sys.argv) == 3 and sys.argv[1] == "--now":
-        req = json.loads(sys.argv[2])
-    else:
+    if sys.argv[1:] != ["--now"]:
         preload()
-        try:
-            os.unlink(FIFO)
-        except FileNotFoundError:
-            pass
-        os.mkfifo(FIFO, 0o600)
+        first = seed_fingerprint()
         status("ready")
-        with open(FIFO) as f:
-            line = f.readline()
-        os.unlink(FIFO)
-        req = json.loads(line)
+        while seed_fingerprint() == first:
+            time.sleep(0.2)
     status("started")
     try:
-        reidentify(req)
+        reidentify()
     except Exception as e:
         detail = getattr(e, "stderr", b"") or b""
         status("failed %s %s" % (e, detail.decode(errors="replace").strip()))

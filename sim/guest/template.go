@@ -2,11 +2,9 @@ package guest
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,14 +17,16 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/hypervisor/guestssh"
 	"github.com/amlsim/amlsim/sim"
+	"golang.org/x/crypto/ssh"
 )
 
 // Fast create (sim.Templater): one template guest per VM shape boots from
 // a seed of its own, starts reidentify.py (which loads cloud-init's Python
 // and waits), and is saved. A new instance's VM is restored from that
-// state with its own seed attached; WaitReady finds the template's host
-// key there, asks reidentify.py to make the guest the instance, and from
-// then on the guest is what a cold boot of the instance's seed gives.
+// state with its own seed attached; reidentify.py sees the new seed and
+// makes the guest the instance. WaitReady finds the template's host key
+// until then, and from then on the guest is what a cold boot of the
+// instance's seed gives.
 
 //go:embed reidentify.py
 var reidentifyPy []byte
@@ -188,71 +188,58 @@ func (g *SSH) TemplateReady(ctx context.Context, sshPort int) error {
 	return nil
 }
 
-// triggerReidentify hands the request to the waiting reidentify.py (or,
-// when it is gone, runs it anew) and waits until the guest serves the
-// instance's host key, or reidentify failed. Run again after a crash of
-// the server, it only waits.
-const triggerReidentify = `f=/run/amlsim/reidentify.req s=` + templateStatus + `
-if [ -p "$f" ]; then
-	printf '%s\n' "$0" > "$f"
-elif [ ! -e "$s" ]; then
-	systemd-run --quiet --unit amlsim-reidentify-now /usr/bin/python3 ` + reidentifyPath + ` --now "$0"
-fi
-i=0
-while [ $i -lt 1200 ]; do
-	case $(cat "$s" 2>/dev/null) in
-	identity*|done*) exit 0 ;;
-	failed*) cat "$s" >&2; exit 1 ;;
-	esac
-	sleep 0.1
-	i=$((i+1))
-done
-echo "reidentify did not finish within 120 s" >&2
-exit 1
+// nudgeReidentify starts reidentify.py anew in a restored guest where the
+// resident copy shows no sign of having seen the new seed (it is gone, or
+// still "ready"): the template's unit is stopped first.
+const nudgeReidentify = `case $(cat ` + templateStatus + ` 2>/dev/null) in
+""|ready)
+	systemctl stop amlsim-reidentify.service
+	systemd-run --quiet --unit amlsim-reidentify-now /usr/bin/python3 ` + reidentifyPath + ` --now
+	;;
+esac
 `
 
-// reidentifyRequest is what reidentify.py reads.
-type reidentifyRequest struct {
-	Time      float64 `json:"time"`
-	MachineID string  `json:"machineId"`
-	Random    string  `json:"random"`
-	MAC       string  `json:"mac"`
+// restoredPatience is how long a restored guest may keep the template's
+// host key before amlsim starts reidentify.py in it by hand. The resident
+// copy serves the instance's key within seconds of the restore.
+const restoredPatience = time.Minute
+
+// waitRestored waits for a guest restored from a snapshot (it presents the
+// template's host key) to present the instance's: reidentify.py in the
+// guest sees the new seed and makes the guest the instance. A guest that
+// keeps the template's key is nudged once, over SSH with the template's
+// key.
+func (g *SSH) waitRestored(ctx context.Context, addr string, hk ssh.PublicKey, opts ...guestssh.WaitOption) (*guestssh.Client, error) {
+	begin := time.Now()
+	nudged := false
+	for {
+		c, err := guestssh.WaitForSSH(ctx, addr, User, g.Key.Signer(), hk, opts...)
+		if !errors.Is(err, guestssh.ErrHostKeyMismatch) {
+			return c, err
+		}
+		if !nudged && time.Since(begin) > restoredPatience {
+			nudged = true
+			if err := g.nudge(ctx, addr); err != nil {
+				return nil, fmt.Errorf("the guest restored from a snapshot kept the template's identity, and starting reidentify failed: %w", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the guest restored from a snapshot never took its identity: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
-// reidentify makes the guest at addr, restored from a snapshot, the
-// instance inst: a new clock, machine-id, random seed and MAC, then
-// cloud-init's stages from the instance's seed.
-func (g *SSH) reidentify(ctx context.Context, inst sim.Instance, addr string) error {
-	c, err := guestssh.WaitForSSH(ctx, addr, User, g.Template.User.Signer(), g.Template.Host.PublicKey())
+func (g *SSH) nudge(ctx context.Context, addr string) error {
+	c, err := guestssh.Dial(ctx, addr, User, g.Template.User.Signer(), g.Template.Host.PublicKey())
 	if err != nil {
-		return fmt.Errorf("reach the restored guest: %w", err)
+		return err
 	}
 	defer c.Close()
-	var id [16]byte
-	var seed [64]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return err
-	}
-	if _, err := rand.Read(seed[:]); err != nil {
-		return err
-	}
-	req, err := json.Marshal(reidentifyRequest{
-		Time:      float64(time.Now().UnixNano()) / 1e9,
-		MachineID: hex.EncodeToString(id[:]),
-		Random:    hex.EncodeToString(seed[:]),
-		MAC:       hypervisor.MACAddress(inst.Domain),
-	})
-	if err != nil {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	res, err := c.Run(rctx, "sudo sh -c "+shellQuote(triggerReidentify)+" "+shellQuote(string(req)), nil)
+	res, err := runBounded(ctx, c, "sudo sh -c "+shellQuote(nudgeReidentify))
 	if err == nil && res.ExitStatus != 0 {
 		err = fmt.Errorf("exit status %d: %s", res.ExitStatus, strings.TrimSpace(string(res.Stderr)))
 	}
-	if err != nil {
-		return fmt.Errorf("give the restored guest its identity: %w", err)
-	}
-	return nil
+	return err
 }
