@@ -64,6 +64,8 @@ After=cloud-final.service
 [Service]
 Type=simple
 ExecStart=/usr/bin/python3 ` + reidentifyPath + `
+# As cloud-final.service: what setup scripts leave running outlives the unit.
+KillMode=process
 `
 
 const templateSSHDConf = "# amlsim: the template key, for the host to reach a guest just restored.\n" +
@@ -194,7 +196,7 @@ func (g *SSH) TemplateReady(ctx context.Context, sshPort int) error {
 const nudgeReidentify = `case $(cat ` + templateStatus + ` 2>/dev/null) in
 ""|ready)
 	systemctl stop amlsim-reidentify.service
-	systemd-run --quiet --unit amlsim-reidentify-now /usr/bin/python3 ` + reidentifyPath + ` --now
+	systemd-run --quiet --unit amlsim-reidentify-now -p KillMode=process /usr/bin/python3 ` + reidentifyPath + ` --now
 	;;
 esac
 `
