@@ -47,10 +47,10 @@ type Spec struct {
 	// a caller can find its records again after a restart.
 	Labels map[string]string
 	// Snapshot, when set, is the directory of a snapshot a Snapshotter
-	// took (see Snapshotter.TakeSnapshot): the domain's disk is layered on
-	// the snapshot's disk, and its first Start restores the saved memory
-	// instead of booting. A driver that cannot restore it, now or at that
-	// Start, boots the domain cold from the same disk and logs why.
+	// took (see Snapshotter.TakeSnapshot): the domain's disk starts as a
+	// copy of the snapshot's disk, and its first Start restores the saved
+	// memory instead of booting. A driver that cannot restore it, at that
+	// Start, boots the domain from that disk instead and logs why.
 	Snapshot string
 }
 

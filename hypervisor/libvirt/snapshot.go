@@ -25,8 +25,8 @@ const (
 	// (a libvirt save image).
 	snapshotState = "state.save"
 	// snapshotDisk is the template guest's disk at the moment it was saved,
-	// a qcow2 layered on the base image; clones' disks are layered on it.
-	// It is never written again.
+	// a qcow2 layered on the base image. Each domain restored from the
+	// snapshot gets a copy of it as its own disk; it is never written.
 	snapshotDisk = "disk.qcow2"
 	// cloneState is a domain's private copy of snapshotState, with its own
 	// XML inside, that exists only while the domain is being restored.
@@ -114,7 +114,7 @@ func (d *Driver) TakeSnapshot(ctx context.Context, dir string, spec hypervisor.S
 			err = fail(rerr)
 		}
 	}()
-	// QEMU (as libvirt-qemu) reads the disk through every clone's chain.
+	// Readable like the image directory it sits in.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fail(err)
 	}

@@ -40,6 +40,8 @@ TEMPLATE_KEYS = "/run/amlsim-template"
 # The seed disk (amlsim attaches it as the second virtio disk).
 SEED = "/dev/vdb"
 BLKFLSBUF = 0x1261  # linux/fs.h: flush a block device's buffer cache
+# What went wrong after the identity was served; reported in STATUS.
+FAILED = []
 
 
 T0 = time.monotonic()
@@ -92,7 +94,8 @@ def stage(*args):
     _, st = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(st)
     if code != 0:
-        raise RuntimeError("cloud-init %s exited %d" % (" ".join(args), code))
+        # As systemd runs the next stage after a failed one, so does this.
+        FAILED.append("cloud-init %s exited %d" % (" ".join(args), code))
 
 
 def first_nic():
@@ -223,22 +226,23 @@ def reidentify():
 
     from cloudinit.cmd import clean
 
-    clean.remove_artifacts(remove_logs=True)
-    log("cloud-init clean")
-    stage("init", "--local")
-    log("cloud-init init --local")
-    stage("init")
-    log("cloud-init init")
-    run("systemctl", "restart", "systemd-journald.service")
-    # The network-config now names the instance's MAC.
-    run("networkctl", "reload")
-    run("networkctl", "reconfigure", nic)
-    log("journald, network")
-    stage("modules", "--mode", "config")
-    log("cloud-init modules --mode config")
-    stage("modules", "--mode", "final")
-    log("cloud-init modules --mode final")
-    run("systemctl", "start", "--no-block", "amlsim-jupyter.service")
+    steps = [
+        ("cloud-init clean", lambda: clean.remove_artifacts(remove_logs=True)),
+        ("cloud-init init --local", lambda: stage("init", "--local")),
+        ("cloud-init init", lambda: stage("init")),
+        ("journald", lambda: run("systemctl", "restart", "systemd-journald.service")),
+        # The network-config now names the instance's MAC.
+        ("network", lambda: (run("networkctl", "reload"), run("networkctl", "reconfigure", nic))),
+        ("cloud-init modules --mode config", lambda: stage("modules", "--mode", "config")),
+        ("cloud-init modules --mode final", lambda: stage("modules", "--mode", "final")),
+        ("jupyter", lambda: run("systemctl", "start", "--no-block", "amlsim-jupyter.service")),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except Exception as e:
+            FAILED.append("%s: %s %s" % (name, e, (getattr(e, "stderr", b"") or b"").decode(errors="replace").strip()))
+        log(name)
 
 
 def main():
@@ -256,7 +260,7 @@ def main():
         detail = getattr(e, "stderr", b"") or b""
         status("failed %s %s" % (e, detail.decode(errors="replace").strip()))
         return 1
-    status("done")
+    status(" ".join(["done"] + FAILED))
     return 0
 
 

@@ -193,10 +193,15 @@ func (g *SSH) TemplateReady(ctx context.Context, sshPort int) error {
 // nudgeReidentify starts reidentify.py anew in a restored guest where the
 // resident copy shows no sign of having seen the new seed (it is gone, or
 // still "ready"): the template's unit is stopped first.
-const nudgeReidentify = `case $(cat ` + templateStatus + ` 2>/dev/null) in
+const nudgeReidentify = `s=$(cat ` + templateStatus + ` 2>/dev/null)
+case $s in
 ""|ready)
 	systemctl stop amlsim-reidentify.service
 	systemd-run --quiet --unit amlsim-reidentify-now -p KillMode=process /usr/bin/python3 ` + reidentifyPath + ` --now
+	;;
+failed*)
+	echo "$s" >&2
+	exit 1
 	;;
 esac
 `
@@ -222,7 +227,7 @@ func (g *SSH) waitRestored(ctx context.Context, addr string, hk ssh.PublicKey, o
 		if !nudged && time.Since(begin) > restoredPatience {
 			nudged = true
 			if err := g.nudge(ctx, addr); err != nil {
-				return nil, fmt.Errorf("the guest restored from a snapshot kept the template's identity, and starting reidentify failed: %w", err)
+				return nil, fmt.Errorf("the guest restored from a snapshot did not take its identity: %w", err)
 			}
 		}
 		select {
