@@ -114,6 +114,11 @@ func startSim(t *testing.T, home, config, listen string) *simServer {
 	return s
 }
 
+// snapshotWait bounds the wait for a create's domain to be defined: a
+// boot of the template guest and its save (about 2.5 min under TCG) when
+// the snapshot of its shape must be taken first, plus a boot's margin.
+const snapshotWait = 6 * time.Minute
+
 // simHome makes a home for `amlsim serve` over libvirt: a config naming
 // this run's libvirt, a fresh state directory QEMU can reach, loopback
 // ports from firstPort on (each test has a range of its own), and extra
@@ -383,8 +388,10 @@ func TestAPIOnRealVM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Kill the server once the domain exists, then start it again.
-	for deadline := time.Now().Add(2 * time.Minute); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
+	// Kill the server once the domain exists, then start it again. The
+	// domain is defined once the snapshot of its shape is there: the first
+	// create after a change to the guest waits for it to be taken.
+	for deadline := time.Now().Add(snapshotWait); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("domain %s never appeared", domain)
 		}
@@ -474,7 +481,7 @@ func TestAPIOnRealVM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create again with the freed name: %v", err)
 	}
-	for deadline := time.Now().Add(2 * time.Minute); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(snapshotWait); !virshHas(t, domain); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("domain %s never appeared on the second create", domain)
 		}
