@@ -40,6 +40,7 @@ TEMPLATE_KEYS = "/run/amlsim-template"
 # The seed disk (amlsim attaches it as the second virtio disk).
 SEED = "/dev/vdb"
 BLKFLSBUF = 0x1261  # linux/fs.h: flush a block device's buffer cache
+RNDRESEEDCRNG = 0x5207  # linux/random.h: _IO('R', 0x07)
 # What went wrong after the identity was served; reported in STATUS.
 FAILED = []
 
@@ -176,6 +177,28 @@ def early_identity(meta, user):
     # process reads the host keys (seen here with OpenSSH 9.2).
 
 
+def reseed():
+    """Gives the kernel's random generator state no other clone has.
+
+    Every clone resumes with the template's generator state: without this,
+    two clones draw the same "random" bytes (seen: the same machine-id).
+    Bytes written to /dev/urandom only go into the input pool; the
+    RNDRESEEDCRNG ioctl (linux/random.h, Linux 4.17+) makes the generator
+    take them at once."""
+    import fcntl
+
+    try:
+        with open("/dev/hwrng", "rb") as rng:
+            fresh = rng.read(64)
+    except OSError:
+        fresh = b""  # no virtio RNG
+    fresh += str(time.time_ns()).encode()
+    with open("/dev/urandom", "wb") as pool:
+        pool.write(fresh)
+        pool.flush()
+        fcntl.ioctl(pool.fileno(), RNDRESEEDCRNG)
+
+
 def seed_fingerprint():
     """A hash of the start of the seed disk, read past the page cache."""
     import fcntl
@@ -201,11 +224,7 @@ def reidentify():
     T0 = time.monotonic()
     with open("/sys/class/rtc/rtc0/since_epoch") as f:
         time.clock_settime(time.CLOCK_REALTIME, float(f.read()))
-    try:
-        with open("/dev/hwrng", "rb") as rng, open("/dev/urandom", "wb") as pool:
-            pool.write(rng.read(64))
-    except OSError:
-        pass  # no virtio RNG: the pool has what the kernel gathered
+    reseed()
     with open("/var/lib/systemd/random-seed", "wb") as f:
         f.write(os.urandom(512))
     with open("/etc/machine-id", "w") as f:
