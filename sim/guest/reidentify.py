@@ -197,6 +197,11 @@ def reseed():
         pool.write(fresh)
         pool.flush()
         fcntl.ioctl(pool.fileno(), RNDRESEEDCRNG)
+    # Python's own generator, loaded in the template, and inherited by the
+    # forks that run cloud-init.
+    import random
+
+    random.seed()
 
 
 def seed_fingerprint():
