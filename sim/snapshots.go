@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -137,8 +136,9 @@ func (s *snapshots) takeNow(dir string, res LocalResource) error {
 const templateLabel = "template"
 
 // clearDebris removes template domains left by a server that stopped while
-// taking a snapshot that is complete by now. (One whose snapshot is still
-// missing is removed by the next attempt to take it.)
+// taking a snapshot. (A second server on the same libvirt and image, taking
+// the same snapshot at the same moment, would lose its template: it then
+// fails that snapshot and its instances boot.)
 func (s *snapshots) clearDebris(ctx context.Context, drv hypervisor.Driver) {
 	doms, err := drv.List(ctx)
 	if err != nil {
@@ -152,7 +152,7 @@ func (s *snapshots) clearDebris(ctx context.Context, drv hypervisor.Driver) {
 		s.mu.Lock()
 		busy := s.taking[dir] != nil
 		s.mu.Unlock()
-		if _, err := os.Stat(dir); busy || err != nil {
+		if busy {
 			continue
 		}
 		if err := drv.Undefine(ctx, d.Name); err != nil {

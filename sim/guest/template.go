@@ -35,10 +35,11 @@ var reidentifyPy []byte
 const (
 	reidentifyPath = "/usr/local/lib/amlsim/reidentify.py"
 	reidentifyUnit = "/etc/systemd/system/amlsim-reidentify.service"
-	// templateKeys authorizes the template key for azureuser. It is on a
-	// tmpfs, so it lives in the saved memory but not on any disk: a clone
-	// that boots instead of being restored does not have it, and
-	// reidentify.py deletes it once the instance's keys are in place.
+	// templateKeysDir holds the file that authorizes the template key for
+	// azureuser. It is on a tmpfs, so it lives in the saved memory but not
+	// on any disk: a clone that boots instead of being restored does not
+	// have it, and reidentify.py deletes it once the instance's keys are
+	// in place.
 	templateKeysDir = "/run/amlsim-template"
 	templateSSHD    = "/etc/ssh/sshd_config.d/amlsim-template.conf"
 	templateStatus  = "/run/amlsim/reidentify.status"
