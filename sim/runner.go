@@ -461,6 +461,13 @@ func (r *runner) ensureRunning(ctx context.Context, domain string) error {
 			return nil
 		case hypervisor.StateShutoff, hypervisor.StateCrashed:
 			return r.drv.Start(ctx, domain)
+		case hypervisor.StatePaused:
+			// A domain restored from a snapshot by a server that stopped
+			// before it ran: Start finishes that. Any other pause is waited
+			// out.
+			if err := r.drv.Start(ctx, domain); !errors.Is(err, hypervisor.ErrInvalidState) {
+				return err
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("domain %s stayed %s for a minute", domain, d.State)

@@ -541,6 +541,13 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("start domain %q: %w", name, err)
 	}
+	if st == hypervisor.StatePaused && meta.Snapshot != "" && !d.testDriver {
+		// A restore that a stopped server left paused.
+		if err := d.finishRestore(dom, meta); err != nil {
+			return fmt.Errorf("start domain %q: finish its restore: %w", name, err)
+		}
+		return nil
+	}
 	if st != hypervisor.StateShutoff && st != hypervisor.StateCrashed {
 		return fmt.Errorf("start domain %q: %w: it is %s", name, hypervisor.ErrInvalidState, st)
 	}
@@ -558,12 +565,12 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 		if err == nil {
 			err = d.restore(conn, dom, name, meta, meta.Snapshot)
 		}
-		// Tried once: whatever happened, later starts boot.
-		if ferr := forgetSnapshot(dom, meta); ferr != nil {
-			d.log.Warn("could not clear the snapshot mark of a domain", "domain", name, "err", ferr)
-		}
 		if err == nil {
 			return nil
+		}
+		// Tried once: later starts boot.
+		if ferr := forgetSnapshot(dom, meta); ferr != nil {
+			d.log.Warn("could not clear the snapshot mark of a domain", "domain", name, "err", ferr)
 		}
 		d.log.Warn("restoring the snapshot failed, booting the domain instead", "domain", name, "snapshot", meta.Snapshot, "err", err)
 	}

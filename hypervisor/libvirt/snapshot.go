@@ -226,8 +226,9 @@ func copyFile(src, dst string) (err error) {
 
 // restore starts the shut-off domain dom from the snapshot in snap: a copy
 // of the saved state carrying dom's own XML (name, UUID, disks, MAC, log)
-// is restored paused, the forwards and shares are added, and the guest
-// resumes. The copy is deleted at once: a restored domain needs it no more.
+// is restored paused, the snapshot mark leaves the persistent definition
+// (the live one keeps it, see finishRestore), and finishRestore lets it
+// run. The copy is deleted at once: a restored domain needs it no more.
 func (d *Driver) restore(conn *golibvirt.Connect, dom *golibvirt.Domain, name string, meta domainMeta, snap string) (err error) {
 	doc, err := dom.GetXMLDesc(golibvirt.DOMAIN_XML_SECURE | golibvirt.DOMAIN_XML_MIGRATABLE)
 	if err != nil {
@@ -239,7 +240,6 @@ func (d *Driver) restore(conn *golibvirt.Connect, dom *golibvirt.Domain, name st
 	}
 	// The template had no shares: they are plugged in after the restore,
 	// as the device list of the saved state must match the template's.
-	shares := def.Devices.Filesystems
 	def.Devices.Filesystems = nil
 	cloneDoc, err := def.Marshal()
 	if err != nil {
@@ -257,19 +257,54 @@ func (d *Driver) restore(conn *golibvirt.Connect, dom *golibvirt.Domain, name st
 	if err := conn.DomainRestoreFlags(state, "", golibvirt.DOMAIN_SAVE_PAUSED); err != nil {
 		return fmt.Errorf("restore: %w", translate(err))
 	}
-	defer func() {
-		if err != nil {
-			if derr := destroy(dom); derr != nil {
-				err = errors.Join(err, fmt.Errorf("force off: %w", derr))
-			}
+	// From here the disk is the restored guest's: a later start must boot
+	// it, never restore the snapshot over it again.
+	if err := forgetSnapshot(dom, meta); err != nil {
+		err = fmt.Errorf("clear the snapshot mark: %w", err)
+		if derr := destroy(dom); derr != nil {
+			err = errors.Join(err, fmt.Errorf("force off: %w", derr))
 		}
-	}()
+		return err
+	}
+	if err := d.finishRestore(dom, meta); err != nil {
+		if derr := destroy(dom); derr != nil {
+			err = errors.Join(err, fmt.Errorf("force off: %w", derr))
+		}
+		return err
+	}
+	return nil
+}
+
+// finishRestore lets a domain restored paused run: it adds its port
+// forwards and the shares of its definition it lacks, then resumes it. It
+// can run again on a domain a stopped server left paused half way: such a
+// domain is recognised by the snapshot mark its live definition (the XML
+// of the save image) still carries.
+func (d *Driver) finishRestore(dom *golibvirt.Domain, meta domainMeta) error {
 	for _, f := range meta.rules() {
+		if err := removeForward(dom, f.HostPort); err != nil {
+			return err
+		}
 		if err := addForward(dom, f.HostPort, f.GuestPort); err != nil {
 			return err
 		}
 	}
+	shares, err := filesystems(dom, golibvirt.DOMAIN_XML_INACTIVE)
+	if err != nil {
+		return err
+	}
+	live, err := filesystems(dom, 0)
+	if err != nil {
+		return err
+	}
+	plugged := map[string]bool{}
+	for _, fs := range live {
+		plugged[fs.Target.Dir] = true
+	}
 	for _, fs := range shares {
+		if plugged[fs.Target.Dir] {
+			continue
+		}
 		x, err := fs.Marshal()
 		if err != nil {
 			return err
@@ -282,6 +317,23 @@ func (d *Driver) restore(conn *golibvirt.Connect, dom *golibvirt.Domain, name st
 		return fmt.Errorf("resume: %w", translate(err))
 	}
 	return nil
+}
+
+// filesystems returns the <filesystem> devices of dom's definition: the
+// persistent one with DOMAIN_XML_INACTIVE, else the live one.
+func filesystems(dom *golibvirt.Domain, flags golibvirt.DomainXMLFlags) ([]libvirtxml.DomainFilesystem, error) {
+	doc, err := dom.GetXMLDesc(flags)
+	if err != nil {
+		return nil, translate(err)
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(doc); err != nil {
+		return nil, fmt.Errorf("parse domain XML: %w", err)
+	}
+	if def.Devices == nil {
+		return nil, nil
+	}
+	return def.Devices.Filesystems, nil
 }
 
 // writeMeta replaces amlsim's metadata element of dom.
