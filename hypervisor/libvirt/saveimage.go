@@ -87,7 +87,7 @@ func readSaveHeader(r io.Reader) (h saveHeader, xmlDoc string, cookie []byte, er
 // copy without a replacement XML starts the domain xmlDoc describes, which
 // is how one saved guest becomes many: libvirt checks a replacement XML for
 // ABI stability and refuses a new name or UUID, but trusts the image's own.
-func cloneSaveImage(src, dst, xmlDoc string) (err error) {
+func cloneSaveImage(src, dst, xmlDoc string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -111,6 +111,25 @@ func cloneSaveImage(src, dst, xmlDoc string) (err error) {
 		h.CookieOff = uint32(len(xmlDoc) + 1)
 		copy(data[h.CookieOff:], cookie)
 	}
+	return createFile(dst, func(out *os.File) error {
+		if err := binary.Write(out, binary.LittleEndian, &h); err != nil {
+			return err
+		}
+		if _, err := out.Write(data); err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			return fmt.Errorf("clone save image: copy stream: %w", err)
+		}
+		return nil
+	})
+}
+
+// createFile creates dst (mode 0600, which must not exist) and fills it;
+// on any failure dst is removed. io.Copy between two files, as fill
+// functions do, uses copy_file_range: a reflink where the file system has
+// them, an in-kernel copy elsewhere.
+func createFile(dst string, fill func(*os.File) error) (err error) {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -123,16 +142,5 @@ func cloneSaveImage(src, dst, xmlDoc string) (err error) {
 			os.Remove(dst)
 		}
 	}()
-	if err := binary.Write(out, binary.LittleEndian, &h); err != nil {
-		return err
-	}
-	if _, err := out.Write(data); err != nil {
-		return err
-	}
-	// io.Copy between two files uses copy_file_range: a reflink where the
-	// file system has them, an in-kernel copy elsewhere.
-	if _, err := io.Copy(out, in); err != nil {
-		return fmt.Errorf("clone save image: copy stream: %w", err)
-	}
-	return nil
+	return fill(out)
 }

@@ -200,28 +200,17 @@ func moveFile(src, dst string) error {
 	return os.Remove(src)
 }
 
-// copyFile copies src to a new file dst (mode 0600). io.Copy between files
-// uses copy_file_range: a reflink where the file system has them.
-func copyFile(src, dst string) (err error) {
+// copyFile copies src to a new file dst (mode 0600).
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	return createFile(dst, func(out *os.File) error {
+		_, err := io.Copy(out, in)
 		return err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(dst)
-		}
-	}()
-	_, err = io.Copy(out, in)
-	return err
+	})
 }
 
 // restore starts the shut-off domain dom from the snapshot in snap: a copy
