@@ -40,17 +40,6 @@ type saveHeader struct {
 // errSaveImage marks a file that is not a save image amlsim can rewrite.
 var errSaveImage = errors.New("not a libvirt QEMU save image (version 2, uncompressed)")
 
-// saveImageXML returns the domain XML embedded in the save image at path.
-func saveImageXML(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	_, xmlDoc, _, err := readSaveHeader(f)
-	return xmlDoc, err
-}
-
 func readSaveHeader(r io.Reader) (h saveHeader, xmlDoc string, cookie []byte, err error) {
 	if err := binary.Read(r, binary.LittleEndian, &h); err != nil {
 		return h, "", nil, fmt.Errorf("%w: %w", errSaveImage, err)

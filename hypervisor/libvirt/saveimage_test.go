@@ -29,6 +29,17 @@ func writeSaveImage(t *testing.T, path, xmlDoc, cookie string, dataLen int, stre
 	}
 }
 
+// saveImageXML returns the domain XML embedded in the save image at path.
+func saveImageXML(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, xmlDoc, _, err := readSaveHeader(f)
+	return xmlDoc, err
+}
+
 func TestCloneSaveImage(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "template.save")

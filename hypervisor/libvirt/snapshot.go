@@ -45,12 +45,7 @@ var _ hypervisor.Snapshotter = (*Driver)(nil)
 // Config.SnapshotRoot, one directory per key.
 func (d *Driver) SnapshotDir(vcpus, memoryMiB int, version string) (string, bool) {
 	dir := filepath.Join(d.cfg.SnapshotRoot, d.snapshotKey(vcpus, memoryMiB, version))
-	for _, f := range []string{snapshotState, snapshotDisk} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return dir, false
-		}
-	}
-	return dir, true
+	return dir, dirComplete(dir)
 }
 
 // snapshotKey names what a saved state depends on. The emulator's version
