@@ -49,6 +49,17 @@ type Result struct {
 // only hostKey from the server. ctx bounds the TCP connection and the
 // handshake.
 func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh.PublicKey) (*Client, error) {
+	return dial(ctx, addr, user, signer, hostKey, 0)
+}
+
+// errNoBanner is dial's error when the server sent nothing within
+// bannerWait of the TCP connection.
+var errNoBanner = errors.New("no ssh banner")
+
+// dial is Dial; if bannerWait is not zero, the server must start its
+// version banner within bannerWait of the connection, or dial fails with
+// errNoBanner.
+func dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh.PublicKey, bannerWait time.Duration) (*Client, error) {
 	if hostKey == nil {
 		// Refusing here keeps "no host key" from ever meaning "any".
 		return nil, fmt.Errorf("ssh to %s: no host key given", addr)
@@ -79,11 +90,16 @@ func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh
 
 	// The handshake takes no context: bound it with the connection's
 	// deadline and by closing the connection when ctx ends.
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
+	banner := &bannerConn{Conn: conn, deadline: dl}
+	if bannerWait > 0 {
+		banner.SetReadDeadline(time.Now().Add(bannerWait))
+	} else {
+		banner.seen = true
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
+	sc, chans, reqs, err := ssh.NewClientConn(banner, addr, config)
 	if !stop() {
 		// ctx ended during the handshake and conn is closed (or closing).
 		if err == nil {
@@ -95,6 +111,8 @@ func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh
 	if err != nil {
 		conn.Close()
 		switch {
+		case !banner.seen:
+			return nil, fmt.Errorf("ssh to %s: %w within %v: %v", addr, errNoBanner, bannerWait, err)
 		case mismatch != nil:
 			return nil, fmt.Errorf("ssh to %s: %w", addr, mismatch)
 		case strings.Contains(err.Error(), "unable to authenticate"):
@@ -105,6 +123,23 @@ func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh
 	}
 	conn.SetDeadline(time.Time{})
 	return &Client{c: ssh.NewClient(sc, chans, reqs), addr: addr}, nil
+}
+
+// bannerConn is a connection whose first bytes must come before its read
+// deadline; from then on the deadline is the handshake's.
+type bannerConn struct {
+	net.Conn
+	deadline time.Time // the handshake's deadline (zero: none)
+	seen     bool      // the server has sent something
+}
+
+func (c *bannerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.seen {
+		c.seen = true
+		c.Conn.SetReadDeadline(c.deadline)
+	}
+	return n, err
 }
 
 func hostKeyAlgorithms(k ssh.PublicKey) []string {

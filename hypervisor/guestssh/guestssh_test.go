@@ -452,6 +452,58 @@ func TestWaitForSSHHungHandshake(t *testing.T) {
 	}
 }
 
+func TestWaitForSSHSilentForward(t *testing.T) {
+	// QEMU's user-mode forward accepts a connection made before the guest
+	// has an address, then stays silent while it retries its SYN: the next
+	// attempt must not wait for this one's whole timeout. With the 20 s
+	// attempt timeout and a 10 s context, only the banner wait can succeed.
+	user, host := genKey(t), genKey(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, l, newServerConfig(t, user.PublicKey(), host.Signer()), func(n int32, c net.Conn) bool {
+		if n == 1 {
+			c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			io.Copy(io.Discard, c)
+			return false
+		}
+		return true
+	})
+	c, err := guestssh.WaitForSSH(testCtx(t, 10*time.Second), srv.addr, "azureuser", user.Signer(), host.PublicKey(),
+		guestssh.WithInterval(50*time.Millisecond), guestssh.WithBannerWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatalf("WaitForSSH = %v", err)
+	}
+	c.Close()
+	if got := srv.conns.Load(); got != 2 {
+		t.Errorf("server saw %d connections, want the silent one and 1 served", got)
+	}
+}
+
+func TestWaitForSSHSlowBanner(t *testing.T) {
+	// A guest too busy to send its banner within the banner wait is still
+	// reached: after three silent attempts in a row, one waits longer.
+	user, host := genKey(t), genKey(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, l, newServerConfig(t, user.PublicKey(), host.Signer()), func(n int32, c net.Conn) bool {
+		time.Sleep(400 * time.Millisecond)
+		return true
+	})
+	c, err := guestssh.WaitForSSH(testCtx(t, 10*time.Second), srv.addr, "azureuser", user.Signer(), host.PublicKey(),
+		guestssh.WithInterval(50*time.Millisecond), guestssh.WithBannerWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("WaitForSSH = %v", err)
+	}
+	c.Close()
+	if got := srv.conns.Load(); got != 4 {
+		t.Errorf("server saw %d connections, want 3 given up on and 1 served", got)
+	}
+}
+
 func TestWaitForSSHTimeout(t *testing.T) {
 	user, host := genKey(t), genKey(t)
 	addr := reservePort(t)

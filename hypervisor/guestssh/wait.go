@@ -15,8 +15,19 @@ type WaitOption func(*waitConfig)
 type waitConfig struct {
 	interval    time.Duration
 	attempt     time.Duration
+	banner      time.Duration
 	diagnostics func() string
 }
+
+// bannerWait is how long an attempt waits for the server's first bytes.
+// Through QEMU's user-mode forward, a connection made while the guest has
+// no address yet is accepted on the host and then hangs on the forward's SYN
+// retransmissions (3 s, 6 s, 12 s apart): such an attempt would find sshd
+// seconds after it started listening (measured: 4-6 s of a boot). sshd under
+// TCG sends its banner well within this; a guest too busy to do so is still
+// reached, as every fourth attempt in a row waits for the whole attempt
+// timeout.
+const bannerWait = 3 * time.Second
 
 // WithInterval sets the pause between attempts (1 s by default).
 func WithInterval(d time.Duration) WaitOption {
@@ -28,6 +39,12 @@ func WithInterval(d time.Duration) WaitOption {
 // that hangs must not use up the whole wait.
 func WithAttemptTimeout(d time.Duration) WaitOption {
 	return func(c *waitConfig) { c.attempt = d }
+}
+
+// WithBannerWait sets how long an attempt waits for the server's first
+// bytes (bannerWait, 3 s, by default); 0 waits for the whole attempt.
+func WithBannerWait(d time.Duration) WaitOption {
+	return func(c *waitConfig) { c.banner = d }
 }
 
 // WithDiagnostics appends what fn returns (typically the tail of the
@@ -45,20 +62,29 @@ func WithDiagnostics(fn func() string) WaitOption {
 // ctx.Err() (context.DeadlineExceeded for a deadline) and tells the last
 // failure.
 func WaitForSSH(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh.PublicKey, opts ...WaitOption) (*Client, error) {
-	cfg := waitConfig{interval: time.Second, attempt: 20 * time.Second}
+	cfg := waitConfig{interval: time.Second, attempt: 20 * time.Second, banner: bannerWait}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	begin := time.Now()
-	attempts := 0
+	attempts, silent := 0, 0
 	var last error
 	for {
 		attempts++
+		banner := cfg.banner
+		if silent == 3 {
+			banner, silent = 0, 0
+		}
 		actx, cancel := context.WithTimeout(ctx, cfg.attempt)
-		c, err := Dial(actx, addr, user, signer, hostKey)
+		c, err := dial(actx, addr, user, signer, hostKey, banner)
 		cancel()
 		if err == nil {
 			return c, nil
+		}
+		if errors.Is(err, errNoBanner) {
+			silent++
+		} else {
+			silent = 0
 		}
 		if errors.Is(err, ErrHostKeyMismatch) || errors.Is(err, ErrAuthFailed) {
 			return nil, err
