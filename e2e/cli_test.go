@@ -125,6 +125,11 @@ func TestCLIOnRealVM(t *testing.T) {
 	t.Logf("create progress:\n%s", r.stderr)
 
 	sshRun("cli-setup from-the-cli", "cat", "/var/tmp/cli-setup")
+	// This guest booted (fast_create is off here): cloud-init's first stages
+	// ran in the image's one warm Python, not each in a Python of its own
+	// (fixtures/image/cloud-init-server, which logs each stage it runs).
+	sshRun("amlsim-cloud-init: cloud-init init --local exited 0\namlsim-cloud-init: cloud-init init exited 0",
+		"sudo journalctl -b -o cat -u amlsim-cloud-init.service | grep -E 'cloud-init init( --local)? exited'")
 	sshRun("azureuser", "whoami")
 	if r := cli(2*time.Minute, "compute", "ssh", name, "--ssh-key", keyFile, "--", "exit 3"); r.code != 3 {
 		t.Errorf("ssh 'exit 3': exit status %d, want 3 (stderr: %s)", r.code, r.stderr)
