@@ -21,12 +21,11 @@ type waitConfig struct {
 
 // bannerWait is how long an attempt waits for the server's first bytes.
 // Through QEMU's user-mode forward, a connection made while the guest has
-// no address yet is accepted on the host and then hangs on the forward's SYN
-// retransmissions (3 s, 6 s, 12 s apart): such an attempt would find sshd
-// seconds after it started listening (measured: 4-6 s of a boot). sshd under
-// TCG sends its banner well within this; a guest too busy to do so is still
-// reached, as every fourth attempt in a row waits for the whole attempt
-// timeout.
+// no address yet is accepted on the host and then hangs while the forward
+// retries its SYN to the guest, so it can reach sshd only seconds after sshd
+// started listening. sshd under TCG sends its banner well within this; a
+// guest too busy to do so is still reached, as every fourth attempt in a row
+// waits for the whole attempt timeout.
 const bannerWait = 3 * time.Second
 
 // WithInterval sets the pause between attempts (1 s by default).
