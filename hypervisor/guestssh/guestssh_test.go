@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -403,14 +402,8 @@ func TestWaitForSSHThroughEOFs(t *testing.T) {
 	// QEMU's user-mode forward accepts TCP while sshd is not yet up in the
 	// guest, then drops the connection: the client sees EOF mid-handshake.
 	user, host := genKey(t), genKey(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const drops = 3
-	srv := serve(t, l, newServerConfig(t, user.PublicKey(), host.Signer()), func(n int32, c net.Conn) bool {
-		return n > drops
-	})
+	srv := startServerBefore(t, func(n int32, c net.Conn) bool { return n > drops }, user.PublicKey(), host.Signer())
 	c, err := guestssh.WaitForSSH(testCtx(t, 20*time.Second), srv.addr, "azureuser", user.Signer(), host.PublicKey(),
 		guestssh.WithInterval(50*time.Millisecond))
 	if err != nil {
@@ -426,20 +419,7 @@ func TestWaitForSSHHungHandshake(t *testing.T) {
 	// A guest that accepts but never speaks must not stall the wait: each
 	// attempt is bounded, and the next one succeeds.
 	user, host := genKey(t), genKey(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, l, newServerConfig(t, user.PublicKey(), host.Signer()), func(n int32, c net.Conn) bool {
-		if n == 1 {
-			// Swallow the client's banner and answer nothing, until the
-			// client gives up.
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			io.Copy(io.Discard, c)
-			return false
-		}
-		return true
-	})
+	srv := startServerBefore(t, silentFirst(5*time.Second), user.PublicKey(), host.Signer())
 	begin := time.Now()
 	c, err := guestssh.WaitForSSH(testCtx(t, 20*time.Second), srv.addr, "azureuser", user.Signer(), host.PublicKey(),
 		guestssh.WithInterval(50*time.Millisecond), guestssh.WithAttemptTimeout(300*time.Millisecond))
@@ -458,18 +438,7 @@ func TestWaitForSSHSilentForward(t *testing.T) {
 	// attempt must not wait for this one's whole timeout. With the 20 s
 	// attempt timeout and a 10 s context, only the banner wait can succeed.
 	user, host := genKey(t), genKey(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, l, newServerConfig(t, user.PublicKey(), host.Signer()), func(n int32, c net.Conn) bool {
-		if n == 1 {
-			c.SetReadDeadline(time.Now().Add(15 * time.Second))
-			io.Copy(io.Discard, c)
-			return false
-		}
-		return true
-	})
+	srv := startServerBefore(t, silentFirst(15*time.Second), user.PublicKey(), host.Signer())
 	c, err := guestssh.WaitForSSH(testCtx(t, 10*time.Second), srv.addr, "azureuser", user.Signer(), host.PublicKey(),
 		guestssh.WithInterval(50*time.Millisecond), guestssh.WithBannerWait(200*time.Millisecond))
 	if err != nil {
@@ -485,14 +454,10 @@ func TestWaitForSSHSlowBanner(t *testing.T) {
 	// A guest too busy to send its banner within the banner wait is still
 	// reached: after three silent attempts in a row, one waits longer.
 	user, host := genKey(t), genKey(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, l, newServerConfig(t, user.PublicKey(), host.Signer()), func(n int32, c net.Conn) bool {
+	srv := startServerBefore(t, func(int32, net.Conn) bool {
 		time.Sleep(400 * time.Millisecond)
 		return true
-	})
+	}, user.PublicKey(), host.Signer())
 	c, err := guestssh.WaitForSSH(testCtx(t, 10*time.Second), srv.addr, "azureuser", user.Signer(), host.PublicKey(),
 		guestssh.WithInterval(50*time.Millisecond), guestssh.WithBannerWait(100*time.Millisecond))
 	if err != nil {

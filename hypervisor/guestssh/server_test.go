@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -85,11 +86,32 @@ func serve(t *testing.T, l net.Listener, config *ssh.ServerConfig, before func(i
 
 func startServer(t *testing.T, authorized ssh.PublicKey, hostKeys ...ssh.Signer) *testServer {
 	t.Helper()
+	return startServerBefore(t, nil, authorized, hostKeys...)
+}
+
+// startServerBefore is startServer with a hook run on each connection
+// before SSH (testServer.before).
+func startServerBefore(t *testing.T, before func(int32, net.Conn) bool, authorized ssh.PublicKey, hostKeys ...ssh.Signer) *testServer {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, l, newServerConfig(t, authorized, hostKeys...), nil)
+	return serve(t, l, newServerConfig(t, authorized, hostKeys...), before)
+}
+
+// silentFirst is a before hook: the first connection gets no answer at all
+// (what the client sends is swallowed) for up to hold, then is closed; the
+// others are served.
+func silentFirst(hold time.Duration) func(int32, net.Conn) bool {
+	return func(n int32, c net.Conn) bool {
+		if n == 1 {
+			c.SetReadDeadline(time.Now().Add(hold))
+			io.Copy(io.Discard, c)
+			return false
+		}
+		return true
+	}
 }
 
 func (s *testServer) handle(c net.Conn) {
