@@ -24,7 +24,7 @@ import (
 // instance-id and random seed, and was restored, not booted.
 func TestFastCreateClonesOnRealVM(t *testing.T) {
 	requireVMs(t)
-	requireImage(t)
+	img := requireImage(t)
 	home, config, _ := simHome(t, 28022, "")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	srv := startSim(t, home, config, listen)
@@ -119,6 +119,14 @@ func TestFastCreateClonesOnRealVM(t *testing.T) {
 	if strings.Contains(srv.log.String(), "restoring the snapshot failed") {
 		t.Errorf("a restore failed; server log:\n%s", srv.log)
 	}
+	// The driver says so too: amlsim waits for such a guest's announcement
+	// instead of trying SSH while it reidentifies itself.
+	drv, _ := newVMDriver(t, img)
+	for _, name := range names {
+		if d, err := drv.Lookup(context.Background(), domainOf(home, name)); err != nil || !d.Restored {
+			t.Errorf("%s: Lookup says restored %v (err %v), want true", name, d.Restored, err)
+		}
+	}
 	// A restart boots the clone's own disk: the identity stays.
 	rp, err := computes.BeginRestart(context.Background(), rgLocal, wsLocal, names[0], nil)
 	pollDone(t, "restart", rp, err)
@@ -160,8 +168,8 @@ func TestSnapshotFallbackBoots(t *testing.T) {
 		t.Fatalf("Start of a domain whose snapshot is broken: %v, want a boot", err)
 	}
 	d, err := drv.Lookup(ctx, name)
-	if err != nil || d.State != hypervisor.StateRunning {
-		t.Fatalf("after Start: %+v, %v; want running", d, err)
+	if err != nil || d.State != hypervisor.StateRunning || d.Restored {
+		t.Fatalf("after Start: %+v, %v; want running, booted", d, err)
 	}
 	out, err := exec.Command("virsh", "-c", libvirtURI(), "dumpxml", "--inactive", name).Output()
 	if err != nil {

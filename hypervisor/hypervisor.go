@@ -84,6 +84,11 @@ type Domain struct {
 	// VCPUs and MemoryMiB are the resources of the domain's definition.
 	VCPUs     int
 	MemoryMiB int
+	// Restored is true while the domain runs a guest restored from a
+	// snapshot (Spec.Snapshot) instead of one it booted, guest reboots
+	// included; false once it is off, and after a restore that failed
+	// and booted instead.
+	Restored bool
 }
 
 // Driver runs domains. Every method takes a context bounding the work, and

@@ -192,7 +192,10 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		g := &guest.SSH{Key: key, SerialLog: drv.SerialLog}
+		g := &guest.SSH{Key: key, SerialLog: drv.SerialLog, Restored: func(ctx context.Context, name string) bool {
+			d, err := drv.Lookup(ctx, name)
+			return err == nil && d.Restored
+		}}
 		if cfg.Driver.FastCreate {
 			if err := os.MkdirAll(snapshots, 0o755); err != nil {
 				drv.Close()

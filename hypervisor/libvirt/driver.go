@@ -807,6 +807,10 @@ func describe(dom *golibvirt.Domain, name string, meta domainMeta) (hypervisor.D
 		Labels:    meta.labels(),
 		VCPUs:     int(info.NrVirtCpu),
 		MemoryMiB: int(info.MaxMem / 1024),
+		// A running domain's metadata is its live definition's, which
+		// keeps the snapshot mark a restore clears from the persistent
+		// one (see restore).
+		Restored: meta.Snapshot != "" && st != hypervisor.StateShutoff && st != hypervisor.StateCrashed,
 	}, nil
 }
 

@@ -14,8 +14,9 @@
 #     machine-id and random seed, and moves the NIC to the MAC the seed's
 #     network-config names;
 #   - serves the instance's SSH host keys, authorized keys and hostname read
-#     from the seed (sshd reads host keys at each connection): amlsim sees
-#     the instance answer SSH as itself, the sign that it is up;
+#     from the seed (sshd reads host keys at each connection) and says so on
+#     the serial console ("amlsim-reidentify: identity INSTANCE-ID"): amlsim
+#     then sees the instance answer SSH as itself, the sign that it is up;
 #   - runs `cloud-init clean` and cloud-init's four stages from the seed, as
 #     a first boot would, so every per-instance module runs: hostname, users
 #     and keys, SSH host keys, write_files, the per-boot setup-script runner.
@@ -36,6 +37,9 @@ import time
 
 RUN = "/run/amlsim"
 STATUS = RUN + "/reidentify.status"
+# The same lines as the journal gets: reidentify restarts journald, and
+# what the unit wrote before that is not in the journal of the instance.
+LOG = RUN + "/reidentify.log"
 TEMPLATE_KEYS = "/run/amlsim-template"
 # The seed disk (amlsim attaches it as the second virtio disk).
 SEED = "/dev/vdb"
@@ -49,8 +53,12 @@ T0 = time.monotonic()
 
 
 def log(msg):
-    """Timings of each step, for the journal (amlsim-reidentify.service)."""
-    print("%.2fs %s" % (time.monotonic() - T0, msg), flush=True)
+    """Timings of each step, for the journal (amlsim-reidentify.service)
+    and LOG."""
+    line = "%.2fs %s" % (time.monotonic() - T0, msg)
+    print(line, flush=True)
+    with open(LOG, "a") as f:
+        f.write(line + "\n")
 
 
 def status(word):
@@ -74,6 +82,18 @@ def preload():
                 importlib.import_module("cloudinit.config." + mod.name)
             except Exception:
                 pass  # a module this guest cannot use is not needed either
+
+
+def announce(msg):
+    """Tells the host, through the kernel log on the serial console, what
+    only SSH could tell it otherwise: amlsim waits for this line instead of
+    trying SSH again and again, each try a handshake that takes the vCPU
+    from this program."""
+    try:
+        with open("/dev/kmsg", "w") as f:
+            f.write("<5>amlsim-reidentify: %s\n" % msg)
+    except OSError:
+        pass  # amlsim tries SSH every few seconds all the same
 
 
 def run(*argv):
@@ -113,17 +133,19 @@ def read_seed():
 
     import yaml
 
+    # libyaml's parser where python3-yaml has it: a quarter of the time.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with tempfile.TemporaryDirectory() as mnt:
         run("mount", "-o", "ro", "-t", "iso9660", SEED, mnt)
         try:
             with open(os.path.join(mnt, "meta-data")) as f:
-                meta = yaml.safe_load(f)
+                meta = yaml.load(f, Loader=loader)
             with open(os.path.join(mnt, "user-data")) as f:
-                user = yaml.safe_load(f)
+                user = yaml.load(f, Loader=loader)
             network = None
             if os.path.exists(os.path.join(mnt, "network-config")):
                 with open(os.path.join(mnt, "network-config")) as f:
-                    network = yaml.safe_load(f)
+                    network = yaml.load(f, Loader=loader)
         finally:
             run("umount", mnt)
     return meta or {}, user or {}, network
@@ -216,6 +238,24 @@ def seed_fingerprint():
         os.close(fd)
 
 
+def set_mac(nic, mac):
+    """Gives nic the address mac, and tells the network so with a
+    gratuitous ARP (arp_notify, for this change only). QEMU's user-mode
+    network keeps sending to the old MAC until the guest sends an ARP: the
+    host's first connection to the instance would hang until cloud-init
+    brings the network up again."""
+    notify = "/proc/sys/net/ipv4/conf/%s/arp_notify" % nic
+    with open(notify) as f:
+        old = f.read()
+    with open(notify, "w") as f:
+        f.write("1")
+    try:
+        run("ip", "link", "set", "dev", nic, "address", mac)
+    finally:
+        with open(notify, "w") as f:
+            f.write(old)
+
+
 def seed_mac(network):
     for eth in ((network or {}).get("ethernets") or {}).values():
         mac = ((eth or {}).get("match") or {}).get("macaddress")
@@ -225,8 +265,6 @@ def seed_mac(network):
 
 
 def reidentify():
-    global T0
-    T0 = time.monotonic()
     with open("/sys/class/rtc/rtc0/since_epoch") as f:
         time.clock_settime(time.CLOCK_REALTIME, float(f.read()))
     reseed()
@@ -234,17 +272,20 @@ def reidentify():
         f.write(os.urandom(512))
     with open("/etc/machine-id", "w") as f:
         f.write(os.urandom(16).hex() + "\n")
+    log("clock, random seed, machine-id")
     meta, user, network = read_seed()
+    log("seed read")
     # The template had a static address and no DHCP lease, so QEMU's DHCP
     # server gives this MAC the same address when networkd asks.
     nic = first_nic()
     mac = seed_mac(network)
     if mac:
-        run("ip", "link", "set", "dev", nic, "address", mac)
-    log("clock, random seed, machine-id, MAC")
+        set_mac(nic, mac)
+    log("MAC")
     early_identity(meta, user)
     os.sync()
     status("identity")
+    announce("identity %s" % meta.get("instance-id", ""))
     log("identity: sshd serves the instance's host key")
     shutil.rmtree(TEMPLATE_KEYS, ignore_errors=True)
 
@@ -277,7 +318,10 @@ def main():
         status("ready")
         while seed_fingerprint() == first:
             time.sleep(0.2)
+    global T0
+    T0 = time.monotonic()
     status("started")
+    log("started")
     try:
         reidentify()
     except Exception as e:
