@@ -149,7 +149,7 @@ func DefaultConfig() Config {
 			{Name: "westeurope", TotalVCPUs: 48, DefaultVCPUs: 24, FamilyVCPUs: map[string]int{"standardNCFamily": 0, "standardNCSv3Family": 0}},
 		},
 		Workspaces:      []WorkspaceConfig{{ResourceGroup: "rg-local", Name: "ws-local", Location: "eastus"}},
-		Local:           LocalConfig{VCPUs: 1, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
+		Local:           LocalConfig{VCPUs: 2, MemoryMiB: 1024, DiskGB: 120, PortRange: [2]int{20022, 20999}},
 		Driver:          DriverConfig{URI: "qemu:///system", DomainType: "auto", FastCreate: true},
 		Fake:            FakeConfig{Delay: Duration{200 * time.Millisecond}},
 		Timeouts:        TimeoutConfig{SSHReady: Duration{10 * time.Minute}, ShutdownGrace: Duration{90 * time.Second}, Setup: Duration{time.Hour}, Resync: Duration{30 * time.Second}},
