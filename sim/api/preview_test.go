@@ -95,7 +95,7 @@ func (e *env) familyUsage(family string) int64 {
 // keeps the old size.
 func TestResize(t *testing.T) {
 	e := newEnv(t, func(c *sim.Config) {
-		c.Local.Sizes = map[string]sim.LocalResource{"Standard_D3_v2": {VCPUs: 2, MemoryMiB: 2048}}
+		c.Local.Sizes = map[string]sim.LocalResource{"Standard_D3_v2": {VCPUs: 3, MemoryMiB: 2048}}
 	})
 	path := computePath + "ci-rs/resize?api-version=" + previewVersion
 	e.mustCreate("ci-rs", "Standard_D1_v2")
@@ -133,8 +133,8 @@ func TestResize(t *testing.T) {
 	}
 	inst, _ := e.svc.Compute(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "ci-rs")
 	dom, err := e.drv.Lookup(ctx(t), inst.Domain)
-	if err != nil || dom.VCPUs != 2 || dom.MemoryMiB != 2048 {
-		t.Errorf("VM after resize: %d vCPUs, %d MiB (%v); want 2, 2048", dom.VCPUs, dom.MemoryMiB, err)
+	if err != nil || dom.VCPUs != 3 || dom.MemoryMiB != 2048 {
+		t.Errorf("VM after resize: %d vCPUs, %d MiB (%v); want 3, 2048", dom.VCPUs, dom.MemoryMiB, err)
 	}
 	if got := e.familyUsage("standardDv2Family"); got != 4 {
 		t.Errorf("Dv2 usage after resizing to D3_v2 = %d, want 4", got)
@@ -189,8 +189,8 @@ func TestResize(t *testing.T) {
 	if lo := ci.Properties.LastOperation; *lo.OperationStatus != "ResizeFailed" {
 		t.Errorf("lastOperation status = %s, want ResizeFailed", *lo.OperationStatus)
 	}
-	if dom, err := e.drv.Lookup(ctx(t), inst.Domain); err != nil || dom.VCPUs != 1 || dom.MemoryMiB != 1024 {
-		t.Errorf("VM after a failed resize: %d vCPUs, %d MiB (%v); want D4_v2's 1, 1024 back", dom.VCPUs, dom.MemoryMiB, err)
+	if dom, err := e.drv.Lookup(ctx(t), inst.Domain); err != nil || dom.VCPUs != 2 || dom.MemoryMiB != 1024 {
+		t.Errorf("VM after a failed resize: %d vCPUs, %d MiB (%v); want D4_v2's 2, 1024 back", dom.VCPUs, dom.MemoryMiB, err)
 	}
 
 	// Running: accepted, then failed with the state it needs.
