@@ -48,6 +48,9 @@ func BenchmarkServeMemoryAtRest(b *testing.B) {
 	do := func(method, url, body string) int {
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json") // else 415, as ARM answers
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
