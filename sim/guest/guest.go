@@ -90,8 +90,9 @@ func jupyterFile(inst sim.Instance) cloudinit.File {
 // destroy`) right after it is reported ready. Without the flush, a guest
 // destroyed within seconds of its first boot came back with sshd failing
 // to start, for good (seen under TCG: ext4 had not yet written the keys).
-// A guest restored from a snapshot is waited for as waitRestored says;
-// reidentify.py flushed its writes before it announced itself.
+// A guest restored from a snapshot is waited for as waitRestored says,
+// and not flushed: reidentify.py flushed the identity before it announced
+// it (and a restored guest that rebooted since has it on its disk).
 func (g *SSH) WaitReady(ctx context.Context, inst sim.Instance) error {
 	addr, hk, err := sshEndpoint(inst)
 	if err != nil {
