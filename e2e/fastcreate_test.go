@@ -25,7 +25,7 @@ import (
 func TestFastCreateClonesOnRealVM(t *testing.T) {
 	requireVMs(t)
 	img := requireImage(t)
-	home, config, _ := simHome(t, 28022, "")
+	home, config, stateDir := simHome(t, 28022, "")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	srv := startSim(t, home, config, listen)
 	f := sdkClients(t, home, listen)
@@ -119,12 +119,18 @@ func TestFastCreateClonesOnRealVM(t *testing.T) {
 	if strings.Contains(srv.log.String(), "restoring the snapshot failed") {
 		t.Errorf("a restore failed; server log:\n%s", srv.log)
 	}
-	// The driver says so too: amlsim waits for such a guest's announcement
-	// instead of trying SSH while it reidentifies itself.
+	// The driver says so too, and each guest announced its identity on its
+	// serial console: amlsim waits for that line instead of trying SSH
+	// while the guest reidentifies itself.
 	drv, _ := newVMDriver(t, img)
-	for _, name := range names {
-		if d, err := drv.Lookup(context.Background(), domainOf(home, name)); err != nil || !d.Restored {
+	for i, name := range names {
+		dom := domainOf(home, name)
+		if d, err := drv.Lookup(context.Background(), dom); err != nil || !d.Restored {
 			t.Errorf("%s: Lookup says restored %v (err %v), want true", name, d.Restored, err)
+		}
+		line := "amlsim-reidentify: identity " + got[i][4] + "\r\n"
+		if serial, err := os.ReadFile(filepath.Join(stateDir, dom, "serial.log")); err != nil || !strings.Contains(string(serial), line) {
+			t.Errorf("%s: serial log (%v) lacks %q", name, err, line)
 		}
 	}
 	// A restart boots the clone's own disk: the identity stays.
