@@ -108,6 +108,21 @@ func (s *Service) Assignments(scope string) ([]rbac.Assignment, error) {
 	return out, err
 }
 
+// HasRole reports whether p holds a role anywhere in the subscription:
+// such principals see it in their subscription list, as on Azure.
+func (s *Service) HasRole(p Principal) bool {
+	assignments, err := s.Assignments("")
+	if err != nil {
+		return false
+	}
+	for _, a := range assignments {
+		if strings.EqualFold(a.PrincipalID, p.ObjectID) {
+			return true
+		}
+	}
+	return false
+}
+
 // Authorize checks that p may perform action over scope. An unknown
 // principal is refused as unauthenticated; a known one without a role
 // granting the action gets Azure's AuthorizationFailed.

@@ -247,8 +247,10 @@ func (c Config) Validate() error {
 // guidRE matches a GUID, as Entra object IDs are.
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// Region returns the named region's config, ignoring case.
+// Region returns the named region's config, ignoring case and spaces:
+// ARM takes a region's display name ("East US") for its name ("eastus").
 func (c Config) Region(name string) (RegionConfig, bool) {
+	name = strings.ReplaceAll(name, " ", "")
 	for _, r := range c.Regions {
 		if strings.EqualFold(r.Name, name) {
 			return r, true
@@ -279,4 +281,28 @@ func (l LocalConfig) LocalFor(size string) LocalResource {
 		}
 	}
 	return LocalResource{VCPUs: l.VCPUs, MemoryMiB: l.MemoryMiB}
+}
+
+// regionDisplayNames are the display names of Azure's public regions, as
+// GET /subscriptions/{id}/locations gives them.
+var regionDisplayNames = map[string]string{
+	"eastus": "East US", "eastus2": "East US 2", "westus": "West US", "westus2": "West US 2",
+	"westus3": "West US 3", "centralus": "Central US", "northcentralus": "North Central US",
+	"southcentralus": "South Central US", "westcentralus": "West Central US",
+	"canadacentral": "Canada Central", "brazilsouth": "Brazil South",
+	"northeurope": "North Europe", "westeurope": "West Europe", "uksouth": "UK South",
+	"ukwest": "UK West", "francecentral": "France Central", "germanywestcentral": "Germany West Central",
+	"swedencentral": "Sweden Central", "switzerlandnorth": "Switzerland North", "norwayeast": "Norway East",
+	"japaneast": "Japan East", "japanwest": "Japan West", "koreacentral": "Korea Central",
+	"eastasia": "East Asia", "southeastasia": "Southeast Asia", "centralindia": "Central India",
+	"australiaeast": "Australia East", "uaenorth": "UAE North", "southafricanorth": "South Africa North",
+}
+
+// RegionDisplayName is a region's display name ("East US" for eastus);
+// a region Azure does not have is its own display name.
+func RegionDisplayName(name string) string {
+	if d, ok := regionDisplayNames[strings.ToLower(name)]; ok {
+		return d
+	}
+	return name
 }

@@ -29,6 +29,9 @@ type Error struct {
 	Code    string
 	Message string
 	Target  string
+	// Details are the errors this one sums up (a failed deployment's
+	// per-resource errors).
+	Details []*Error `json:",omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

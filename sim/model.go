@@ -218,11 +218,14 @@ type Operation struct {
 	Instance string `json:"instance"`
 	// Workspace is set on a workspace's delete operation: the workspace's
 	// key.
-	Workspace string          `json:"workspace,omitempty"`
-	Status    OperationStatus `json:"status"`
-	Error     *Error          `json:"error,omitempty"`
-	Start     time.Time       `json:"start"`
-	End       time.Time       `json:"end,omitzero"`
+	Workspace string `json:"workspace,omitempty"`
+	// ResourceGroup is set on a resource group's delete operation: the
+	// group's name.
+	ResourceGroup string          `json:"resourceGroup,omitempty"`
+	Status        OperationStatus `json:"status"`
+	Error         *Error          `json:"error,omitempty"`
+	Start         time.Time       `json:"start"`
+	End           time.Time       `json:"end,omitzero"`
 }
 
 // CreateRequest is what a PUT of a compute instance asks for.

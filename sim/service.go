@@ -144,6 +144,9 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 		}
 		for _, w := range cfg.Workspaces {
 			ref := WorkspaceRef{w.ResourceGroup, w.Name}
+			if err := ensureGroup(tx, w.ResourceGroup, w.Location, s.now().UTC()); err != nil {
+				return err
+			}
 			if _, err := getWorkspace(tx, ref); !IsKind(err, KindNotFound) {
 				continue
 			}
@@ -152,7 +155,17 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 				return err
 			}
 		}
-		return nil
+		if err := failInterruptedDeployments(tx, s.now().UTC()); err != nil {
+			return err
+		}
+		// Workspaces stored by an amlsim that had no resource groups.
+		all, err := workspaces(tx)
+		for _, ws := range all {
+			if err := ensureGroup(tx, ws.ResourceGroup, ws.Location, ws.CreatedOn); err != nil {
+				return err
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seed workspaces: %w", err)
@@ -305,6 +318,9 @@ func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[strin
 	}
 	var ws Workspace
 	err := s.st.Update(func(tx *store.Tx) error {
+		if _, err := writableGroup(tx, ref.ResourceGroup); err != nil {
+			return err
+		}
 		var err error
 		ws, err = getWorkspace(tx, ref)
 		ok := err == nil
@@ -336,7 +352,7 @@ func (s *Service) PutWorkspace(ref WorkspaceRef, location string, tags map[strin
 // running when the workspace is being deleted.
 func (s *Service) DeleteWorkspace(p Principal, ref WorkspaceRef) (*Operation, error) {
 	var op *Operation
-	var keys, ops []string
+	var launches []launch
 	err := s.st.Update(func(tx *store.Tx) error {
 		ws, err := getWorkspace(tx, ref)
 		if IsKind(err, KindNotFound) {
@@ -345,46 +361,56 @@ func (s *Service) DeleteWorkspace(p Principal, ref WorkspaceRef) (*Operation, er
 		if err != nil {
 			return err
 		}
-		now := s.now().UTC()
-		if ws.Deleting != "" {
-			o, _, err := getOperation(tx, ws.Deleting)
-			op = &o
-			return err
-		}
-		op = &Operation{ID: uuid.NewString(), Action: "DeleteWorkspace", Location: ws.Location, Workspace: ref.key(), Status: OpInProgress, Start: now}
-		insts, err := instances(tx, ws.Location)
-		if err != nil {
-			return err
-		}
-		for _, inst := range insts {
-			if inst.Workspace.key() != ref.key() {
-				continue
-			}
-			del, err := s.enter(tx, inst, ActionDelete, TriggerUser, fmt.Sprintf("Delete: workspace %s deleted by %s", ws.Name, describe(p)))
-			if IsKind(err, KindConflict) {
-				continue // being deleted already
-			}
-			if err != nil {
-				return err
-			}
-			keys, ops = append(keys, inst.key()), append(ops, del.ID)
-		}
-		ws.Deleting = op.ID
-		if err := putWorkspace(tx, ws); err != nil {
-			return err
-		}
-		if err := putOperation(tx, *op); err != nil {
-			return err
-		}
-		return endWorkspaceDelete(tx, ws.Ref(), now)
+		o, l, err := s.beginWorkspaceDelete(tx, p, ws)
+		op, launches = &o, l
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i, key := range keys {
-		s.runner.launch(key, ops[i])
+	for _, l := range launches {
+		s.runner.launch(l.key, l.op)
 	}
 	return op, nil
+}
+
+// beginWorkspaceDelete starts deleting a workspace in tx: its instances
+// enter Deleting, and the operations to launch once tx commits are
+// returned. A workspace being deleted already gives its running operation.
+func (s *Service) beginWorkspaceDelete(tx *store.Tx, p Principal, ws Workspace) (Operation, []launch, error) {
+	if ws.Deleting != "" {
+		o, _, err := getOperation(tx, ws.Deleting)
+		return o, nil, err
+	}
+	now := s.now().UTC()
+	ref := ws.Ref()
+	op := Operation{ID: uuid.NewString(), Action: "DeleteWorkspace", Location: ws.Location, Workspace: ref.key(), Status: OpInProgress, Start: now}
+	insts, err := instances(tx, ws.Location)
+	if err != nil {
+		return op, nil, err
+	}
+	var launches []launch
+	for _, inst := range insts {
+		if inst.Workspace.key() != ref.key() {
+			continue
+		}
+		del, err := s.enter(tx, inst, ActionDelete, TriggerUser, fmt.Sprintf("Delete: workspace %s deleted by %s", ws.Name, describe(p)))
+		if IsKind(err, KindConflict) {
+			continue // being deleted already
+		}
+		if err != nil {
+			return op, nil, err
+		}
+		launches = append(launches, launch{inst.key(), del.ID})
+	}
+	ws.Deleting = op.ID
+	if err := putWorkspace(tx, ws); err != nil {
+		return op, nil, err
+	}
+	if err := putOperation(tx, op); err != nil {
+		return op, nil, err
+	}
+	return op, launches, endWorkspaceDelete(tx, ref, now)
 }
 
 // endWorkspaceDelete removes a workspace being deleted once it holds no
@@ -412,7 +438,10 @@ func endWorkspaceDelete(tx *store.Tx, ref WorkspaceRef, now time.Time) error {
 			return err
 		}
 	}
-	return deleteWorkspace(tx, ref)
+	if err := deleteWorkspace(tx, ref); err != nil {
+		return err
+	}
+	return endGroupDelete(tx, ws.ResourceGroup, now)
 }
 
 // guestUID is azureuser's UID in the guest: share directories belong to it
@@ -495,14 +524,15 @@ func (s *Service) Computes(ref WorkspaceRef, skip int) (page []Instance, more bo
 	return all[skip:end], end < len(all), nil
 }
 
-// Operation returns a long-running operation.
+// Operation returns a long-running operation of a region, or of any
+// region when location is "".
 func (s *Service) Operation(location, id string) (Operation, error) {
 	var op Operation
 	err := s.st.View(func(tx *store.Tx) error {
 		var ok bool
 		var err error
 		op, ok, err = getOperation(tx, id)
-		if err == nil && (!ok || !strings.EqualFold(op.Location, location)) {
+		if err == nil && (!ok || location != "" && !strings.EqualFold(op.Location, location)) {
 			err = Errorf(KindNotFound, "OperationNotFound", "Operation '%s' was not found in location '%s'.", id, location)
 		}
 		return err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,5 +42,13 @@ func (s *Server) audit(who sim.Principal, r *http.Request, actions []string, sta
 	at := s.svc.Now()
 	s.auditLog.mu.Lock()
 	defer s.auditLog.mu.Unlock()
-	s.auditLog.enc.Encode(auditRecord{Time: at.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: r.URL.Path, Actions: actions, Status: status})
+	s.auditLog.enc.Encode(auditRecord{Time: at.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: redactPath(r.URL.Path), Actions: actions, Status: status})
+}
+
+// redactPath hides the identity secret an MSI_ENDPOINT path carries.
+func redactPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, IdentityPathPrefix); ok && strings.Count(rest, "/") == 1 {
+		return IdentityPathPrefix + "***/token"
+	}
+	return p
 }

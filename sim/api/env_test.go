@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/amlsim/amlsim/hypervisor/fake"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
@@ -119,6 +120,23 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOp
 }
 
 func (e *env) computes() *ml.ComputeClient { return e.factory.NewComputeClient() }
+
+// resources returns the Go SDK's client factory for Microsoft.Resources.
+func (e *env) resources() *armresources.ClientFactory {
+	f, err := armresources.NewClientFactory(sub, staticToken(e.token), e.opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
+// group creates a resource group with the Go SDK.
+func (e *env) group(name, location string) {
+	e.t.Helper()
+	if _, err := e.resources().NewResourceGroupsClient().CreateOrUpdate(ctx(e.t), name, armresources.ResourceGroup{Location: to(location)}, nil); err != nil {
+		e.t.Fatal(err)
+	}
+}
 
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -36,7 +36,11 @@ type errorDetail struct {
 }
 
 func detailOf(e *sim.Error) errorDetail {
-	return errorDetail{Code: e.Code, Message: e.Message, Target: e.Target}
+	d := errorDetail{Code: e.Code, Message: e.Message, Target: e.Target}
+	for _, sub := range e.Details {
+		d.Details = append(d.Details, detailOf(sub))
+	}
+	return d
 }
 
 // writeError writes err as an ARM error response.

@@ -99,6 +99,12 @@ type route struct {
 	// route's scope: the request path, unless scope says otherwise.
 	actions []string
 	scope   func(vars map[string]string) string
+	// resources marks Microsoft.Resources routes: any well-formed
+	// api-version is answered, and the route's resource group, if it
+	// names one, need not exist (it is the group itself).
+	resources bool
+	// maxBody, when set, replaces MaxBody.
+	maxBody int64
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
@@ -114,7 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	var who sim.Principal
 	var actions []string
 	defer func() {
-		s.log.Debug("request", "method", hr.Method, "path", hr.URL.Path, "status", rec.status, "took", time.Since(start))
+		s.log.Debug("request", "method", hr.Method, "path", redactPath(hr.URL.Path), "status", rec.status, "took", time.Since(start))
 		s.audit(who, hr, actions, rec.status)
 	}()
 
@@ -129,6 +135,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Principal, actions *[]string) error {
 	if strings.HasPrefix(hr.URL.Path, sim.AppPathPrefix) {
 		return s.serveApplication(w, hr, who, actions)
+	}
+	if strings.EqualFold(strings.TrimRight(hr.URL.Path, "/"), "/metadata/endpoints") && hr.Method == http.MethodGet {
+		return s.metadataEndpoints(w, hr)
+	}
+	if strings.HasPrefix(hr.URL.Path, IdentityPathPrefix) {
+		return s.serveIdentity(w, hr, who)
 	}
 	claims, err := s.authenticate(hr)
 	if err != nil {
@@ -158,10 +170,12 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	if err != nil {
 		return err
 	}
-	if err := s.checkVersion(version, rt, vars); err != nil {
-		return err
+	if !rt.resources {
+		if err := s.checkVersion(version, rt, vars); err != nil {
+			return err
+		}
 	}
-	if sub := vars["sub"]; !strings.EqualFold(sub, s.svc.Config().Subscription) {
+	if sub, ok := vars["sub"]; ok && !strings.EqualFold(sub, s.svc.Config().Subscription) {
 		return sim.Errorf(sim.KindNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", sub)
 	}
 	scope := strings.TrimRight(hr.URL.Path, "/")
@@ -174,7 +188,18 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 			return err
 		}
 	}
-	hr.Body = http.MaxBytesReader(w, hr.Body, MaxBody)
+	// A request under a group that does not exist gets ARM's
+	// ResourceGroupNotFound, except on the group itself.
+	if rg, ok := vars["rg"]; ok && rt.segments[len(rt.segments)-1] != "{rg}" {
+		if _, err := s.svc.ResourceGroup(rg); err != nil {
+			return err
+		}
+	}
+	limit := int64(MaxBody)
+	if rt.maxBody > 0 {
+		limit = rt.maxBody
+	}
+	hr.Body = http.MaxBytesReader(w, hr.Body, limit)
 	// A client that sends half a body and stalls must not hold its
 	// request (and a connection) for ever.
 	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout)); err != nil {
@@ -281,7 +306,31 @@ func (s *Server) routeTable() []route {
 		}
 		return rt
 	}
+	// Microsoft.Resources routes.
+	res := func(method, path string, h handlerFunc, actions ...string) route {
+		rt := r(method, path, h, actions...)
+		rt.resources = true
+		return rt
+	}
+	const (
+		groups = "subscriptions/{sub}/resourcegroups"
+		group  = groups + "/{rg}"
+	)
 	return []route{
+		res("GET", "subscriptions", s.listSubscriptions),
+		res("GET", "subscriptions/{sub}", s.getSubscription),
+		res("GET", "tenants", s.listTenants),
+		res("GET", "subscriptions/{sub}/locations", s.listLocations),
+		res("GET", "subscriptions/{sub}/providers", s.listProviders),
+		res("GET", "subscriptions/{sub}/providers/{ns}", s.getProvider),
+		res("POST", "subscriptions/{sub}/providers/{ns}/register", s.getProvider, ActProviderRegister),
+		res("GET", "subscriptions/{sub}/operationresults/{op}", s.subscriptionOperationResult),
+		res("GET", groups, s.listGroups),
+		res("GET", group, s.getGroup, ActGroupRead),
+		res("HEAD", group, s.headGroup, ActGroupRead),
+		res("PUT", group, s.putGroup, ActGroupWrite),
+		res("PATCH", group, s.patchGroup, ActGroupWrite),
+		res("DELETE", group, s.deleteGroup, ActGroupDelete),
 		r("GET", "subscriptions/{sub}/providers/"+Provider+"/workspaces", s.listAllWorkspaces, sim.ActWorkspaceRead),
 		r("GET", ws, s.listWorkspaces, sim.ActWorkspaceRead),
 		r("GET", ws+"/{ws}", s.getWorkspace, sim.ActWorkspaceRead),

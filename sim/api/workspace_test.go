@@ -10,6 +10,7 @@ import (
 
 func TestWorkspaces(t *testing.T) {
 	e := newEnv(t)
+	e.group("rg-team", "westeurope")
 	wc := e.factory.NewWorkspacesClient()
 	p, err := wc.BeginCreateOrUpdate(ctx(t), "rg-team", "ws-team", ml.Workspace{Location: to("westeurope")}, nil)
 	if err != nil {

@@ -5,11 +5,15 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,6 +21,11 @@ import (
 
 // Audience is the ARM audience clients ask tokens for.
 const Audience = "https://management.azure.com/"
+
+// Audiences are the audiences ARM accepts: both of its resource IDs, with
+// and without the trailing slash (the cloud metadata lists the first two;
+// az asks for audiences[0], the SDKs for Audience).
+var Audiences = []string{Audience, "https://management.core.windows.net/", "https://management.azure.com", "https://management.core.windows.net"}
 
 // KeyFile is the token signing key's file name in the home directory.
 const KeyFile = "token.key"
@@ -88,11 +97,17 @@ func (s *Signer) WithClock(now func() time.Time) *Signer { return &Signer{key: s
 
 // Mint returns a token for the principal, valid for ttl.
 func (s *Signer) Mint(oid, tid, name string, ttl time.Duration) (string, error) {
+	return s.MintFor(Audience, oid, tid, name, ttl)
+}
+
+// MintFor returns a token for the principal, for audience aud, valid for
+// ttl.
+func (s *Signer) MintFor(aud, oid, tid, name string, ttl time.Duration) (string, error) {
 	now := s.now()
 	c := Claims{
 		ObjectID: oid, TenantID: tid, Name: name,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Audience:  jwt.ClaimStrings{Audience},
+			Audience:  jwt.ClaimStrings{aud},
 			Issuer:    "https://sts.windows.net/" + tid + "/",
 			Subject:   oid,
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -108,7 +123,7 @@ func (s *Signer) Verify(token string) (Claims, error) {
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return s.key, nil },
 		jwt.WithValidMethods([]string{"HS256"}),
-		jwt.WithAudience(Audience),
+		jwt.WithAudience(Audiences...),
 		jwt.WithTimeFunc(s.now),
 		jwt.WithExpirationRequired())
 	switch {
@@ -124,4 +139,36 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return c, fmt.Errorf("%w: no oid or tid claim", ErrInvalid)
 	}
 	return c, nil
+}
+
+// IdentitySecret returns the secret of a managed identity that speaks for
+// the principal (oid in tenant tid): what IDENTITY_HEADER holds. It does
+// not expire; it is valid as long as the signing key.
+func (s *Signer) IdentitySecret(oid, tid string) string {
+	id := base64.RawURLEncoding.EncodeToString([]byte(oid + " " + tid))
+	return id + "." + s.identityMAC(id)
+}
+
+// IdentityOf returns the principal an identity secret speaks for, or
+// ErrInvalid.
+func (s *Signer) IdentityOf(secret string) (oid, tid string, err error) {
+	id, mac, ok := strings.Cut(secret, ".")
+	if !ok || !hmac.Equal([]byte(mac), []byte(s.identityMAC(id))) {
+		return "", "", ErrInvalid
+	}
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil {
+		return "", "", ErrInvalid
+	}
+	oid, tid, ok = strings.Cut(string(b), " ")
+	if !ok || oid == "" || tid == "" {
+		return "", "", ErrInvalid
+	}
+	return oid, tid, nil
+}
+
+func (s *Signer) identityMAC(id string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("amlsim managed identity\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
