@@ -47,6 +47,7 @@ func completion(args []string) error { return runVerb("completion", completionVe
 var staticFlags = map[string][]string{
 	"serve":       {"--home", "--listen", "--config", "--driver", "--test-clock", "-v"},
 	"token":       {"--home", "--user", "--tenant", "--name", "--ttl"},
+	"env":         {"--home", "--endpoint", "--user", "--tenant"},
 	"image build": {"--cache"},
 }
 

@@ -14,6 +14,7 @@ const usage = `amlsim simulates Azure Machine Learning compute instances on this
 Usage:
   amlsim serve [--home DIR] [--listen ADDR] [--config FILE] [--driver libvirt|fake] [--test-clock]
   amlsim token [--home DIR] [--user OBJECT_ID] [--tenant TENANT_ID] [--name NAME] [--ttl DURATION]
+  amlsim env [--home DIR] [--endpoint URL] [--user OBJECT_ID]
   amlsim image build [--cache DIR]
 
   amlsim compute create NAME --size SIZE [--ssh-key FILE] [--setup-script FILE] [--no-wait]
@@ -45,6 +46,7 @@ func verbs() map[string]func([]string) error {
 	return map[string]func([]string) error{
 		"serve":        serve,
 		"token":        token,
+		"env":          envCmd,
 		"image":        image,
 		"compute":      compute,
 		"usage":        usageCmd,

@@ -33,26 +33,28 @@ const (
 )
 
 // metadataEndpoints serves GET /metadata/endpoints, which needs no token
-// on Azure either: `az cloud register --endpoint-resource-manager URL`
-// reads it (api-version 2022-09-01: one object) and needs name,
-// authentication.loginEndpoint, authentication.audiences and suffixes
-// (Azure/azure-cli, src/azure-cli/azure/cli/command_modules/cloud/custom.py,
-// _populate_from_metadata_endpoint; _arm_to_cli_mapper in
-// azure-cli-core/azure/cli/core/cloud.py). Older api-versions (2015-01-01,
-// and no api-version) got a list of clouds; the newest format is an
-// object, and ARM_CLOUD_METADATA_URL readers take a list: both are served.
+// on Azure either. Three formats, by api-version:
+//   - 2015-01-01 (and none): Azure Stack's object of galleryEndpoint,
+//     graphEndpoint, portalEndpoint and authentication. Debian's az 2.45
+//     registers a cloud with it (`az cloud register
+//     --endpoint-resource-manager URL`: msrestazure azure_cloud.py,
+//     _populate_from_metadata_endpoint, METADATA_ENDPOINT_SUFFIX).
+//   - 2019-05-01 and 2020-06-01: a list of clouds, the format
+//     ARM_CLOUD_METADATA_URL readers take.
+//   - 2022-09-01 and later: one cloud, what newer azure-cli reads
+//     (azure-cli, command_modules/cloud/custom.py; it needs name,
+//     authentication.loginEndpoint, authentication.audiences, suffixes).
+//
+// The login endpoint and every service endpoint are amlsim itself.
 func (s *Server) metadataEndpoints(w http.ResponseWriter, hr *http.Request) error {
 	base := "https://" + hr.Host + "/"
+	audiences := []string{"https://management.core.windows.net/", "https://management.azure.com/"}
+	authentication := map[string]any{"loginEndpoint": base, "audiences": audiences, "tenant": "common", "identityProvider": "AAD"}
 	cloud := map[string]any{
-		"name":            "amlsim",
-		"portal":          base,
-		"resourceManager": base,
-		"authentication": map[string]any{
-			"loginEndpoint":    base,
-			"audiences":        []string{"https://management.core.windows.net/", "https://management.azure.com/"},
-			"tenant":           "common",
-			"identityProvider": "AAD",
-		},
+		"name":                     "amlsim",
+		"portal":                   base,
+		"resourceManager":          base,
+		"authentication":           authentication,
 		"graph":                    base,
 		"graphAudience":            base,
 		"microsoftGraphResourceId": base,
@@ -67,7 +69,12 @@ func (s *Server) metadataEndpoints(w http.ResponseWriter, hr *http.Request) erro
 		},
 	}
 	switch hr.URL.Query().Get("api-version") {
-	case "", "2015-01-01", "2019-05-01", "2020-06-01":
+	case "", "2015-01-01":
+		writeJSON(w, http.StatusOK, map[string]any{
+			"galleryEndpoint": base, "graphEndpoint": base, "portalEndpoint": base,
+			"authentication": map[string]any{"loginEndpoint": base, "audiences": audiences},
+		})
+	case "2019-05-01", "2020-06-01":
 		writeJSON(w, http.StatusOK, []any{cloud})
 	default:
 		writeJSON(w, http.StatusOK, cloud)

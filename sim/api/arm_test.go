@@ -48,9 +48,21 @@ func TestMetadataEndpointsNeedNoToken(t *testing.T) {
 		t.Errorf("metadata = %+v", m)
 	}
 	var list []map[string]any
-	decodeJSON(t, e.raw("GET", "/metadata/endpoints?api-version=2015-01-01", "", ""), &list)
+	decodeJSON(t, e.raw("GET", "/metadata/endpoints?api-version=2019-05-01", "", ""), &list)
 	if len(list) != 1 {
-		t.Errorf("2015-01-01 gave %d clouds, want a list of one", len(list))
+		t.Errorf("2019-05-01 gave %d clouds, want a list of one", len(list))
+	}
+	// What Debian's az 2.45 reads (msrestazure azure_cloud.py).
+	var stack struct {
+		GalleryEndpoint, GraphEndpoint string
+		Authentication                 struct {
+			LoginEndpoint string
+			Audiences     []string
+		}
+	}
+	decodeJSON(t, e.raw("GET", "/metadata/endpoints?api-version=2015-01-01", "", ""), &stack)
+	if stack.GalleryEndpoint == "" || stack.Authentication.LoginEndpoint == "" || len(stack.Authentication.Audiences) == 0 {
+		t.Errorf("2015-01-01 metadata = %+v", stack)
 	}
 }
 

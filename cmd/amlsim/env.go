@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/api"
+	"github.com/amlsim/amlsim/sim/auth"
+	"github.com/amlsim/amlsim/sim/pki"
+)
+
+// CABundleFile is the CA bundle `amlsim env` writes in the home: the
+// system's CAs and amlsim's, so clients that replace their trust store
+// with it (SSL_CERT_FILE, REQUESTS_CA_BUNDLE) still reach Azure and the
+// internet.
+const CABundleFile = "ca-bundle.pem"
+
+// systemBundles are where Linux distributions and macOS keep the system's
+// CA bundle (the places Go's crypto/x509 looks in first).
+var systemBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Arch
+	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+	"/etc/ssl/ca-bundle.pem",             // openSUSE
+	"/etc/ssl/cert.pem",                  // macOS, Alpine
+}
+
+// envCmd prints the shell lines after which the credentials every Azure
+// SDK and az already have get tokens from amlsim: a managed identity for
+// the principal (IDENTITY_ENDPOINT and IDENTITY_HEADER for the SDKs'
+// DefaultAzureCredential and ManagedIdentityCredential, MSI_ENDPOINT for
+// `az login --identity`), and a CA bundle they trust.
+func envCmd(args []string) error {
+	fs := flag.NewFlagSet("env", flag.ContinueOnError)
+	home := fs.String("home", defaultHome(), "simulator state directory ($AMLSIM_HOME)")
+	endpoint := fs.String("endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
+	user := fs.String("user", sim.DefaultOwner.ObjectID, "object ID of the principal the identity speaks for")
+	tenant := fs.String("tenant", sim.DefaultOwner.TenantID, "tenant ID of the principal")
+	plainHelp(fs, "env [--home DIR] [--endpoint URL] [--user OBJECT_ID]", `Print export lines for a POSIX shell, to use as
+    eval "$(amlsim env)"
+after which DefaultAzureCredential (Go, Python, .NET, JS, Java) and
+'az login --identity' get tokens from amlsim for --user (default: the
+built-in owner; another principal must be in the server's config), and
+SSL_CERT_FILE and REQUESTS_CA_BUNDLE name a CA bundle with the system's
+CAs and amlsim's. For az, register amlsim as a cloud once:
+    az cloud register -n amlsim --endpoint-resource-manager "$AMLSIM_ENDPOINT"
+    az cloud set -n amlsim && az login --identity`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("env takes no arguments")
+	}
+	base := strings.TrimRight(*endpoint, "/")
+	signer, err := auth.LoadOrCreate(*home)
+	if err != nil {
+		return err
+	}
+	bundle, err := writeCABundle(*home)
+	if err != nil {
+		return err
+	}
+	secret := signer.IdentitySecret(*user, *tenant)
+	abs, err := filepath.Abs(*home)
+	if err != nil {
+		return err
+	}
+	lines := [][2]string{
+		{"AMLSIM_ENDPOINT", base},
+		{"AMLSIM_HOME", abs},
+		{"AZURE_SUBSCRIPTION_ID", sim.DefaultConfig().Subscription},
+		{"AZURE_TENANT_ID", *tenant},
+		{"IDENTITY_ENDPOINT", api.IdentityEndpoint(base)},
+		{"IDENTITY_HEADER", secret},
+		{"MSI_ENDPOINT", api.MSIEndpoint(base, secret)},
+		{"SSL_CERT_FILE", bundle},
+		{"REQUESTS_CA_BUNDLE", bundle},
+		{"NODE_EXTRA_CA_CERTS", filepath.Join(abs, pki.CAFile)},
+	}
+	for _, l := range lines {
+		fmt.Printf("export %s=%s\n", l[0], shellQuote(l[1]))
+	}
+	return nil
+}
+
+// writeCABundle writes HOME/ca-bundle.pem: the system's CA bundle (the
+// one $SSL_CERT_FILE names, else the first of systemBundles) followed by
+// amlsim's CA. It returns the bundle's absolute path.
+func writeCABundle(home string) (string, error) {
+	ca, err := os.ReadFile(filepath.Join(home, pki.CAFile))
+	if err != nil {
+		return "", fmt.Errorf("amlsim's CA: %w (has 'amlsim serve' run with this home?)", err)
+	}
+	out, err := filepath.Abs(filepath.Join(home, CABundleFile))
+	if err != nil {
+		return "", err
+	}
+	candidates := systemBundles
+	// A bundle of ours named by SSL_CERT_FILE (a second eval) is not the
+	// system's.
+	if f := os.Getenv("SSL_CERT_FILE"); f != "" && f != out {
+		candidates = append([]string{f}, candidates...)
+	}
+	var system []byte
+	for _, f := range candidates {
+		if system, err = os.ReadFile(f); err == nil {
+			break
+		}
+	}
+	if system == nil {
+		fmt.Fprintln(os.Stderr, "amlsim env: no system CA bundle found; the bundle trusts amlsim's CA only")
+	}
+	tmp, err := os.CreateTemp(home, CABundleFile+".*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if len(system) > 0 && system[len(system)-1] != '\n' {
+		system = append(system, '\n')
+	}
+	if _, err := io.WriteString(tmp, string(system)+"# amlsim\n"+string(ca)); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := errors.Join(tmp.Chmod(0o644), tmp.Close()); err != nil {
+		return "", err
+	}
+	return out, os.Rename(tmp.Name(), out)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
