@@ -30,16 +30,9 @@ func decode(r *request, v any) error {
 		return sim.Errorf(sim.KindMediaType, "UnsupportedMediaType",
 			"The content media type '%s' is not supported. Only 'application/json' is supported.", ct)
 	}
-	b, err := io.ReadAll(r.Body)
+	b, err := readBody(r, MaxBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return sim.Errorf(sim.KindTooLarge, "RequestEntityTooLarge", "The request body is larger than the %d bytes allowed.", MaxBody)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was not received in time: the client stopped sending it.")
-		}
-		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content could not be read: %v.", err)
+		return err
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was null or empty.")
@@ -48,6 +41,22 @@ func decode(r *request, v any) error {
 		return sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%v'.", err)
 	}
 	return nil
+}
+
+// readBody reads a request's body, whose reader allows limit bytes.
+func readBody(r *request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, sim.Errorf(sim.KindTooLarge, "RequestEntityTooLarge", "The request body is larger than the %d bytes allowed.", limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was not received in time: the client stopped sending it.")
+		}
+		return nil, sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content could not be read: %v.", err)
+	}
+	return b, nil
 }
 
 // isJSON reports whether a Content-Type names JSON: application/json,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/armtemplate"
 	"github.com/amlsim/amlsim/sim/auth"
 	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/google/uuid"
@@ -38,6 +39,8 @@ type Server struct {
 	routes    []route
 	// auditLog, when set, gets a line per request.
 	auditLog *lockedEncoder
+	// deploys are the template deployments running.
+	deploys deployments
 }
 
 // Option configures a Server.
@@ -313,9 +316,16 @@ func (s *Server) routeTable() []route {
 		return rt
 	}
 	const (
-		groups = "subscriptions/{sub}/resourcegroups"
-		group  = groups + "/{rg}"
+		groups      = "subscriptions/{sub}/resourcegroups"
+		group       = groups + "/{rg}"
+		deployments = group + "/providers/Microsoft.Resources/deployments"
+		deployment  = deployments + "/{name}"
 	)
+	// A deployment request may be as large as ARM allows (4 MB).
+	deploy := func(rt route) route {
+		rt.maxBody = armtemplate.MaxRequestSize + 1
+		return rt
+	}
 	return []route{
 		res("GET", "subscriptions", s.listSubscriptions),
 		res("GET", "subscriptions/{sub}", s.getSubscription),
@@ -331,6 +341,21 @@ func (s *Server) routeTable() []route {
 		res("PUT", group, s.putGroup, ActGroupWrite),
 		res("PATCH", group, s.patchGroup, ActGroupWrite),
 		res("DELETE", group, s.deleteGroup, ActGroupDelete),
+		res("GET", deployments, s.listDeployments, ActDeploymentRead),
+		res("GET", deployment, s.getDeployment, ActDeploymentRead),
+		res("HEAD", deployment, s.headDeployment, ActDeploymentRead),
+		deploy(res("PUT", deployment, s.putDeployment, ActDeploymentWrite)),
+		res("DELETE", deployment, s.deleteDeployment, ActDeploymentDelete),
+		deploy(res("POST", deployment+"/validate", s.validateDeployment, ActDeploymentValid)),
+		res("POST", deployment+"/cancel", s.cancelDeployment, ActDeploymentCancel),
+		res("POST", deployment+"/exportTemplate", s.exportDeploymentTemplate, ActDeploymentRead),
+		res("GET", deployment+"/operations", s.listDeploymentOperations, ActDeploymentOpsRead),
+		res("GET", deployment+"/operations/{op}", s.getDeploymentOperation, ActDeploymentOpsRead),
+		// The spec's paths of deployment operations have no provider
+		// segment (resources.json, DeploymentOperations_List); az uses them.
+		res("GET", group+"/deployments/{name}/operations", s.listDeploymentOperations, ActDeploymentOpsRead),
+		res("GET", group+"/deployments/{name}/operations/{op}", s.getDeploymentOperation, ActDeploymentOpsRead),
+		res("GET", deployment+"/operationStatuses/{op}", s.deploymentStatus, ActDeploymentRead),
 		r("GET", "subscriptions/{sub}/providers/"+Provider+"/workspaces", s.listAllWorkspaces, sim.ActWorkspaceRead),
 		r("GET", ws, s.listWorkspaces, sim.ActWorkspaceRead),
 		r("GET", ws+"/{ws}", s.getWorkspace, sim.ActWorkspaceRead),

@@ -83,6 +83,18 @@ var newestVersion = func() string {
 	return newest
 }()
 
+// newestStable is the newest published api-version that is not a
+// preview.
+var newestStable = func() string {
+	newest := ""
+	for _, v := range publishedVersions {
+		if !strings.HasSuffix(v, "-preview") {
+			newest = max(newest, v)
+		}
+	}
+	return newest
+}()
+
 func versionDate(v string) string { return strings.TrimSuffix(v, "-preview") }
 
 // newerSeen remembers the newer-than-known versions already logged.

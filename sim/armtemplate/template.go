@@ -1,0 +1,146 @@
+// Package armtemplate evaluates Azure Resource Manager (ARM) JSON templates
+// (languageVersion 1.0) for the simulator's deployments endpoint: it parses
+// the template text (comments and trailing commas allowed, as az sends the
+// file as is), checks parameters, evaluates variables and expressions,
+// expands copy loops and child resources, and orders the resources by
+// their dependencies. It makes no HTTP calls: the server deploys the
+// planned resources itself, asking Plan.Body for each request body once the
+// resources it depends on exist, and Plan.Outputs at the end.
+//
+// Facts about ARM's behaviour come from MicrosoftDocs/azure-docs
+// (template-syntax.md, template-expressions.md, template-functions-*.md)
+// and from real ARM answers quoted in public issues; each is cited beside
+// the code that follows it.
+package armtemplate
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MaxRequestSize is the largest deployment request ARM accepts: 4 MB
+// ("The request content size exceeds the maximum size of 4 MB.",
+// Azure/bicep-registry-modules#2358). ARM counts the request content.
+const MaxRequestSize = 4 << 20
+
+// CheckRequestSize returns an *Error with code RequestContentTooLarge when a
+// deployment request body of n bytes is over MaxRequestSize. ARM answers it
+// with HTTP 413 (MicrosoftDocs/azure-docs#74251: "error 413 request entity
+// too large").
+func CheckRequestSize(n int64) error {
+	if n > MaxRequestSize {
+		return &Error{Code: CodeRequestContentTooLarge, Message: "The request content size exceeds the maximum size of 4 MB."}
+	}
+	return nil
+}
+
+// Template is a parsed template. It is immutable; Plan may be called on it
+// any number of times, concurrently.
+type Template struct {
+	Schema         string
+	ContentVersion string
+
+	root      *node
+	params    []*paramDecl
+	variables *node
+	resources []*node
+	outputs   *node
+}
+
+type paramDecl struct {
+	name string
+	decl *node
+}
+
+// Parse reads a template: JSON with comments and trailing commas allowed.
+// It returns an *Error: code InvalidRequestContent when the text is not
+// JSON, InvalidTemplate when its shape is wrong or it uses what this engine
+// does not support (then errors.Is(err, ErrUnsupported)), and
+// RequestContentTooLarge when data is over MaxRequestSize.
+func Parse(data []byte) (*Template, error) {
+	if err := CheckRequestSize(int64(len(data))); err != nil {
+		return nil, err
+	}
+	root, err := parseJSON(data)
+	if err != nil {
+		// ARM's answer to malformed JSON names the deserializer's complaint.
+		return nil, &Error{Code: "InvalidRequestContent", Message: "The request content was invalid and could not be deserialized: '" + err.Error() + "'."}
+	}
+	if root.kind != 'o' {
+		return nil, validationFailed(root.line, root.col, "The template must be a JSON object.")
+	}
+	t := &Template{root: root}
+	if s := root.get("$schema"); s != nil && s.kind == 's' {
+		t.Schema = s.str
+	}
+	if s := root.get("contentVersion"); s != nil && s.kind == 's' {
+		t.ContentVersion = s.str
+	}
+	if lv := root.get("languageVersion"); lv != nil {
+		v := fmt.Sprint(lv.plain())
+		if v != "1.0" {
+			e := unsupported("The template languageVersion '%s' is not supported by this simulator; only languageVersion 1.0 templates (resources as an array) are.", v)
+			e.Line, e.Column = lv.line, lv.col
+			return nil, e
+		}
+	}
+	if p := root.get("parameters"); p != nil {
+		if p.kind != 'o' {
+			return nil, validationFailed(p.line, p.col, "The template 'parameters' property must be an object.")
+		}
+		for i, k := range p.keys {
+			if p.vals[i].kind != 'o' {
+				return nil, validationFailed(p.vals[i].line, p.vals[i].col, "The template parameter '%s' must be an object.", k)
+			}
+			t.params = append(t.params, &paramDecl{name: k, decl: p.vals[i]})
+		}
+	}
+	if v := root.get("variables"); v != nil {
+		if v.kind != 'o' {
+			return nil, validationFailed(v.line, v.col, "The template 'variables' property must be an object.")
+		}
+		t.variables = v
+	}
+	if r := root.get("resources"); r != nil {
+		switch r.kind {
+		case 'a':
+			for _, e := range r.elems {
+				if e.kind != 'o' {
+					return nil, validationFailed(e.line, e.col, "The template resource at line '%d' and column '%d' must be an object.", e.line, e.col)
+				}
+				t.resources = append(t.resources, e)
+			}
+		case 'o':
+			e := unsupported("The template 'resources' property is an object (symbolic resource names); this simulator supports only languageVersion 1.0 templates with a resources array.")
+			e.Line, e.Column = r.line, r.col
+			return nil, e
+		default:
+			return nil, validationFailed(r.line, r.col, "The template 'resources' property must be an array.")
+		}
+	}
+	if o := root.get("outputs"); o != nil {
+		if o.kind != 'o' {
+			return nil, validationFailed(o.line, o.col, "The template 'outputs' property must be an object.")
+		}
+		t.outputs = o
+	}
+	return t, nil
+}
+
+// ParameterNames lists the declared parameters in template order.
+func (t *Template) ParameterNames() []string {
+	out := make([]string, len(t.params))
+	for i, p := range t.params {
+		out[i] = p.name
+	}
+	return out
+}
+
+func (t *Template) param(name string) *paramDecl {
+	for _, p := range t.params {
+		if strings.EqualFold(p.name, name) {
+			return p
+		}
+	}
+	return nil
+}
