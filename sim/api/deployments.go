@@ -51,9 +51,9 @@ type deploymentRequest struct {
 	Location   string            `json:"location"`
 	Tags       map[string]string `json:"tags"`
 	Properties *struct {
-		Template       json.RawMessage `json:"template"`
-		TemplateLink   json.RawMessage `json:"templateLink"`
-		Parameters     map[string]struct {
+		Template     json.RawMessage `json:"template"`
+		TemplateLink json.RawMessage `json:"templateLink"`
+		Parameters   map[string]struct {
 			Value     any             `json:"value"`
 			Reference json.RawMessage `json:"reference"`
 		} `json:"parameters"`
@@ -697,12 +697,14 @@ func (d *deployRun) deploy(ctx context.Context, res *armtemplate.Resource) (int,
 
 // call sends one request to the API as the deploying principal.
 func (d *deployRun) call(ctx context.Context, method, path, version string, body []byte) *httptest.ResponseRecorder {
-	u := path + "?api-version=" + url.QueryEscape(version)
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req := httptest.NewRequestWithContext(ctx, method, u, rd)
+	// The path comes from the template: set as a URL, not parsed.
+	req := httptest.NewRequestWithContext(ctx, method, "/", rd)
+	req.URL = &url.URL{Path: path, RawQuery: "api-version=" + url.QueryEscape(version)}
+	req.RequestURI = req.URL.RequestURI()
 	req.Host = d.host
 	req.Header.Set("x-ms-correlation-request-id", d.p.rec.CorrelationID)
 	if body != nil {

@@ -756,7 +756,7 @@ func (p *planner) instance(c *evalCtx, n *node, parent *Resource, parentCond boo
 			return wrapResourceError(label, n, err)
 		}
 		arr, ok := v.([]any)
-		if !ok {
+		if !ok && v != nil { // null reads as absent, as Json.NET reads it
 			return wrapResourceError(label, n, exprErrorf("The 'dependsOn' property must be an array."))
 		}
 		for _, d := range arr {

@@ -319,22 +319,14 @@ func TestPlanErrors(t *testing.T) {
 		{"circular", `{"resources":[{"type":"A.B/c","apiVersion":"1","name":"x","dependsOn":["y"]},{"type":"A.B/c","apiVersion":"1","name":"y","dependsOn":["[resourceId('A.B/c','x')]"]}]}`, nil, "Deployment template validation failed: 'Circular dependency detected on resource: '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/A.B/c/x'. Please see https://aka.ms/arm-syntax-resources for usage details.'.", 1},
 		{"undefined id", res(`,"dependsOn":["[resourceId('Microsoft.Compute/virtualMachines','vm')]"]`), map[string]any{"s": "a"}, "The resource 'Microsoft.Compute/virtualMachines/vm' is not defined in the template. Please see https://aka.ms/arm-template for usage details.", 1},
 		{"undefined name", res(`,"dependsOn":["appServicePlan"]`), map[string]any{"s": "a"}, "The template reference 'appServicePlan' is not valid: could not find template resource or resource copy with this name.", 1},
-		{"bad function", res(`,"location":"[foo()]"`), map[string]any{"s": "a"}, "", 0},
 		{"bad name expression", res(`,"properties":{}},{"type":"A.B/c","apiVersion":"1","name":"[foo(]"`), map[string]any{"s": "a"}, "The template resource '[foo(]' at line '1' and column '", 1},
 		{"segments", res(`},{"type":"A.B/c/d","apiVersion":"1","name":"x"`), map[string]any{"s": "a"}, "has incorrect segment lengths", 1},
 	}
 	for _, tt := range tests {
+		// Expressions are checked by Parse, the rest by Plan.
 		tpl, err := Parse([]byte(tt.tmpl))
-		if err != nil {
-			t.Fatalf("%s: Parse: %v", tt.name, err)
-		}
-		_, err = tpl.Plan(tt.params, testScope())
-		if tt.want == "" {
-			// location is evaluated leniently at plan time; Body reports it.
-			if err != nil {
-				t.Errorf("%s: Plan error %v, want none", tt.name, err)
-			}
-			continue
+		if err == nil {
+			_, err = tpl.Plan(tt.params, testScope())
 		}
 		var ae *Error
 		if !errors.As(err, &ae) {
@@ -347,13 +339,19 @@ func TestPlanErrors(t *testing.T) {
 	}
 }
 
-func TestBodyErrorNamesResource(t *testing.T) {
-	pl := mustPlan(t, "{\"resources\":[\n  {\"type\":\"A.B/c\",\"apiVersion\":\"1\",\"name\":\"x\",\"location\":\"[foo()]\"}]}", nil)
-	_, err := pl.Body(pl.Resources[0], nil)
+// An unknown function anywhere fails Parse, as ARM's template validation
+// does, naming the resource it is in (its message has the doubled usage
+// link ARM gives: microsoft/vscode-azurearmtools, armsnippets tests).
+func TestUnknownFunctionFailsValidation(t *testing.T) {
+	_, err := Parse([]byte("{\"resources\":[\n  {\"type\":\"A.B/c\",\"apiVersion\":\"1\",\"name\":\"x\",\"location\":\"[foo()]\"}]}"))
 	want := "Deployment template validation failed: 'The template resource 'x' at line '2' and column '3' is not valid: The template function 'foo' is not valid. Please see https://aka.ms/arm-template-expressions for usage details.. Please see https://aka.ms/arm-template-expressions for usage details.'."
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Message != want || ae.Line != 2 || ae.Column != 3 {
 		t.Errorf("error = %v, want %q at 2:3", err, want)
+	}
+	_, err = Parse([]byte(`{"outputs":{"o":{"type":"string","value":"[concat('a']"}}}`))
+	if !errors.As(err, &ae) || ae.Code != CodeInvalidTemplate || !strings.Contains(ae.Message, "concat('a'") {
+		t.Errorf("syntax error in an output: %v", err)
 	}
 }
 

@@ -14,6 +14,7 @@
 package armtemplate
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -124,6 +125,23 @@ func Parse(data []byte) (*Template, error) {
 		}
 		t.outputs = o
 	}
+	for _, r := range t.resources {
+		if _, err := checkExpressions(r); err != nil {
+			return nil, wrapResourceError(declName(r), r, err)
+		}
+	}
+	for _, section := range []*node{root.get("parameters"), t.variables, t.outputs} {
+		if section == nil {
+			continue
+		}
+		if at, err := checkExpressions(section); err != nil {
+			var ae *Error
+			if errors.As(err, &ae) {
+				return nil, ae
+			}
+			return nil, validationFailed(at.line, at.col, "The template language expression '%s' at line '%d' and column '%d' is not valid: %s", at.str, at.line, at.col, err.Error())
+		}
+	}
 	return t, nil
 }
 
@@ -141,6 +159,62 @@ func (t *Template) param(name string) *paramDecl {
 		if strings.EqualFold(p.name, name) {
 			return p
 		}
+	}
+	return nil
+}
+
+// checkExpressions parses every expression under n and checks that the
+// functions it calls exist, as ARM does when it validates a template:
+// a syntax error or an unknown function anywhere fails the deployment
+// before anything is deployed, not when its resource's turn comes.
+func checkExpressions(n *node) (*node, error) {
+	switch n.kind {
+	case 's':
+		text, isExpr := splitExpression(n.str)
+		if !isExpr {
+			return nil, nil
+		}
+		e, err := parseExpression(text)
+		if err == nil {
+			err = checkCalls(e)
+		}
+		if err != nil {
+			return n, err
+		}
+	case 'o':
+		for _, v := range n.vals {
+			if at, err := checkExpressions(v); err != nil {
+				return at, err
+			}
+		}
+	case 'a':
+		for _, v := range n.elems {
+			if at, err := checkExpressions(v); err != nil {
+				return at, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+func checkCalls(e expr) error {
+	switch e := e.(type) {
+	case call:
+		if _, ok := functions[strings.ToLower(e.name)]; !ok && !(len(e.name) > 4 && strings.EqualFold(e.name[:4], "list")) {
+			return exprErrorf("The template function '%s' is not valid.%s", e.name, usageSuffix)
+		}
+		for _, a := range e.args {
+			if err := checkCalls(a); err != nil {
+				return err
+			}
+		}
+	case propAccess:
+		return checkCalls(e.target)
+	case indexAccess:
+		if err := checkCalls(e.target); err != nil {
+			return err
+		}
+		return checkCalls(e.index)
 	}
 	return nil
 }
