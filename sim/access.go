@@ -48,6 +48,17 @@ func (s *Service) Principal(objectID string) (Principal, bool) {
 	return Principal{}, false
 }
 
+// ServicePrincipal returns the service principal with a client
+// (application) ID and its secret; ok is false when the config has none.
+func (s *Service) ServicePrincipal(clientID string) (p Principal, secret string, ok bool) {
+	for _, c := range s.cfg.Principals {
+		if c.ClientID != "" && strings.EqualFold(c.ClientID, clientID) {
+			return Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name}, c.ClientSecret, true
+		}
+	}
+	return Principal{}, "", false
+}
+
 // Roles lists the built-in and custom roles.
 func (s *Service) Roles() []rbac.Role {
 	roles := rbac.BuiltIns()

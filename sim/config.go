@@ -35,11 +35,16 @@ type Config struct {
 	RoleAssignments []RoleAssignmentConfig `toml:"role_assignments"`
 }
 
-// PrincipalConfig is a known principal.
+// PrincipalConfig is a known principal: a user, or a service principal
+// when it has a client (application) ID and secret, with which it signs in
+// through the OAuth2 client-credentials grant (ClientSecretCredential,
+// `az login --service-principal`).
 type PrincipalConfig struct {
-	ObjectID string `toml:"object_id"`
-	TenantID string `toml:"tenant_id"`
-	Name     string `toml:"name"`
+	ObjectID     string `toml:"object_id"`
+	TenantID     string `toml:"tenant_id"`
+	Name         string `toml:"name"`
+	ClientID     string `toml:"client_id"`
+	ClientSecret string `toml:"client_secret"`
 }
 
 // RoleAssignmentConfig gives a principal a role (by name or ID) at a scope
@@ -221,6 +226,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: principal %q: object_id and tenant_id must be GUIDs", p.ObjectID)
 		}
 		known[strings.ToLower(p.ObjectID)] = true
+		if (p.ClientID == "") != (p.ClientSecret == "") || p.ClientID != "" && !guidRE.MatchString(p.ClientID) {
+			return fmt.Errorf("config: principal %q: a service principal needs a client_id (a GUID) and a client_secret", p.ObjectID)
+		}
 	}
 	roles := map[string]bool{}
 	for _, r := range append(rbac.BuiltIns(), c.Roles...) {

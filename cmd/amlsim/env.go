@@ -75,6 +75,9 @@ CAs and amlsim's. For az, register amlsim as a cloud once:
 		{"AMLSIM_HOME", abs},
 		{"AZURE_SUBSCRIPTION_ID", sim.DefaultConfig().Subscription},
 		{"AZURE_TENANT_ID", *tenant},
+		// The authority for service principals of the config
+		// (ClientSecretCredential, with DisableInstanceDiscovery).
+		{"AZURE_AUTHORITY_HOST", base + "/"},
 		{"IDENTITY_ENDPOINT", api.IdentityEndpoint(base)},
 		{"IDENTITY_HEADER", secret},
 		{"MSI_ENDPOINT", api.MSIEndpoint(base, secret)},

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
@@ -279,5 +280,48 @@ func TestManagedIdentityTokens(t *testing.T) {
 		if resp.StatusCode/100 != 4 {
 			t.Errorf("secret %q, resource %s: status %d", c.secret, c.resource, resp.StatusCode)
 		}
+	}
+}
+
+// A service principal of the config signs in with its client secret
+// through azidentity's ClientSecretCredential (MSAL's OpenID
+// configuration and client-credentials grant, against amlsim as the
+// authority); its token carries its object ID, so RBAC applies to it.
+func TestServicePrincipalClientSecret(t *testing.T) {
+	const (
+		spID     = "33333333-3333-3333-3333-333333333333"
+		clientID = "c1c1c1c1-0000-0000-0000-000000000001"
+		secret   = "s3cret-value"
+	)
+	e := newEnv(t, func(c *sim.Config) {
+		c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: spID, TenantID: sim.DefaultOwner.TenantID, Name: "ci-pipeline", ClientID: clientID, ClientSecret: secret})
+		c.RoleAssignments = append(c.RoleAssignments, sim.RoleAssignmentConfig{Principal: spID, Role: "Reader"})
+	})
+	opts := &azidentity.ClientSecretCredentialOptions{ClientOptions: policy.ClientOptions{
+		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: e.srv.URL + "/"},
+		Transport: e.srv.Client(),
+	}, DisableInstanceDiscovery: true}
+	cred, err := azidentity.NewClientSecretCredential(sim.DefaultOwner.TenantID, clientID, secret, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ml.NewClientFactory(sub, cred, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.NewWorkspacesClient().Get(ctx(t), rg, ws, nil); err != nil {
+		t.Fatalf("a Reader service principal reads the workspace: %v", err)
+	}
+	_, err = f.NewComputeClient().BeginCreateOrUpdate(ctx(t), rg, ws, "ci-sp", instanceBody("Standard_DS1_v2"), nil)
+	if errCode(err) != "AuthorizationFailed" || !strings.Contains(err.Error(), spID) {
+		t.Errorf("a Reader service principal creates: %v", err)
+	}
+
+	bad, err := azidentity.NewClientSecretCredential(sim.DefaultOwner.TenantID, clientID, "wrong", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.GetToken(ctx(t), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}}); err == nil || !strings.Contains(err.Error(), "AADSTS7000215") {
+		t.Errorf("a wrong secret: %v", err)
 	}
 }

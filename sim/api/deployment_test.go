@@ -199,7 +199,7 @@ func TestBadTemplatesAreRefused(t *testing.T) {
 		code, text string
 	}{
 		{"broken JSON", `{"properties": {"mode": "Incremental", "template": {"resources": [}}}`, 400, "InvalidRequestContent", ""},
-		{"expression syntax", body(withResource(func(r map[string]any) { r["name"] = "[concat(parameters('workspaceName'), '/']"}), params), 400, "InvalidTemplate", "concat(parameters('workspaceName'), '/'"},
+		{"expression syntax", body(withResource(func(r map[string]any) { r["name"] = "[concat(parameters('workspaceName'), '/']" }), params), 400, "InvalidTemplate", "concat(parameters('workspaceName'), '/'"},
 		{"unknown function", body(withResource(func(r map[string]any) { r["location"] = "[nosuch()]" }), params), 400, "InvalidTemplate", "nosuch"},
 		{"circular dependsOn", body(map[string]any{
 			"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0",

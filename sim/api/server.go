@@ -145,6 +145,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	if strings.HasPrefix(hr.URL.Path, IdentityPathPrefix) {
 		return s.serveIdentity(w, hr, who)
 	}
+	if oauthPath(hr.URL.Path) {
+		return s.serveOAuth(w, hr, who)
+	}
 	claims, err := s.authenticate(hr)
 	if err != nil {
 		return err
