@@ -301,3 +301,50 @@ func TestVanishedDuringStopIsUnusable(t *testing.T) {
 		t.Errorf("operation = %s, want Failed", got.Status)
 	}
 }
+
+// A resource group's delete cut short by a restart finishes after it: the
+// instances' deletes resume, and the group goes with the last of them.
+func TestRestartMidGroupDeleteFinishesIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New(fake.WithDelays(fake.Delays{Destroy: 300 * time.Millisecond}))
+	s := open(t, path, drv)
+	for _, name := range []string{"ci-g1", "ci-g2"} {
+		if _, _, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, name, sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, s.svc, name, sim.StateRunning)
+	}
+	op, err := s.svc.DeleteResourceGroup(sim.DefaultOwner, ref.ResourceGroup)
+	if err != nil || op == nil {
+		t.Fatalf("delete: %v, %v", op, err)
+	}
+	time.Sleep(50 * time.Millisecond) // inside the slow destroys
+	s.close()
+
+	// The config's workspace comes back at each start (README), so the
+	// group's end is checked by its operation and its instances.
+	s = open(t, path, drv)
+	defer s.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.svc.Operation("", op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == sim.OpSucceeded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group's delete is %s after the restart", got.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, name := range []string{"ci-g1", "ci-g2"} {
+		if _, err := s.svc.Compute(ref, name); err == nil {
+			t.Errorf("%s survived its group's delete", name)
+		}
+	}
+	if doms, _ := drv.List(context.Background()); len(doms) != 0 {
+		t.Errorf("domains left: %+v", doms)
+	}
+}

@@ -273,3 +273,64 @@ func TestDeploymentBodyAsAzSendsIt(t *testing.T) {
 	}
 	t.Fatal("the deployment did not end")
 }
+
+// What-if tells Create, NoChange and Modify apart, deploying nothing;
+// reference() reads a resource the deployment created, through the API.
+func TestWhatIfAndReference(t *testing.T) {
+	e := newEnv(t)
+	template := func(description string) map[string]any {
+		return map[string]any{
+			"$schema":        "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+			"contentVersion": "1.0.0.0",
+			"resources": []any{map[string]any{
+				"type": "Microsoft.MachineLearningServices/workspaces/computes", "apiVersion": "2024-04-01",
+				"name": ws + "/ci-whatif", "location": "eastus",
+				"properties": map[string]any{"computeType": "ComputeInstance", "description": description,
+					"properties": map[string]any{"vmSize": "Standard_DS1_v2"}},
+			}},
+			"outputs": map[string]any{"state": map[string]any{"type": "string",
+				"value": "[reference(resourceId('Microsoft.MachineLearningServices/workspaces/computes', '" + ws + "', 'ci-whatif'), '2024-04-01').properties.state]"}},
+		}
+	}
+	dc := e.resources().NewDeploymentsClient()
+	whatIf := func(description string) *armresources.WhatIfChange {
+		t.Helper()
+		p, err := dc.BeginWhatIf(ctx(t), rg, "wi", armresources.DeploymentWhatIf{Properties: &armresources.DeploymentWhatIfProperties{
+			Mode: to(armresources.DeploymentModeIncremental), Template: template(description)}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.PollUntilDone(ctx(t), fastPoll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Properties.Changes) != 1 {
+			t.Fatalf("%d changes", len(res.Properties.Changes))
+		}
+		return res.Properties.Changes[0]
+	}
+	if c := whatIf("first"); *c.ChangeType != armresources.ChangeTypeCreate {
+		t.Errorf("before the deployment: %s", *c.ChangeType)
+	}
+	if _, err := e.svc.Compute(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "ci-whatif"); err == nil {
+		t.Fatal("what-if created the instance")
+	}
+	p, err := dc.BeginCreateOrUpdate(ctx(t), rg, "wi", deploymentBody(template("first"), nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := p.PollUntilDone(ctx(t), fastPoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := done.Properties.Outputs.(map[string]any)["state"].(map[string]any); out["value"] != "Running" {
+		t.Errorf("output state = %v, want Running (from reference())", out)
+	}
+	if c := whatIf("first"); *c.ChangeType != armresources.ChangeTypeNoChange {
+		t.Errorf("the same template again: %s %+v", *c.ChangeType, c.Delta)
+	}
+	c := whatIf("second")
+	if *c.ChangeType != armresources.ChangeTypeModify || len(c.Delta) != 1 || *c.Delta[0].Path != "properties.description" {
+		t.Errorf("a new description: %s %+v", *c.ChangeType, c.Delta)
+	}
+}

@@ -762,3 +762,159 @@ func (r referencer) Reference(id, apiVersion string, full bool) (any, error) {
 	}
 	return v["properties"], nil
 }
+
+// whatIfDeployment is Deployments_WhatIf: what the deployment would
+// change, resource by resource, deploying nothing. A resource amlsim does
+// not have is Create; one whose template properties all match what it has
+// is NoChange; otherwise Modify, with a delta per differing property. A
+// resource whose body needs reference() to something not yet deployed is
+// Unsupported, with the reason. Resources of the group the template does
+// not name are left out (Incremental mode leaves them alone).
+func (s *Server) whatIfDeployment(w http.ResponseWriter, r *request) error {
+	p, err := s.prepare(r)
+	if err != nil {
+		return err
+	}
+	run := &deployRun{s: s, p: p, who: r.principal, host: r.Host, version: r.version}
+	changes := []map[string]any{}
+	for _, res := range p.plan.Resources {
+		if !res.Condition {
+			continue
+		}
+		change := map[string]any{"resourceId": res.ID}
+		body, err := p.plan.Body(res, referencer{run, r.Context()})
+		if err != nil {
+			change["changeType"], change["unsupportedReason"] = "Unsupported", sim.AsError(templateError(err)).Message
+			changes = append(changes, change)
+			continue
+		}
+		after := map[string]any{"id": res.ID, "name": res.Name[strings.LastIndex(res.Name, "/")+1:], "type": res.Type, "apiVersion": res.APIVersion}
+		for k, v := range body {
+			after[k] = v
+		}
+		cur := run.call(r.Context(), "GET", res.ID, res.APIVersion, nil)
+		switch {
+		case cur.Code == http.StatusNotFound:
+			change["changeType"], change["after"] = "Create", after
+		case cur.Code != http.StatusOK:
+			change["changeType"], change["unsupportedReason"] = "Unsupported", responseError(cur).Error()
+		default:
+			var before map[string]any
+			if err := json.Unmarshal(cur.Body.Bytes(), &before); err != nil {
+				return err
+			}
+			before["apiVersion"] = res.APIVersion
+			delta := diffProperties("", before, body)
+			change["before"] = before
+			change["after"] = mergeJSON(before, body)
+			change["changeType"] = "NoChange"
+			if len(delta) > 0 {
+				change["changeType"], change["delta"] = "Modify", delta
+			}
+		}
+		changes = append(changes, change)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "Succeeded", "properties": map[string]any{"changes": changes}})
+	return nil
+}
+
+// diffProperties lists the properties of want that differ from have, as
+// what-if's delta: leaves by their dotted path (propertyChangeType Create
+// when have lacks it, else Modify).
+func diffProperties(path string, have, want map[string]any) []map[string]any {
+	var out []map[string]any
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := k
+		if path != "" {
+			p = path + "." + k
+		}
+		hv, ok := lookupFold(have, k)
+		wv := want[k]
+		hm, hIsMap := hv.(map[string]any)
+		wm, wIsMap := wv.(map[string]any)
+		switch {
+		case !ok && wv != nil:
+			out = append(out, map[string]any{"path": p, "propertyChangeType": "Create", "after": wv})
+		case hIsMap && wIsMap:
+			out = append(out, diffProperties(p, hm, wm)...)
+		case ok && !covers(hv, wv):
+			out = append(out, map[string]any{"path": p, "propertyChangeType": "Modify", "before": hv, "after": wv})
+		}
+	}
+	return out
+}
+
+// lookupFold finds a property by name, ignoring case as ARM does.
+func lookupFold(m map[string]any, key string) (any, bool) {
+	if v, ok := m[key]; ok {
+		return v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// covers reports whether have holds what want says: the same scalars
+// (strings ignoring case, as ARM compares sizes, locations and enums),
+// arrays element by element, and objects at least want's members; what
+// the resource adds of its own (IDs, states) is no change.
+func covers(have, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, wv := range w {
+			hv, ok := lookupFold(h, k)
+			if !ok && wv != nil || ok && !covers(hv, wv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok || len(h) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !covers(h[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	case string:
+		h, ok := have.(string)
+		return ok && strings.EqualFold(h, w)
+	}
+	hb, _ := json.Marshal(have)
+	wb, _ := json.Marshal(want)
+	return bytes.Equal(hb, wb)
+}
+
+// mergeJSON is have with want's properties laid over it, objects merged
+// member by member.
+func mergeJSON(have, want map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range have {
+		out[k] = v
+	}
+	for k, v := range want {
+		hm, ok1 := out[k].(map[string]any)
+		wm, ok2 := v.(map[string]any)
+		if ok1 && ok2 {
+			out[k] = mergeJSON(hm, wm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -350,6 +350,7 @@ func (s *Server) routeTable() []route {
 		deploy(res("PUT", deployment, s.putDeployment, ActDeploymentWrite)),
 		res("DELETE", deployment, s.deleteDeployment, ActDeploymentDelete),
 		deploy(res("POST", deployment+"/validate", s.validateDeployment, ActDeploymentValid)),
+		deploy(res("POST", deployment+"/whatIf", s.whatIfDeployment, ActDeploymentWhatIf)),
 		res("POST", deployment+"/cancel", s.cancelDeployment, ActDeploymentCancel),
 		res("POST", deployment+"/exportTemplate", s.exportDeploymentTemplate, ActDeploymentRead),
 		res("GET", deployment+"/operations", s.listDeploymentOperations, ActDeploymentOpsRead),
