@@ -17,19 +17,20 @@ import (
 
 // RBAC actions of Microsoft.Resources, as Azure names them.
 const (
-	ActGroupRead         = "Microsoft.Resources/subscriptions/resourceGroups/read"
-	ActGroupWrite        = "Microsoft.Resources/subscriptions/resourceGroups/write"
-	ActGroupDelete       = "Microsoft.Resources/subscriptions/resourceGroups/delete"
-	ActProviderRead      = "Microsoft.Resources/subscriptions/providers/read"
-	ActProviderRegister  = "Microsoft.MachineLearningServices/register/action"
-	ActLocationsRead     = "Microsoft.Resources/subscriptions/locations/read"
-	ActDeploymentRead    = "Microsoft.Resources/deployments/read"
-	ActDeploymentWrite   = "Microsoft.Resources/deployments/write"
-	ActDeploymentDelete  = "Microsoft.Resources/deployments/delete"
-	ActDeploymentCancel  = "Microsoft.Resources/deployments/cancel/action"
-	ActDeploymentValid   = "Microsoft.Resources/deployments/validate/action"
-	ActDeploymentWhatIf  = "Microsoft.Resources/deployments/whatIf/action"
-	ActDeploymentOpsRead = "Microsoft.Resources/deployments/operations/read"
+	ActGroupRead          = "Microsoft.Resources/subscriptions/resourceGroups/read"
+	ActGroupWrite         = "Microsoft.Resources/subscriptions/resourceGroups/write"
+	ActGroupDelete        = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+	ActGroupResourcesRead = "Microsoft.Resources/subscriptions/resourceGroups/resources/read"
+	ActProviderRead       = "Microsoft.Resources/subscriptions/providers/read"
+	ActProviderRegister   = "Microsoft.MachineLearningServices/register/action"
+	ActLocationsRead      = "Microsoft.Resources/subscriptions/locations/read"
+	ActDeploymentRead     = "Microsoft.Resources/deployments/read"
+	ActDeploymentWrite    = "Microsoft.Resources/deployments/write"
+	ActDeploymentDelete   = "Microsoft.Resources/deployments/delete"
+	ActDeploymentCancel   = "Microsoft.Resources/deployments/cancel/action"
+	ActDeploymentValid    = "Microsoft.Resources/deployments/validate/action"
+	ActDeploymentWhatIf   = "Microsoft.Resources/deployments/whatIf/action"
+	ActDeploymentOpsRead  = "Microsoft.Resources/deployments/operations/read"
 )
 
 // metadataEndpoints serves GET /metadata/endpoints, which needs no token
@@ -348,5 +349,35 @@ func (s *Server) subscriptionOperationResult(w http.ResponseWriter, r *request) 
 		}
 		return sim.Errorf(sim.KindInternal, "OperationFailed", "The operation failed.")
 	}
+	return nil
+}
+
+// listGroupResources is Resources_ListByResourceGroup (`az resource list
+// -g`): the group's workspaces and compute instances.
+func (s *Server) listGroupResources(w http.ResponseWriter, r *request) error {
+	list, err := s.svc.Workspaces(r.vars["rg"])
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, ws := range list {
+		v := workspaceView(s.sub(), ws)
+		out = append(out, map[string]any{"id": v.ID, "name": v.Name, "type": v.Type, "location": v.Location, "tags": ws.Tags})
+		for skip := 0; ; {
+			page, more, err := s.svc.Computes(ws.Ref(), skip)
+			if err != nil {
+				return err
+			}
+			for _, inst := range page {
+				out = append(out, map[string]any{"id": computeID(s.sub(), inst), "name": ws.Name + "/" + inst.Name,
+					"type": Provider + "/workspaces/computes", "location": inst.Location, "tags": inst.Tags})
+			}
+			if !more {
+				break
+			}
+			skip += len(page)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 	return nil
 }

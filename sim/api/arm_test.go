@@ -180,6 +180,19 @@ func TestResourceGroupLifecycle(t *testing.T) {
 	if used := vcpusUsed(t, e); used != 4 {
 		t.Fatalf("%d vCPUs used after the create, want 4", used)
 	}
+	var inGroup []string
+	for pager := e.resources().NewClient().NewListByResourceGroupPager("rg-team", nil); pager.More(); {
+		page, err := pager.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Value {
+			inGroup = append(inGroup, *r.Type+" "+*r.Name)
+		}
+	}
+	if want := "Microsoft.MachineLearningServices/workspaces ws-team,Microsoft.MachineLearningServices/workspaces/computes ws-team/ci-team"; strings.Join(inGroup, ",") != want {
+		t.Errorf("resources in the group: %v", inGroup)
+	}
 
 	dp, err := gc.BeginDelete(ctx(t), "rg-team", nil)
 	if err != nil {

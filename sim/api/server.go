@@ -344,6 +344,7 @@ func (s *Server) routeTable() []route {
 		res("PUT", group, s.putGroup, ActGroupWrite),
 		res("PATCH", group, s.patchGroup, ActGroupWrite),
 		res("DELETE", group, s.deleteGroup, ActGroupDelete),
+		res("GET", group+"/resources", s.listGroupResources, ActGroupResourcesRead),
 		res("GET", deployments, s.listDeployments, ActDeploymentRead),
 		res("GET", deployment, s.getDeployment, ActDeploymentRead),
 		res("HEAD", deployment, s.headDeployment, ActDeploymentRead),
