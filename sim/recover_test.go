@@ -348,3 +348,26 @@ func TestRestartMidGroupDeleteFinishesIt(t *testing.T) {
 		t.Errorf("domains left: %+v", doms)
 	}
 }
+
+// A deployment that was running when the server stopped ends Failed at
+// the next start, and says why: nothing carries it on.
+func TestRestartFailsARunningDeployment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New()
+	s := open(t, path, drv)
+	d := sim.Deployment{ResourceGroup: ref.ResourceGroup, Name: "cut", State: "Running", Mode: "Incremental", Start: time.Now(),
+		Operations: []sim.DeploymentOperation{{ID: "OP1", Operation: "Create", State: "Running", Start: time.Now()}}}
+	if err := s.svc.StartDeployment(d); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	s = open(t, path, drv)
+	defer s.close()
+	got, err := s.svc.Deployment(ref.ResourceGroup, "cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "Failed" || got.Error == nil || !strings.Contains(got.Error.Message, "interrupted") || got.Operations[0].State != "Failed" {
+		t.Errorf("after a restart: %s, %+v, operation %s", got.State, got.Error, got.Operations[0].State)
+	}
+}
