@@ -12,6 +12,7 @@ import (
 	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 
+	"github.com/amlsim/amlsim/hypervisor/fake"
 	"github.com/amlsim/amlsim/sim"
 )
 
@@ -332,5 +333,47 @@ func TestWhatIfAndReference(t *testing.T) {
 	c := whatIf("second")
 	if *c.ChangeType != armresources.ChangeTypeModify || len(c.Delta) != 1 || *c.Delta[0].Path != "properties.description" {
 		t.Errorf("a new description: %s %+v", *c.ChangeType, c.Delta)
+	}
+}
+
+// A running deployment can be canceled: it ends Canceled before its next
+// resource; canceling it again is ARM's 409.
+func TestCancelDeployment(t *testing.T) {
+	e := newEnvDriver(t, []fake.Option{fake.WithDelays(fake.Delays{Start: time.Second})})
+	resource := func(name string) map[string]any {
+		return map[string]any{
+			"type": "Microsoft.MachineLearningServices/workspaces/computes", "apiVersion": "2024-04-01",
+			"name": ws + "/" + name, "location": "eastus",
+			"properties": map[string]any{"computeType": "ComputeInstance", "properties": map[string]any{"vmSize": "Standard_DS1_v2"}},
+		}
+	}
+	template := map[string]any{"resources": []any{resource("ci-c1"), resource("ci-c2")}}
+	dc := e.resources().NewDeploymentsClient()
+	if _, err := dc.BeginCreateOrUpdate(ctx(t), rg, "slow", deploymentBody(template, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // ci-c1 is starting
+	if _, err := dc.Cancel(ctx(t), rg, "slow", nil); err != nil {
+		t.Fatal(err)
+	}
+	var d armresources.DeploymentsClientGetResponse
+	for range 100 {
+		var err error
+		if d, err = dc.Get(ctx(t), rg, "slow", nil); err != nil {
+			t.Fatal(err)
+		}
+		if *d.Properties.ProvisioningState != "Running" && *d.Properties.ProvisioningState != "Accepted" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := *d.Properties.ProvisioningState; st != "Canceled" {
+		t.Fatalf("state after cancel: %s", st)
+	}
+	if _, err := e.svc.Compute(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "ci-c2"); err == nil {
+		t.Error("a canceled deployment went on to its next resource")
+	}
+	if _, err := dc.Cancel(ctx(t), rg, "slow", nil); errCode(err) != "DeploymentCannotBeCancelled" {
+		t.Errorf("second cancel: %v", err)
 	}
 }
