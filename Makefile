@@ -6,7 +6,7 @@ BIN     := bin/amlsim
 HOME_DIR ?= $(or $(AMLSIM_HOME),$(HOME)/.amlsim)
 E2E_TIMEOUT ?= 70m
 
-.PHONY: all build test unit e2e image host run run-fake bench vet clean
+.PHONY: all build test unit clients e2e image host run run-fake bench vet clean
 
 all: build
 
@@ -32,7 +32,12 @@ unit:
 e2e: host image
 	AMLSIM_E2E_REQUIRED=1 $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/...
 
-test: host vet unit e2e
+# clients runs the tests that drive real client programs (Debian's az)
+# against a server on the fake driver: too slow for -short.
+clients: host
+	AMLSIM_E2E_REQUIRED=1 $(GO) test -count=1 -run '^TestAz' ./cmd/amlsim/
+
+test: host vet unit clients e2e
 
 run: host image
 	./$(BIN) serve --home $(HOME_DIR)

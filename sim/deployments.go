@@ -64,8 +64,8 @@ const bucketDeployments = "deployments"
 
 func deploymentKey(rg, name string) string { return groupKey(rg) + "/" + strings.ToLower(name) }
 
-// DeploymentNotFound is ARM's 404 for a missing deployment
-// (Azure/azure-cli#19592).
+// DeploymentNotFound is ARM's answer for a missing deployment
+// (Azure/azure-cli#28834; the status, 404, is assumed: no source shows it).
 func DeploymentNotFound(rg, name string) error {
 	return Errorf(KindNotFound, "DeploymentNotFound", "Deployment '%s' could not be found.", name)
 }
@@ -136,9 +136,9 @@ func (s *Service) StartDeployment(d Deployment) error {
 			return err
 		}
 		if ok && !was.Done() {
-			// Azure/azure-cli#8419.
+			// 409, text and link of 2023 (Azure/modern-web-app-pattern-dotnet#143).
 			return Errorf(KindConflict, "DeploymentActive",
-				"Unable to edit or replace deployment '%s': previous deployment from '%s' is still active (expiration time is '%s'). Please see https://aka.ms/arm-deploy for usage details.",
+				"Unable to edit or replace deployment '%s': previous deployment from '%s' is still active (expiration time is '%s'). Please see https://aka.ms/arm-deploy-resources for usage details.",
 				d.Name, was.Start.UTC().Format("1/2/2006 3:04:05 PM"), was.Start.Add(7*24*time.Hour).UTC().Format("1/2/2006 3:04:05 PM"))
 		}
 		return tx.Put(bucketDeployments, deploymentKey(g.Name, d.Name), d)
@@ -173,8 +173,10 @@ func (s *Service) DeleteDeployment(rg, name string) (found bool, err error) {
 			return err
 		}
 		if !d.Done() {
+			// The spec's Deployments_Delete: "A template deployment that is
+			// currently running cannot be deleted." The text is amlsim's.
 			return Errorf(KindConflict, "DeploymentActive",
-				"The deployment '%s' cannot be deleted because it is still active. Please see https://aka.ms/arm-deploy for usage details.", name)
+				"The deployment '%s' cannot be deleted because it is still running. Please see https://aka.ms/arm-deploy-resources for usage details.", name)
 		}
 		found = true
 		return tx.Delete(bucketDeployments, deploymentKey(rg, name))

@@ -36,14 +36,15 @@ const bucketGroups = "resourceGroups"
 func groupKey(name string) string { return strings.ToLower(name) }
 
 // ResourceGroupNotFound is ARM's 404 for a request under a resource group
-// that does not exist ("Resource group 'x' could not be found.",
-// Azure/azure-cli#10983, Azure/azure-powershell#7765).
+// that does not exist (pulumi/pulumi#3891: Status=404
+// Code="ResourceGroupNotFound"; also the answer to a delete of a missing
+// group, Azure/azure-cli#20316).
 func ResourceGroupNotFound(name string) error {
 	return Errorf(KindNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", name)
 }
 
 // groupBeingDeleted is ARM's 409 for a write into a group being deleted
-// (Azure/azure-cli#23049).
+// (Azure/azure-cli#28679, #21121).
 func groupBeingDeleted(name string) error {
 	return Errorf(KindConflict, "ResourceGroupBeingDeleted",
 		"The resource group '%s' is in deprovisioning state and cannot perform this operation.", name)
@@ -101,7 +102,8 @@ func (s *Service) ResourceGroups() ([]ResourceGroup, error) {
 
 // PutResourceGroup creates a resource group or updates its tags and
 // managedBy. A group's location cannot change (ARM's 409
-// InvalidResourceGroupLocation, Azure/azure-cli#6380), and a group being
+// InvalidResourceGroupLocation: Azure/azure-cli#22242 for the text,
+// trailofbits/algo#1814 for the status), and a group being
 // deleted cannot be written. created tells a create (201) from an update
 // (200).
 func (s *Service) PutResourceGroup(name, location string, tags map[string]string, managedBy string) (g ResourceGroup, created bool, err error) {

@@ -198,7 +198,7 @@ func (s *Server) getProvider(w http.ResponseWriter, r *request) error {
 		}
 	}
 	// What ARM says of a namespace it does not know
-	// (Azure/azure-cli#20012).
+	// (Azure/aci-connector-k8s#13; the status, 404, is assumed).
 	return sim.Errorf(sim.KindNotFound, "InvalidResourceNamespace", "The resource namespace '%s' is invalid.", r.vars["ns"])
 }
 

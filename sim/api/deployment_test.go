@@ -140,6 +140,10 @@ func TestDeploymentFailurePerResource(t *testing.T) {
 			compute("ci-good", "Standard_DS1_v2"),
 			compute("ci-bad", "Standard_Nope"),
 			compute("ci-after", "Standard_DS1_v2", "[resourceId('Microsoft.MachineLearningServices/workspaces/computes', '"+ws+"', 'ci-bad')]"),
+			// No closing bracket: a literal name, spaces and all, which
+			// the resource provider refuses (it once crashed the server).
+			map[string]any{"type": "Microsoft.MachineLearningServices/workspaces/computes", "apiVersion": "2024-04-01",
+				"name": "[concat('" + ws + "/', parameters('x')", "properties": map[string]any{}},
 		},
 		"outputs": map[string]any{"id": map[string]any{"type": "string", "value": "[resourceId('Microsoft.MachineLearningServices/workspaces/computes', '" + ws + "', 'ci-good')]"}},
 	}
@@ -157,7 +161,7 @@ func TestDeploymentFailurePerResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	de := got.Properties.Error
-	if *got.Properties.ProvisioningState != "Failed" || de == nil || len(de.Details) != 1 || *de.Details[0].Code == "" {
+	if *got.Properties.ProvisioningState != "Failed" || de == nil || len(de.Details) != 2 || *de.Details[0].Code == "" {
 		t.Fatalf("deployment %s, error %+v", *got.Properties.ProvisioningState, de)
 	}
 	e.get("ci-good")

@@ -35,6 +35,10 @@ import (
 // deployed instance goes through exactly the validation, RBAC, quota and
 // lifecycle a REST call gets, and the audit log shows each request.
 
+// internalPoll is how often a deployment polls its resources' operations:
+// the calls stay in the process, so often is cheap.
+const internalPoll = 100 * time.Millisecond
+
 // deployTimeout bounds one deployment: a compute instance on a real VM
 // takes minutes under TCG.
 const deployTimeout = 2 * time.Hour
@@ -96,8 +100,7 @@ func (s *Server) prepare(r *request) (*prepared, error) {
 		}
 		return nil, err
 	}
-	// az sends the template file's text as it is, comments and all, and
-	// ARM accepts it (Azure/azure-cli#12733).
+	// az sends the template file's text as it is (see standardizeLenient).
 	std, err := standardizeLenient(raw)
 	if err != nil {
 		return nil, sim.Errorf(sim.KindBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%v'.", err)
@@ -155,8 +158,10 @@ func (s *Server) prepare(r *request) (*prepared, error) {
 	for _, res := range plan.Resources {
 		if !deployableTypes[strings.ToLower(res.Type)] {
 			ns, rest, _ := strings.Cut(res.Type, "/")
-			// ARM's words for a type its provider does not have
-			// (Azure/azure-quickstart-templates#7466); amlsim says why.
+			// ARM's words for a type it does not know (InvalidResourceType,
+			// Azure/acs-engine#4037). ARM finds that out while deploying;
+			// amlsim, which simulates few types, refuses the template
+			// before it creates anything, and says why.
 			return nil, sim.Errorf(sim.KindBadRequest, "InvalidTemplate",
 				"Deployment template validation failed: 'The resource type '%s' at line '%d' and column '%d' could not be found in the namespace '%s' for api version '%s'. amlsim simulates only %s/workspaces and %s/workspaces/computes.'.",
 				rest, res.Line, res.Column, ns, res.APIVersion, Provider, Provider)
@@ -414,6 +419,9 @@ func (s *Server) cancelDeployment(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	if d.Done() || !s.deploys.cancel(d.ResourceGroup, d.Name) {
+		// Code and 409: juju/juju provider/azure/environ.go; the docs: "You
+		// can cancel a deployment only if the provisioningState is Accepted
+		// or Running". The text is amlsim's.
 		return sim.Errorf(sim.KindConflict, "DeploymentCannotBeCancelled",
 			"The deployment '%s' cannot be cancelled because it is in '%s' state.", d.Name, d.State)
 	}
@@ -422,7 +430,9 @@ func (s *Server) cancelDeployment(w http.ResponseWriter, r *request) error {
 }
 
 // deleteDeployment removes the deployment's record, not what it deployed
-// (as ARM). 204 whether or not it was there.
+// (as ARM). 204: ARM's answer when there is none (Azure/azure-cli#20205);
+// for one that exists ARM answers 202 and a Location that turns 204,
+// amlsim deletes at once.
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *request) error {
 	if _, err := s.svc.DeleteDeployment(r.vars["rg"], r.vars["name"]); err != nil {
 		return err
@@ -618,9 +628,11 @@ func (d *deployRun) run(ctx context.Context) {
 		final = sim.Errorf(sim.KindInternal, "DeploymentTimeout", "The deployment did not end within %s.", deployTimeout)
 	case len(details) > 0:
 		state = "Failed"
-		// ARM's summary of failed resources (Azure/azure-cli#6677).
+		// ARM's summary of failed resources, with the deployment as its
+		// target (MicrosoftDocs/azure-docs#107757, microsoft/finops-toolkit#593).
 		final = sim.Errorf(sim.KindBadRequest, "DeploymentFailed",
 			"At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/arm-deployment-operations for usage details.")
+		final.Target = d.s.deploymentID(d.p.rec.ResourceGroup, d.p.rec.Name)
 		final.Details = details
 	default:
 		out, err := d.p.plan.Outputs(referencer{d, ctx})
@@ -667,7 +679,7 @@ func (d *deployRun) deploy(ctx context.Context, res *armtemplate.Resource) (int,
 		select {
 		case <-ctx.Done():
 			return status, sim.Errorf(sim.KindInternal, "DeploymentCanceled", "The deployment was canceled while '%s' was being deployed; the resource stays as it is.", res.Name)
-		case <-time.After(d.s.poll):
+		case <-time.After(internalPoll):
 		}
 		pr := d.call(ctx, "GET", u.Path, u.Query().Get("api-version"), nil)
 		if pr.Code != http.StatusOK {

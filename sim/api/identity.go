@@ -97,11 +97,8 @@ func (s *Server) identityToken(w http.ResponseWriter, hr *http.Request, who *sim
 	if resource == "" {
 		return &identityError{http.StatusBadRequest, "invalid_request", "The request has no resource parameter."}
 	}
-	// Entra ID's answer for a resource it does not know
-	// (AzureAD/microsoft-authentication-library-for-python#340).
 	if !slices.Contains(auth.Audiences, resource) {
-		return &identityError{http.StatusBadRequest, "invalid_resource",
-			"AADSTS500011: The resource principal named " + resource + " was not found in the tenant named " + tid + ". amlsim serves tokens for Azure Resource Manager only."}
+		return &identityError{http.StatusBadRequest, "invalid_resource", unknownResource(resource, tid)}
 	}
 	tok, err := s.tokens.MintFor(resource, oid, tid, p.Name, IdentityTokenTTL)
 	if err != nil {

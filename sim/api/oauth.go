@@ -83,11 +83,14 @@ func (s *Server) serveOAuth(w http.ResponseWriter, hr *http.Request, who *sim.Pr
 	}
 	p, secret, ok := s.svc.ServicePrincipal(f.Get("client_id"))
 	if !ok {
-		// Entra ID's answer for an unknown application.
+		// Entra ID's answer for an unknown application
+		// (MicrosoftDocs/azure-docs#21690; 400 as in diffblue/gitlab's
+		// recorded response).
 		return oauthError(w, http.StatusBadRequest, "unauthorized_client", 700016,
-			"Application with identifier '"+f.Get("client_id")+"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.")
+			"Application with identifier '"+f.Get("client_id")+"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
 	}
 	if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(secret)) != 1 {
+		// 401 (OfficeDev/microsoft-365-agents-toolkit#8621).
 		return oauthError(w, http.StatusUnauthorized, "invalid_client", 7000215,
 			"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+f.Get("client_id")+"'.")
 	}
@@ -103,8 +106,7 @@ func (s *Server) serveOAuth(w http.ResponseWriter, hr *http.Request, who *sim.Pr
 		resource = strings.TrimSuffix(strings.Fields(scope)[0], ".default")
 	}
 	if !slices.Contains(auth.Audiences, resource) {
-		return oauthError(w, http.StatusBadRequest, "invalid_resource", 500011,
-			"The resource principal named "+resource+" was not found in the tenant named "+p.TenantID+". amlsim serves tokens for Azure Resource Manager only.")
+		return oauthError(w, http.StatusBadRequest, "invalid_resource", 500011, strings.TrimPrefix(unknownResource(resource, p.TenantID), "AADSTS500011: "))
 	}
 	tok, err := s.tokens.MintFor(resource, p.ObjectID, p.TenantID, p.Name, TokenTTL)
 	if err != nil {
@@ -129,4 +131,13 @@ func oauthError(w http.ResponseWriter, status int, code string, aadsts int, text
 		"error_codes":       []int{aadsts},
 		"timestamp":         time.Now().UTC().Format("2006-01-02 15:04:05Z"),
 	})
+}
+
+// unknownResource is Entra ID's AADSTS500011 for a token asked for a
+// resource it does not know (rootinc/laravel-azure-middleware#51,
+// Azure/azure-cli#29113), with what amlsim serves; its status is not seen
+// in the sources (400 here).
+func unknownResource(resource, tenant string) string {
+	return "AADSTS500011: The resource principal named " + resource + " was not found in the tenant named " + tenant +
+		". This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant. amlsim serves tokens for Azure Resource Manager only."
 }
