@@ -7,13 +7,16 @@ import (
 
 // Error codes ARM answers with. Each is the "code" of the ARM error body.
 const (
-	// CodeInvalidTemplate is the code of every template validation and
-	// evaluation failure (seen in every error quoted in this package).
+	// CodeInvalidTemplate is the code of template validation and
+	// evaluation failures (real ARM bodies such as
+	// {"error":{"code":"InvalidTemplate","message":"Deployment template
+	// validation failed: …"}} in Azure/azure-quickstart-templates#1241).
 	CodeInvalidTemplate = "InvalidTemplate"
 	// CodeOutputEvaluationFailed is the code ARM gives when an output cannot
-	// be evaluated after the resources were deployed (Kingsland.ArmLinter's
-	// ArmExpressionEvaluatorTests_String.cs records real ARM answers:
-	// "(Code:DeploymentOutputEvaluationFailed)").
+	// be evaluated after the resources were deployed (recorded in
+	// ArmExpressionEvaluatorTests_String.cs of Kingsland.ArmLinter, a
+	// third-party linter whose tests hold outputs its authors got from
+	// ARM: "(Code:DeploymentOutputEvaluationFailed)").
 	CodeOutputEvaluationFailed = "DeploymentOutputEvaluationFailed"
 	// CodeRequestContentTooLarge is the code for a request body over
 	// MaxRequestSize (Azure/bicep-registry-modules#2358,
@@ -46,8 +49,9 @@ func (e *Error) Error() string {
 }
 
 // ErrUnsupported is wrapped by errors for template features this engine
-// does not implement (languageVersion 2.0, symbolic resources, nested
-// deployments' inner templates). errors.Is(err, ErrUnsupported) tells them
+// does not implement (languageVersion 2.0, symbolic resources,
+// user-defined functions, nested deployments, extension resources) and
+// for templates over the simulator's evaluation budget. errors.Is(err, ErrUnsupported) tells them
 // from templates ARM itself would reject.
 var ErrUnsupported = errors.New("not supported by the simulator")
 

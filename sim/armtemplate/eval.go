@@ -18,9 +18,15 @@ const (
 )
 
 // copyFrame is one active copy loop: its name and current index.
+// isProperty marks property and variable iterations, where copyIndex()
+// must name its loop (copy-properties.md: "when using copyIndex inside a
+// property iteration, you must provide the name of the iteration";
+// copy-variables.md says the same of variable iterations); an unnamed
+// copyIndex() there refers to the enclosing resource loop.
 type copyFrame struct {
-	name  string
-	index int
+	name       string
+	index      int
+	isProperty bool
 }
 
 // evalCtx holds what an expression can see.
@@ -29,12 +35,11 @@ type evalCtx struct {
 	phase phase
 	loops []copyFrame // innermost last
 	ref   Referencer
-	self  *Resource // resource whose body is evaluated, or nil
 }
 
-func (c *evalCtx) withLoop(name string, index int) *evalCtx {
+func (c *evalCtx) withLoop(name string, index int, isProperty bool) *evalCtx {
 	n := *c
-	n.loops = append(append([]copyFrame(nil), c.loops...), copyFrame{name: name, index: index})
+	n.loops = append(append([]copyFrame(nil), c.loops...), copyFrame{name: name, index: index, isProperty: isProperty})
 	return &n
 }
 
@@ -45,7 +50,7 @@ func (c *evalCtx) evalString(s string) (any, error) {
 	if !isExpr {
 		return text, nil
 	}
-	e, err := parseExpression(text)
+	e, err := c.p.parsed(text)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +63,9 @@ func (c *evalCtx) evalString(s string) (any, error) {
 func (c *evalCtx) evalNode(n *node, copyProps bool) (any, error) {
 	if n == nil {
 		return nil, nil
+	}
+	if err := c.p.spend(1); err != nil {
+		return nil, err
 	}
 	switch n.kind {
 	case 's':
@@ -104,13 +112,18 @@ func (c *evalCtx) expandPropertyCopy(arr *node, out map[string]any) error {
 		if !ok || nameStr == "" {
 			return exprErrorf("The copy property name must be a non-empty string.")
 		}
-		count, err := c.copyCount(el.get("count"))
+		count, err := c.copyCount(el)
 		if err != nil {
 			return err
 		}
 		items := make([]any, 0, count)
+		// One frame for the whole loop, its index moved on: nothing
+		// evaluated in a property iteration keeps the context.
+		lc := c.withLoop(nameStr, 0, true)
+		frame := &lc.loops[len(lc.loops)-1]
 		for i := 0; i < count; i++ {
-			v, err := c.withLoop(nameStr, i).evalNode(el.get("input"), true)
+			frame.index = i
+			v, err := lc.evalNode(el.get("input"), true)
 			if err != nil {
 				return err
 			}
@@ -122,10 +135,20 @@ func (c *evalCtx) expandPropertyCopy(arr *node, out map[string]any) error {
 }
 
 // maxCopyCount is ARM's limit on copy loops ("count can't exceed 800",
-// template-syntax.md / copy-resources.md).
+// copy-resources.md).
 const maxCopyCount = 800
 
-func (c *evalCtx) copyCount(n *node) (int, error) {
+// copyCount evaluates the count of the copy definition cp. A count out of
+// range is ARM's "The template 'copy' definition at line '153' and column
+// '21' has an invalid copy count. The copy count must be a positive
+// integer value and cannot exceed '800'. Please see https://aka.ms/arm-copy
+// for usage details." (Azure/azure-quickstart-templates#6459,
+// MicrosoftDocs/azure-docs#60638). 0 is allowed despite "positive"
+// (copy-resources.md, "Copy limits": "The count can't be a negative
+// number. It can be zero if you deploy … with REST API version
+// 2019-05-10 or later").
+func (c *evalCtx) copyCount(cp *node) (int, error) {
+	n := cp.get("count")
 	if n == nil {
 		return 0, exprErrorf("The copy 'count' property is missing.")
 	}
@@ -134,16 +157,16 @@ func (c *evalCtx) copyCount(n *node) (int, error) {
 		return 0, err
 	}
 	i, ok := v.(int64)
-	if !ok {
-		return 0, exprErrorf("The copy count must be an integer. The provided value is of type '%s'.", typeName(v))
-	}
-	if i < 0 || i > maxCopyCount {
-		return 0, exprErrorf("The copy count '%d' is not valid: it must be between 0 and %d.", i, maxCopyCount)
+	if !ok || i < 0 || i > maxCopyCount {
+		return 0, validationFailed(cp.line, cp.col, "The template 'copy' definition at line '%d' and column '%d' has an invalid copy count. The copy count must be a positive integer value and cannot exceed '%d'. Please see https://aka.ms/arm-copy for usage details.", cp.line, cp.col, maxCopyCount)
 	}
 	return int(i), nil
 }
 
 func (c *evalCtx) eval(e expr) (any, error) {
+	if err := c.p.spend(1); err != nil {
+		return nil, err
+	}
 	switch t := e.(type) {
 	case strLit:
 		return t.val, nil
@@ -199,7 +222,7 @@ func property(target any, name string) (any, error) {
 
 func (c *evalCtx) call(t call) (any, error) {
 	f, ok := functions[strings.ToLower(t.name)]
-	if !ok && len(t.name) > 4 && strings.EqualFold(t.name[:4], "list") {
+	if !ok && isListFunction(t.name) {
 		return c.callList(t.name, t.args)
 	}
 	if !ok {
@@ -225,11 +248,44 @@ func (c *evalCtx) call(t call) (any, error) {
 		}
 		args[i] = v
 	}
-	return f.fn(c, args)
+	v, err := f.fn(c, args)
+	if err != nil {
+		return nil, err
+	}
+	// Charge what the result costs to build, so that functions making
+	// large values (range, padLeft, union…) count against the budget.
+	if err := c.p.spend(valueCost(v)); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
-// arityError is ARM's message for a wrong number of arguments (real
-// answers recorded in Kingsland.ArmLinter's ArmExpressionEvaluatorTests_String.cs:
+// isListFunction tells the list* functions (listKeys, listSecrets…): any
+// name that starts with "list" and is not a function of the table
+// (template-functions-resource.md, list*).
+func isListFunction(name string) bool {
+	return len(name) > 4 && strings.EqualFold(name[:4], "list")
+}
+
+// valueCost is the budget charge for producing v: one step per element of
+// an array or object and one per 16 bytes of a string, at the top level
+// only (nested values were charged when they were built).
+func valueCost(v any) int {
+	switch t := v.(type) {
+	case string:
+		return len(t) / 16
+	case []any:
+		return len(t)
+	case map[string]any:
+		return len(t)
+	}
+	return 0
+}
+
+// arityError is ARM's message for a wrong number of arguments (as
+// recorded in the tests of Kingsland.ArmLinter, a third-party linter whose
+// tests hold outputs its authors got from ARM, in
+// ArmExpressionEvaluatorTests_String.cs:
 // "Unable to evaluate template language function 'endsWith': function
 // requires 2 argument(s) while 0 were provided. Please see
 // https://aka.ms/arm-template-expressions/#endsWith for usage details.").
@@ -247,7 +303,7 @@ func arityError(f *function, name string, n int) error {
 }
 
 // typeError is ARM's message for an argument of the wrong type
-// (Kingsland.ArmLinter: "The template language function 'base64' expects
+// (Kingsland.ArmLinter's tests: "The template language function 'base64' expects
 // its parameter to be of type 'String'. The provided value is of type
 // 'Integer'.").
 func typeError(fn, want string, got any) error {

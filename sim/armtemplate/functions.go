@@ -2,6 +2,7 @@ package armtemplate
 
 import (
 	"encoding/base64"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -29,8 +30,11 @@ func only(ps ...phase) uint {
 }
 
 // functions is the table of template functions, keyed by lowercase name
-// (names are case-insensitive: template-expressions.md). Behaviour follows
-// MicrosoftDocs/azure-docs template-functions-*.md.
+// (names are case-insensitive: template-expressions.md). Names, arities
+// and behaviour are our reading of MicrosoftDocs/azure-docs
+// template-functions-*.md; where a behaviour or a message comes from a
+// more specific source (a real ARM answer, a doc sentence) it is cited
+// beside the code, and what is cited nowhere is ours.
 var functions = map[string]*function{}
 
 func register(f *function) { functions[strings.ToLower(f.name)] = f }
@@ -102,7 +106,7 @@ func init() {
 			return parseJSONValue("base64ToJson", string(b))
 		})},
 		{name: "dataUri", min: 1, max: 1, fn: func(_ *evalCtx, a []any) (any, error) {
-			// Kingsland.ArmLinter records dataUri('Hello') =
+			// Kingsland.ArmLinter's tests record dataUri('Hello') =
 			// "data:text/plain;charset=utf8;base64,SGVsbG8=".
 			s, ok := a[0].(string)
 			if !ok {
@@ -133,9 +137,11 @@ func init() {
 		{name: "trim", min: 1, max: 1, fn: stringFn("trim", func(s string) (any, error) { return strings.TrimSpace(s), nil })},
 		{name: "string", min: 1, max: 1, fn: func(_ *evalCtx, a []any) (any, error) { return stringify(a[0]), nil }},
 		{name: "uri", min: 2, max: 2, fn: fnURI},
-		{name: "uriComponent", min: 1, max: 1, fn: stringFn("uriComponent", func(s string) (any, error) { return url.QueryEscape(s), nil })},
+		{name: "uriComponent", min: 1, max: 1, fn: stringFn("uriComponent", func(s string) (any, error) { return escapeDataString(s), nil })},
 		{name: "uriComponentToString", min: 1, max: 1, fn: stringFn("uriComponentToString", func(s string) (any, error) {
-			u, err := url.QueryUnescape(s)
+			// PathUnescape: '+' stays '+', as escapeDataString never
+			// produces it for a space.
+			u, err := url.PathUnescape(s)
 			if err != nil {
 				return nil, evalFailed("uriComponentToString", "the value '%s' is not a valid URI component.", s)
 			}
@@ -182,32 +188,62 @@ func init() {
 		{name: "max", min: 1, max: -1, fn: func(_ *evalCtx, a []any) (any, error) { return minMax("max", a, false) }},
 		// Numeric (template-functions-numeric.md).
 		{name: "int", min: 1, max: 1, fn: fnInt},
-		{name: "add", min: 2, max: 2, fn: arith("add", func(a, b int64) (int64, bool) { return a + b, true })},
-		{name: "sub", min: 2, max: 2, fn: arith("sub", func(a, b int64) (int64, bool) { return a - b, true })},
-		{name: "mul", min: 2, max: 2, fn: arith("mul", func(a, b int64) (int64, bool) { return a * b, true })},
-		{name: "div", min: 2, max: 2, fn: arith("div", func(a, b int64) (int64, bool) {
-			if b == 0 {
-				return 0, false
+		{name: "add", min: 2, max: 2, fn: arith("add", func(a, b int64) (int64, string) {
+			r := a + b
+			if (r > a) != (b > 0) {
+				return 0, overflow
 			}
-			return a / b, true
+			return r, ""
 		})},
-		{name: "mod", min: 2, max: 2, fn: arith("mod", func(a, b int64) (int64, bool) {
-			if b == 0 {
-				return 0, false
+		{name: "sub", min: 2, max: 2, fn: arith("sub", func(a, b int64) (int64, string) {
+			r := a - b
+			if (r < a) != (b > 0) {
+				return 0, overflow
 			}
-			return a % b, true
+			return r, ""
+		})},
+		{name: "mul", min: 2, max: 2, fn: arith("mul", func(a, b int64) (int64, string) {
+			if a == 0 || b == 0 {
+				return 0, ""
+			}
+			r := a * b
+			if r/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+				return 0, overflow
+			}
+			return r, ""
+		})},
+		{name: "div", min: 2, max: 2, fn: arith("div", func(a, b int64) (int64, string) {
+			if b == 0 {
+				return 0, "the divisor is zero."
+			}
+			if a == math.MinInt64 && b == -1 {
+				return 0, overflow
+			}
+			return a / b, ""
+		})},
+		{name: "mod", min: 2, max: 2, fn: arith("mod", func(a, b int64) (int64, string) {
+			if b == 0 {
+				return 0, "the divisor is zero."
+			}
+			if b == -1 {
+				return 0, ""
+			}
+			return a % b, ""
 		})},
 	} {
 		register(f)
 	}
 }
 
+// fnParameters and fnVariables return copies of the cached values, so
+// that what Body returns shares no map or slice with the plan.
 func fnParameters(c *evalCtx, a []any) (any, error) {
 	name, ok := a[0].(string)
 	if !ok {
 		return nil, typeError("parameters", "String", a[0])
 	}
-	return c.p.parameter(name)
+	v, err := c.p.parameter(name)
+	return deepCopy(v), err
 }
 
 func fnVariables(c *evalCtx, a []any) (any, error) {
@@ -215,7 +251,8 @@ func fnVariables(c *evalCtx, a []any) (any, error) {
 	if !ok {
 		return nil, typeError("variables", "String", a[0])
 	}
-	return c.p.variable(name)
+	v, err := c.p.variable(name)
+	return deepCopy(v), err
 }
 
 func fnIf(c *evalCtx, args []expr) (any, error) {
@@ -320,7 +357,11 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-func arith(name string, op func(a, b int64) (int64, bool)) func(*evalCtx, []any) (any, error) {
+// overflow is our message for integer results outside ARM's 64-bit range
+// (the wording is ours: no ARM answer was found).
+const overflow = "the result is out of the range of a 64-bit integer."
+
+func arith(name string, op func(a, b int64) (int64, string)) func(*evalCtx, []any) (any, error) {
 	return func(_ *evalCtx, a []any) (any, error) {
 		x, ok := a[0].(int64)
 		if !ok {
@@ -330,9 +371,9 @@ func arith(name string, op func(a, b int64) (int64, bool)) func(*evalCtx, []any)
 		if !ok {
 			return nil, typeError(name, "Integer", a[1])
 		}
-		r, ok := op(x, y)
-		if !ok {
-			return nil, evalFailed(name, "the divisor is zero.")
+		r, problem := op(x, y)
+		if problem != "" {
+			return nil, evalFailed(name, "%s", problem)
 		}
 		return r, nil
 	}
@@ -353,7 +394,7 @@ func twoStrings(name string, f func(a, b string) any) func(*evalCtx, []any) (any
 		x, ok1 := a[0].(string)
 		y, ok2 := a[1].(string)
 		if !ok1 || !ok2 {
-			// Kingsland.ArmLinter: "The template language function 'endsWith'
+			// Kingsland.ArmLinter's tests: "The template language function 'endsWith'
 			// expects its parameters to be of type string and string. The
 			// provided value is of type 'Integer' and 'Integer'."
 			return nil, exprErrorf("The template language function '%s' expects its parameters to be of type string and string. The provided value is of type '%s' and '%s'.%s", name, typeName(a[0]), typeName(a[1]), usageSuffix)
@@ -380,7 +421,7 @@ func parseJSONValue(fn, s string) (any, error) {
 
 func fnConcat(_ *evalCtx, a []any) (any, error) {
 	if len(a) == 0 {
-		// Kingsland.ArmLinter: "Unable to evaluate template language
+		// Kingsland.ArmLinter's tests: "Unable to evaluate template language
 		// function 'concat'. At least one parameter should be provided."
 		return nil, exprErrorf("Unable to evaluate template language function 'concat'. At least one parameter should be provided.%s", usageSuffix)
 	}
@@ -452,11 +493,11 @@ func fnFormat(_ *evalCtx, a []any) (any, error) {
 		s := formatItem(args[n], verb)
 		if width != "" {
 			if w, err := strconv.Atoi(width); err == nil && w < 4096 && w > -4096 {
-				for utf8.RuneCountInString(s) < abs(w) {
+				if pad := abs(w) - utf8.RuneCountInString(s); pad > 0 {
 					if w > 0 {
-						s = " " + s
+						s = strings.Repeat(" ", pad) + s
 					} else {
-						s += " "
+						s += strings.Repeat(" ", pad)
 					}
 				}
 			}
@@ -635,14 +676,18 @@ func fnSubstring(_ *evalCtx, a []any) (any, error) {
 	return string(r[start : start+length]), nil
 }
 
+// maxPadWidth caps padLeft's totalLength. ARM documents no cap; this one
+// is the simulator's, so that one call builds at most 64 KB.
+const maxPadWidth = 16 * 1024
+
 func fnPadLeft(_ *evalCtx, a []any) (any, error) {
 	s := stringify(a[0])
 	w, ok := a[1].(int64)
 	if !ok {
 		return nil, typeError("padLeft", "Integer", a[1])
 	}
-	if w > 16*1024 {
-		return nil, evalFailed("padLeft", "the total width '%d' is too large.", w)
+	if w > maxPadWidth {
+		return nil, evalFailed("padLeft", "the total width '%d' is over the simulator's limit of %d.", w, maxPadWidth)
 	}
 	pad := " "
 	if len(a) > 2 {
@@ -652,8 +697,8 @@ func fnPadLeft(_ *evalCtx, a []any) (any, error) {
 		}
 		pad = p
 	}
-	for int64(utf8.RuneCountInString(s)) < w {
-		s = pad + s
+	if n := w - int64(utf8.RuneCountInString(s)); n > 0 {
+		s = strings.Repeat(pad, int(n)) + s
 	}
 	return s, nil
 }
@@ -720,30 +765,31 @@ func fnLength(_ *evalCtx, a []any) (any, error) {
 	return nil, typeError("length", "Array", a[0])
 }
 
-func fnUnion(_ *evalCtx, a []any) (any, error) {
+// fnUnion merges arrays (duplicates dropped, first placement kept) or
+// objects. Objects merge recursively (template-functions-object.md,
+// union: "The union function not only merges the top-level elements but
+// also recursively merges any nested objects within them. Nested array
+// values aren't merged."): a later non-object value replaces the earlier
+// one.
+func fnUnion(c *evalCtx, a []any) (any, error) {
 	switch a[0].(type) {
 	case []any:
-		var out []any
+		out := []any{}
+		seen := map[string]bool{}
 		for _, v := range a {
 			arr, ok := v.([]any)
 			if !ok {
 				return nil, typeError("union", "Array", v)
 			}
+			if err := c.p.spend(len(arr)); err != nil {
+				return nil, err
+			}
 			for _, e := range arr {
-				dup := false
-				for _, o := range out {
-					if deepEqual(o, e) {
-						dup = true
-						break
-					}
-				}
-				if !dup {
+				if k := canonical(e); !seen[k] {
+					seen[k] = true
 					out = append(out, e)
 				}
 			}
-		}
-		if out == nil {
-			out = []any{}
 		}
 		return out, nil
 	case map[string]any:
@@ -753,41 +799,74 @@ func fnUnion(_ *evalCtx, a []any) (any, error) {
 			if !ok {
 				return nil, typeError("union", "Object", v)
 			}
-			for k, e := range m {
-				out[k] = e
-			}
+			mergeObject(out, m)
 		}
 		return out, nil
 	}
 	return nil, typeError("union", "Array", a[0])
 }
 
-func fnIntersection(_ *evalCtx, a []any) (any, error) {
+// mergeObject merges src into dst, recursing where both hold objects.
+func mergeObject(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				merged := make(map[string]any, len(dm)+len(sm))
+				mergeObject(merged, dm)
+				mergeObject(merged, sm)
+				dst[k] = merged
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// canonical is a key for set membership under equals(): compact JSON
+// with object keys sorted (encoding/json sorts them), over normalized
+// values so that 1 and 1.0 from different sources agree.
+func canonical(v any) string {
+	switch t := v.(type) {
+	case string:
+		return "s" + t
+	case int64:
+		return "i" + strconv.FormatInt(t, 10)
+	case bool:
+		return "b" + strconv.FormatBool(t)
+	case nil:
+		return "z"
+	}
+	return "j" + compactJSON(normalize(v))
+}
+
+func fnIntersection(c *evalCtx, a []any) (any, error) {
 	switch first := a[0].(type) {
 	case []any:
-		var out []any
+		sets := make([]map[string]bool, 0, len(a)-1)
+		for _, v := range a[1:] {
+			arr, ok := v.([]any)
+			if !ok {
+				return nil, typeError("intersection", "Array", v)
+			}
+			if err := c.p.spend(len(arr)); err != nil {
+				return nil, err
+			}
+			set := make(map[string]bool, len(arr))
+			for _, o := range arr {
+				set[canonical(o)] = true
+			}
+			sets = append(sets, set)
+		}
+		out := []any{}
 		for _, e := range first {
+			k := canonical(e)
 			inAll := true
-			for _, v := range a[1:] {
-				arr, ok := v.([]any)
-				if !ok {
-					return nil, typeError("intersection", "Array", v)
-				}
-				found := false
-				for _, o := range arr {
-					if deepEqual(o, e) {
-						found = true
-						break
-					}
-				}
-				inAll = inAll && found
+			for _, set := range sets {
+				inAll = inAll && set[k]
 			}
 			if inAll {
 				out = append(out, e)
 			}
-		}
-		if out == nil {
-			out = []any{}
 		}
 		return out, nil
 	case map[string]any:
@@ -846,7 +925,7 @@ func firstLast(name string, v any, first bool) (any, error) {
 		}
 		return c[len(c)-1], nil
 	}
-	// Kingsland.ArmLinter: "The template language function 'first' expects
+	// Kingsland.ArmLinter's tests: "The template language function 'first' expects
 	// its parameter be an array or a string. The provided value is of type
 	// 'Integer'."
 	return nil, exprErrorf("The template language function '%s' expects its parameter be an array or a string. The provided value is of type '%s'.%s", name, typeName(v), usageSuffix)
@@ -876,15 +955,24 @@ func takeSkip(name string, a []any, take bool) (any, error) {
 	return nil, typeError(name, "Array", a[0])
 }
 
+// fnRange is range(startIndex, count). template-functions-array.md,
+// range: "The sum of startIndex and count must be no greater than
+// 2147483647" and count "Must be non-negative integer up to 10000". The
+// messages are ours.
 func fnRange(_ *evalCtx, a []any) (any, error) {
-	start, ok1 := a[0].(int64)
-	count, ok2 := a[1].(int64)
-	if !ok1 || !ok2 {
+	start, ok := a[0].(int64)
+	if !ok {
 		return nil, typeError("range", "Integer", a[0])
 	}
-	// template-functions-array.md: count "can't be larger than 10000".
+	count, ok := a[1].(int64)
+	if !ok {
+		return nil, typeError("range", "Integer", a[1])
+	}
 	if count < 0 || count > 10000 {
 		return nil, evalFailed("range", "the count '%d' must be between 0 and 10000.", count)
+	}
+	if start > math.MaxInt32-count {
+		return nil, evalFailed("range", "the sum of the start index '%d' and the count '%d' must be no greater than 2147483647.", start, count)
 	}
 	out := make([]any, count)
 	for i := range out {
@@ -937,12 +1025,34 @@ func fnCopyIndex(c *evalCtx, a []any) (any, error) {
 		}
 	}
 	for i := len(c.loops) - 1; i >= 0; i-- {
-		if name == "" || strings.EqualFold(c.loops[i].name, name) {
-			return int64(c.loops[i].index) + offset, nil
+		l := c.loops[i]
+		if name == "" && !l.isProperty || name != "" && strings.EqualFold(l.name, name) {
+			return int64(l.index) + offset, nil
 		}
 	}
 	if name != "" {
 		return nil, exprErrorf("The template function 'copyIndex' has an invalid copy loop name. The provided copy loop name '%s' could not be found.%s", name, usageSuffix)
 	}
 	return nil, exprErrorf("The template function 'copyIndex' is not expected at this location. The function can only be used in a resource with copy specified.%s", usageSuffix)
+}
+
+// escapeDataString is uriComponent(): every byte of the UTF-8 text
+// percent-encoded except RFC 3986's unreserved characters (ALPHA, DIGIT,
+// "-", ".", "_", "~"), so a space is "%20" and "+" is "%2B". No source
+// stating ARM's exact escaping was found; following RFC 3986's
+// unreserved set is our assumption.
+func escapeDataString(s string) string {
+	const hexdig = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexdig[c>>4])
+		b.WriteByte(hexdig[c&0xf])
+	}
+	return b.String()
 }

@@ -53,9 +53,9 @@ func TestFunctions(t *testing.T) {
 		{"[concat(createArray(1), createArray(2, 3))]", []any{int64(1), int64(2), int64(3)}},
 		{"[format('{0}-{1:D3}-{{x}}', 'a', 7)]", "a-007-{x}"},
 		{"[format('{0,4}|{1:N0}', 'ab', 12345)]", "  ab|12,345"},
-		{"[base64('one, two, three')]", "b25lLCB0d28sIHRocmVl"}, // Kingsland.ArmLinter: real ARM output
+		{"[base64('one, two, three')]", "b25lLCB0d28sIHRocmVl"}, // Kingsland.ArmLinter's tests (third-party, outputs its authors took from ARM)
 		{"[base64ToString('b25lLCB0d28sIHRocmVl')]", "one, two, three"},
-		{"[dataUri('Hello')]", "data:text/plain;charset=utf8;base64,SGVsbG8="}, // Kingsland.ArmLinter
+		{"[dataUri('Hello')]", "data:text/plain;charset=utf8;base64,SGVsbG8="}, // Kingsland.ArmLinter's tests
 		{"[dataUriToString('data:text/plain;charset=utf8;base64,SGVsbG8=')]", "Hello"},
 		{"[resourceId('Microsoft.Storage/storageAccounts', 'sa')]", "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa"},
 		{"[resourceId('other', 'Microsoft.Network/virtualNetworks/subnets', 'vn', 'sn')]", "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/other/providers/Microsoft.Network/virtualNetworks/vn/subnets/sn"},
@@ -113,7 +113,7 @@ func TestFunctions(t *testing.T) {
 		{"[trim('  x ')]", "x"},
 		{"[startsWith('Hello', 'he')]", true},
 		{"[endsWith('Hello', 'LO')]", true},
-		{"[indexOf('abcdef', 'CD')]", int64(2)}, // Kingsland.ArmLinter: indexOf is case-insensitive
+		{"[indexOf('abcdef', 'CD')]", int64(2)}, // Kingsland.ArmLinter's tests: indexOf is case-insensitive
 		{"[indexOf('abc', 'z')]", int64(-1)},
 		{"[lastIndexOf('abcabc', 'b')]", int64(4)},
 		{"[padLeft('7', 3, '0')]", "007"},
@@ -141,7 +141,10 @@ func TestFunctions(t *testing.T) {
 		{"[mod(7, 2)]", int64(1)},
 		{"[null()]", nil},
 		{"[uri('http://contoso.org/firstpath', 'myscript.sh')]", "http://contoso.org/myscript.sh"},
-		{"[uriComponent('a b&c')]", "a+b%26c"},
+		// Space as %20 and '+' escaped: RFC 3986's unreserved set (see
+		// escapeDataString); QueryEscape's "a+b" was wrong.
+		{"[uriComponent('a b&c+d')]", "a%20b%26c%2Bd"},
+		{"[uriComponentToString('a%20b+c')]", "a b+c"},
 		{"[CONCAT('case', 'insensitive')]", "caseinsensitive"},
 		{"[ concat( 'sp' , 'aces' ) ]", "spaces"},
 	}
@@ -164,7 +167,7 @@ func TestUTCNowAndNewGUIDOnlyInParameterDefaults(t *testing.T) {
 	}
 	got, err = evalIn(t, phaseParameters, "[utcNow('yyyy-MM-dd HH:mm:ss.fff')]")
 	if err != nil || got != "2024-05-06 07:08:09.000" {
-		t.Errorf("utcNow(custom) = %v, %v", got, err)
+		t.Errorf("utcNow(custom) = %v, %v; want 2024-05-06 07:08:09.000", got, err)
 	}
 	got, err = evalIn(t, phaseParameters, "[newGuid()]")
 	if err != nil || got != "g" {
@@ -221,6 +224,6 @@ func TestFunctionErrors(t *testing.T) {
 		}
 	}
 	if _, err := evalIn(t, phaseVariables, "[reference('sa1')]"); err == nil || !strings.Contains(err.Error(), "is not expected at this location") {
-		t.Errorf("reference in variables: error %v", err)
+		t.Errorf("reference in variables: error %v, want 'is not expected at this location'", err)
 	}
 }

@@ -6,20 +6,22 @@ func FuzzParseExpression(f *testing.F) {
 	for _, s := range []string{"concat('a', 1)", "parameters('o').a[0]", "if(true(), 'a', 'b')", "'it''s'", "-5", "concat(", "a.b", "[[", "format('{0:D3}', 7)", "createArray(1)[5]"} {
 		f.Add(s)
 	}
+	tpl, err := Parse([]byte(`{"parameters":{"o":{"type":"object","defaultValue":{"a":[1]}}}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pl, err := tpl.Plan(nil, testScope())
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		e, err := parseExpression(s)
 		if err != nil {
 			return
 		}
-		// Evaluation must not panic either.
-		tpl, perr := Parse([]byte(`{"parameters":{"o":{"type":"object","defaultValue":{"a":[1]}}}}`))
-		if perr != nil {
-			t.Fatal(perr)
-		}
-		pl, perr := tpl.Plan(nil, testScope())
-		if perr != nil {
-			t.Fatal(perr)
-		}
+		// Evaluation must not panic either. Each input gets the whole
+		// evaluation budget.
+		pl.p.steps = 0
 		c := &evalCtx{p: pl.p, phase: phaseBody}
 		_, _ = c.eval(e)
 	})

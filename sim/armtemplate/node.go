@@ -2,6 +2,7 @@ package armtemplate
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -103,7 +104,36 @@ func parseJSON(data []byte) (*node, error) {
 		return nil, err
 	}
 	li := newLineIndex(data)
-	return convert(&v, li, 0), nil
+	n := convert(&v, li, 0)
+	if bad := nonFinite(n); bad != nil {
+		// JSON has no infinities: a number too large for a double (1e400)
+		// is refused rather than carried as a value no encoder can write.
+		return nil, fmt.Errorf("the number at line %d, column %d is out of range", bad.line, bad.col)
+	}
+	return n, nil
+}
+
+// nonFinite returns the first number under n that is not finite, or nil.
+func nonFinite(n *node) *node {
+	switch n.kind {
+	case 'n':
+		if f, ok := n.num.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+			return n
+		}
+	case 'o':
+		for _, v := range n.vals {
+			if bad := nonFinite(v); bad != nil {
+				return bad
+			}
+		}
+	case 'a':
+		for _, e := range n.elems {
+			if bad := nonFinite(e); bad != nil {
+				return bad
+			}
+		}
+	}
+	return nil
 }
 
 // maxDepth bounds nesting so that hostile input cannot exhaust the stack.

@@ -97,15 +97,19 @@ type parser struct {
 	pos  int
 }
 
-// maxExprDepth bounds nesting of calls and accessors.
+// maxExprDepth bounds nesting of calls and the length of accessor chains
+// (".a", "[i]"), which the evaluator walks recursively too.
 const maxExprDepth = 256
 
 // parseExpression parses the text of one expression (without the brackets).
-// Errors carry ARM's message: "Unable to parse language expression '<text>':
-// expected token 'EndOfData' and actual 'RightParenthesis'." (a real ARM
-// answer quoted in a public project's changelog, found by searching public
-// GitHub files for "Unable to parse language expression"). The wording of
-// the other parse failures (unterminated string, bad character) is ours.
+// Errors read "Unable to parse language expression '<text>': expected
+// token 'EndOfData' and actual 'RightParenthesis'.". That form is quoted
+// as ARM's (InvalidTemplate, "Unable to parse language expression …
+// expected token 'EndOfData' and actual 'RightParenthesis'") in public
+// notes found by exact-string search of GitHub files, whose repositories
+// the search tool did not name; no citable issue was found. The wording
+// of the other parse failures (unterminated string, bad character) is
+// ours.
 func parseExpression(src string) (expr, error) {
 	p := &parser{src: src}
 	if err := p.lex(); err != nil {
@@ -268,6 +272,13 @@ func (p *parser) expression(depth int) (expr, error) {
 		return nil, p.errorf("expected token '%s' and actual '%s'", tokenNames[tokIdent], tokenNames[t.kind])
 	}
 	for {
+		switch p.peek().kind {
+		case tokDot, tokLBracket:
+			depth++
+			if depth > maxExprDepth {
+				return nil, p.errorf("the expression is nested too deeply")
+			}
+		}
 		switch p.peek().kind {
 		case tokDot:
 			p.next()

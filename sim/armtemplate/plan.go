@@ -95,7 +95,10 @@ type Resource struct {
 }
 
 // Plan is a template evaluated against parameters and a scope, ready to
-// deploy.
+// deploy. A Plan is not safe for concurrent use: Body and Outputs fill
+// the plan's cache of variables and draw on its evaluation budget, so
+// calls on one Plan must not overlap (the Template it came from may be
+// planned concurrently).
 type Plan struct {
 	// Resources in an order that respects every dependency; where the order
 	// is free, template order.
@@ -117,6 +120,45 @@ type planner struct {
 	vars   map[string]any
 	vstate map[string]int
 	res    []*Resource
+	exprs  map[string]expr // parsed expressions by text
+	steps  int             // evaluation steps spent, see maxEvalSteps
+
+	// Indexes of res, built once expansion is done.
+	index  map[*Resource]int
+	byID   map[string][]*Resource // lowercase ID
+	byName map[string][]*Resource // lowercase name
+	byCopy map[string][]*Resource // lowercase copy loop name
+}
+
+// maxEvalSteps bounds the work of one plan (Plan, and every Body and
+// Outputs call on it): one step per expression node and JSON value
+// evaluated, plus the size of every value a function builds. ARM has
+// limits of its own (template size, 800 resources, 24,576-character
+// expressions) but publishes no evaluation budget; this one is the
+// simulator's, sized so that a plan stays well under a second of CPU
+// while real templates (a few thousand steps) never meet it.
+const maxEvalSteps = 1_000_000
+
+// spend charges n steps to the plan's budget.
+func (p *planner) spend(n int) error {
+	p.steps += n
+	if p.steps > maxEvalSteps {
+		return &Error{Code: CodeInvalidTemplate, Message: fmt.Sprintf("The template needs more than %d evaluation steps to evaluate; the simulator stops there. This is a limit of the simulator, not of ARM.", maxEvalSteps), cause: ErrUnsupported}
+	}
+	return nil
+}
+
+// parsed parses an expression once per plan.
+func (p *planner) parsed(text string) (expr, error) {
+	if e, ok := p.exprs[text]; ok {
+		return e, nil
+	}
+	e, err := parseExpression(text)
+	if err != nil {
+		return nil, err
+	}
+	p.exprs[text] = e
+	return e, nil
 }
 
 // Plan checks params (values as encoding/json decodes them: map[string]any,
@@ -125,7 +167,7 @@ type planner struct {
 // resources. Errors are *Error with code InvalidTemplate, with ARM's
 // message and the template position.
 func (t *Template) Plan(params map[string]any, sc Scope, opts ...Option) (*Plan, error) {
-	p := &planner{t: t, sc: sc, given: map[string]any{}, params: map[string]any{}, pstate: map[string]int{}, vars: map[string]any{}, vstate: map[string]int{}}
+	p := &planner{t: t, sc: sc, given: map[string]any{}, params: map[string]any{}, pstate: map[string]int{}, vars: map[string]any{}, vstate: map[string]int{}, exprs: map[string]expr{}}
 	p.opts = options{now: time.Now, newGUID: randomGUID}
 	for _, o := range opts {
 		o(&p.opts)
@@ -156,7 +198,7 @@ func (t *Template) Plan(params map[string]any, sc Scope, opts ...Option) (*Plan,
 		typ := paramType(d)
 		v := Value{Type: echoType(typ)}
 		if !strings.HasPrefix(typ, "secure") {
-			v.Value = p.params[strings.ToLower(d.name)]
+			v.Value = deepCopy(p.params[strings.ToLower(d.name)])
 		}
 		plan.Parameters[d.name] = v
 	}
@@ -278,11 +320,9 @@ func (p *planner) evalParameter(d *paramDecl) (any, error) {
 		var err error
 		v, err = p.ctx(phaseParameters).evalNode(def, false)
 		if err != nil {
-			var ae *Error
-			if errors.As(err, &ae) {
-				return nil, ae
-			}
-			return nil, validationFailed(def.line, def.col, "The template parameter '%s' at line '%d' and column '%d' is not valid: %s. Please see https://aka.ms/arm-template-expressions for usage details.", d.name, def.line, def.col, err.Error())
+			return nil, asTemplateError(err, func(msg string) *Error {
+				return validationFailed(def.line, def.col, "The template parameter '%s' at line '%d' and column '%d' is not valid: %s. Please see https://aka.ms/arm-template-expressions for usage details.", d.name, def.line, def.col, msg)
+			})
 		}
 	}
 	if !typeMatches(typ, v) {
@@ -354,7 +394,7 @@ func (p *planner) checkConstraints(d *paramDecl, typ string, v any) error {
 		for _, c := range check {
 			found := false
 			for _, a := range allowed {
-				if deepEqual(a, c) {
+				if allowedEqual(a, c) {
 					found = true
 					break
 				}
@@ -413,6 +453,20 @@ func (p *planner) checkConstraints(d *paramDecl, typ string, v any) error {
 	return nil
 }
 
+// allowedEqual compares a value with one of a parameter's allowedValues:
+// strings case-insensitively, as ARM does (Azure/bicep#2489: "@allowed
+// decorator forces case sensitivity even though ARM doesn't require it";
+// its report passes "eastus" to ARM for an allowed "EastUS"), the rest as
+// equals() does.
+func allowedEqual(allowed, v any) bool {
+	a, ok1 := allowed.(string)
+	b, ok2 := v.(string)
+	if ok1 && ok2 {
+		return strings.EqualFold(a, b)
+	}
+	return deepEqual(allowed, v)
+}
+
 // variable evaluates a variable on first use. "copy" in variables declares
 // array variables built by a loop (copy-variables.md).
 func (p *planner) variable(name string) (any, error) {
@@ -433,11 +487,11 @@ func (p *planner) variable(name string) (any, error) {
 	var err error
 	if copyEl != nil {
 		var count int
-		count, err = c.copyCount(copyEl.get("count"))
+		count, err = c.copyCount(copyEl)
 		items := []any{}
 		for i := 0; err == nil && i < count; i++ {
 			var item any
-			item, err = c.withLoop(name, i).evalNode(copyEl.get("input"), true)
+			item, err = c.withLoop(name, i, true).evalNode(copyEl.get("input"), true)
 			items = append(items, item)
 		}
 		v = items
@@ -446,15 +500,13 @@ func (p *planner) variable(name string) (any, error) {
 	}
 	if err != nil {
 		delete(p.vstate, key)
-		var ae *Error
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
 		at := n
 		if at == nil {
 			at = copyEl
 		}
-		return nil, validationFailed(at.line, at.col, "The template variable '%s' is not valid: %s. Please see https://aka.ms/arm-template-expressions for usage details.", name, err.Error())
+		return nil, asTemplateError(err, func(msg string) *Error {
+			return validationFailed(at.line, at.col, "The template variable '%s' is not valid: %s. Please see https://aka.ms/arm-template-expressions for usage details.", name, msg)
+		})
 	}
 	p.vars[key] = v
 	p.vstate[key] = 2
@@ -591,11 +643,20 @@ func (p *planner) now() time.Time { return p.opts.now().UTC() }
 // 'environment' is not valid. Please see … for usage details.. Please see
 // https://aka.ms/arm-template-expressions for usage details.").
 func wrapResourceError(name string, n *node, err error) error {
+	return asTemplateError(err, func(msg string) *Error {
+		return validationFailed(n.line, n.col, "The template resource '%s' at line '%d' and column '%d' is not valid: %s. Please see https://aka.ms/arm-template-expressions for usage details.", name, n.line, n.col, msg)
+	})
+}
+
+// asTemplateError returns err itself when it is already an *Error (it
+// carries its own code and position), else the *Error wrap makes of its
+// message.
+func asTemplateError(err error, wrap func(msg string) *Error) error {
 	var ae *Error
 	if errors.As(err, &ae) {
 		return ae
 	}
-	return validationFailed(n.line, n.col, "The template resource '%s' at line '%d' and column '%d' is not valid: %s. Please see https://aka.ms/arm-template-expressions for usage details.", name, n.line, n.col, err.Error())
+	return wrap(err.Error())
 }
 
 func declName(n *node) string {
@@ -605,22 +666,78 @@ func declName(n *node) string {
 	return ""
 }
 
+// maxResources is ARM's limit on resources, copies expanded
+// (best-practices.md, "Template limits": "800 resources (including copy
+// count)").
+const maxResources = 800
+
 // expandResources turns the resource declarations into instances: copy
 // loops expanded, child resources flattened with full types and names.
 func (p *planner) expandResources() error {
+	if n, ok := p.countInstances(); ok && n > maxResources {
+		return tooManyResources(n)
+	}
 	for _, n := range p.t.resources {
-		if err := p.expand(n, nil, nil, true); err != nil {
+		if err := p.expand(n, nil, nil); err != nil {
 			return err
 		}
+		if len(p.res) > maxResources {
+			return tooManyResources(len(p.res))
+		}
 	}
-	return nil
+	p.buildIndexes()
+	return p.checkDuplicates()
 }
 
-func (p *planner) expand(n *node, parent *Resource, loops []copyFrame, parentCond bool) error {
+// tooManyResources is ARM's answer to a template over maxResources
+// ("Deployment template validation failed: 'The number of template
+// resources limit exceeded. Limit: '800' and actual: '1279'", quoted in
+// Azure/azure-api-management-devops-resource-kit#360; the same message
+// quoted whole, ending "Please see https://aka.ms/arm-template/#resources
+// for usage details.'." with lineNumber 0, in a public write-up found by
+// exact-string search whose repository the search tool did not name).
+func tooManyResources(n int) error {
+	return validationFailed(0, 0, "The number of template resources limit exceeded. Limit: '%d' and actual: '%d'. Please see https://aka.ms/arm-template/#resources for usage details.", maxResources, n)
+}
+
+// countInstances counts the instances the template declares without
+// evaluating them: each top-level declaration times its copy count, its
+// nested children included (children cannot have copy). ok is false when
+// a copy count cannot be evaluated; expansion then reports why.
+func (p *planner) countInstances() (int, bool) {
+	total := 0
+	for _, n := range p.t.resources {
+		count := 1
+		if cp := n.get("copy"); cp != nil {
+			c, err := p.ctx(phasePlan).copyCount(cp)
+			if err != nil {
+				return 0, false
+			}
+			count = c
+		}
+		total += count * declarations(n)
+	}
+	return total, true
+}
+
+// declarations counts n and its nested child declarations.
+func declarations(n *node) int {
+	total := 1
+	if kids := n.get("resources"); kids != nil && kids.kind == 'a' {
+		for _, k := range kids.elems {
+			if k.kind == 'o' {
+				total += declarations(k)
+			}
+		}
+	}
+	return total
+}
+
+func (p *planner) expand(n *node, parent *Resource, loops []copyFrame) error {
 	c := &evalCtx{p: p, phase: phasePlan, loops: loops}
 	cp := n.get("copy")
 	if cp == nil {
-		return p.instance(c, n, parent, parentCond, "", 0)
+		return p.instance(c, n, parent, "", 0)
 	}
 	if parent != nil {
 		return wrapResourceError(declName(n), n, exprErrorf("The copy property is not allowed on a nested child resource."))
@@ -633,7 +750,7 @@ func (p *planner) expand(n *node, parent *Resource, loops []copyFrame, parentCon
 	if !ok || loopName == "" {
 		return wrapResourceError(declName(n), n, exprErrorf("The copy 'name' property must be a non-empty string."))
 	}
-	count, err := c.copyCount(cp.get("count"))
+	count, err := c.copyCount(cp)
 	if err != nil {
 		return wrapResourceError(declName(n), n, err)
 	}
@@ -644,13 +761,13 @@ func (p *planner) expand(n *node, parent *Resource, loops []copyFrame, parentCon
 	batch := 1
 	if b := cp.get("batchSize"); b != nil && b.kind == 'n' {
 		if i, ok := b.num.(int64); ok && i > 0 {
-			batch = int(i)
+			batch = int(min(i, maxCopyCount))
 		}
 	}
 	var instances []*Resource
 	for i := 0; i < count; i++ {
 		start := len(p.res)
-		if err := p.instance(c.withLoop(loopName, i), n, parent, parentCond, loopName, i); err != nil {
+		if err := p.instance(c.withLoop(loopName, i, false), n, parent, loopName, i); err != nil {
 			return err
 		}
 		r := p.res[start]
@@ -667,52 +784,18 @@ func (p *planner) expand(n *node, parent *Resource, loops []copyFrame, parentCon
 	return nil
 }
 
-// instance evaluates one resource instance and its children.
-func (p *planner) instance(c *evalCtx, n *node, parent *Resource, parentCond bool, loopName string, index int) error {
-	r := &Resource{decl: n, loops: c.loops, Line: n.line, Column: n.col, CopyName: loopName, CopyIndex: index, Condition: parentCond}
-	label := declName(n)
-	str := func(key string, required bool) (string, error) {
-		m := n.get(key)
-		if m == nil {
-			if required {
-				return "", exprErrorf("The resource property '%s' is missing.", key)
-			}
-			return "", nil
-		}
-		v, err := c.evalNode(m, false)
-		if err != nil {
-			return "", err
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", exprErrorf("The resource property '%s' must be a string. The provided value is of type '%s'.", key, typeName(v))
-		}
-		return s, nil
-	}
-	typ, err := str("type", true)
+// instance evaluates one resource instance and its children. A parent's
+// condition does not pass to its children (conditional-resource-deployment.md:
+// "Conditional deployment doesn't cascade to child resources. If you want
+// to conditionally deploy a resource and its child resources, you must
+// apply the same condition to each resource type.").
+func (p *planner) instance(c *evalCtx, n *node, parent *Resource, loopName string, index int) error {
+	r := &Resource{decl: n, loops: c.loops, Line: n.line, Column: n.col, CopyName: loopName, CopyIndex: index, Condition: true}
+	label, err := p.identify(c, r, parent)
 	if err != nil {
 		return wrapResourceError(label, n, err)
 	}
-	name, err := str("name", true)
-	if err != nil {
-		return wrapResourceError(label, n, err)
-	}
-	label = name
-	if r.APIVersion, err = str("apiVersion", true); err != nil {
-		return wrapResourceError(label, n, err)
-	}
-	if parent != nil {
-		// Child resources take their parent's type and name as prefix
-		// unless they spell out the full type (child-resource-name-type.md).
-		if !strings.Contains(typ, "/") {
-			typ = parent.Type + "/" + typ
-			name = parent.Name + "/" + name
-		} else if !strings.Contains(name, "/") {
-			name = parent.Name + "/" + name
-		}
-	}
-	r.Type, r.Name = typ, name
-	if cond := n.get("condition"); cond != nil && r.Condition {
+	if cond := n.get("condition"); cond != nil {
 		v, err := c.evalNode(cond, false)
 		if err != nil {
 			return wrapResourceError(label, n, err)
@@ -724,50 +807,18 @@ func (p *planner) instance(c *evalCtx, n *node, parent *Resource, parentCond boo
 		r.Condition = b
 	}
 	if loc := n.get("location"); loc != nil {
+		// A location that needs reference() is left to Body.
 		if v, err := c.evalNode(loc, false); err == nil {
 			r.Location, _ = v.(string)
+		} else if errors.Is(err, ErrUnsupported) {
+			return err
 		}
 	}
-	sub, rg := p.subscriptionID(), p.sc.ResourceGroup.Name
-	if s, err := str("subscriptionId", false); err != nil {
-		return wrapResourceError(label, n, err)
-	} else if s != "" {
-		sub = s
+	if err := p.locate(c, r, label); err != nil {
+		return err
 	}
-	if s, err := str("resourceGroup", false); err != nil {
-		return wrapResourceError(label, n, err)
-	} else if s != "" {
-		rg = s
-	}
-	if n.get("scope") != nil {
-		e := unsupported("The template resource '%s' uses 'scope' (extension resource); this simulator does not support it.", label)
-		e.Line, e.Column = n.line, n.col
-		return e
-	}
-	path, err := providerPath(typ, strings.Split(name, "/"))
-	if err != nil {
-		// error-invalid-template.md, "incorrect segment lengths".
-		return validationFailed(n.line, n.col, "The template resource '%s' for type '%s' at line '%d' and column '%d' has incorrect segment lengths. A nested resource type must have identical number of segments as its resource name. A root resource type must have segment length one greater than its resource name. Please see https://aka.ms/arm-syntax-resources for usage details.", name, typ, n.line, n.col)
-	}
-	r.ID = "/subscriptions/" + sub + "/resourceGroups/" + rg + path
-	if dn := n.get("dependsOn"); dn != nil {
-		v, err := c.evalNode(dn, false)
-		if err != nil {
-			return wrapResourceError(label, n, err)
-		}
-		arr, ok := v.([]any)
-		if !ok && v != nil { // null reads as absent, as Json.NET reads it
-			return wrapResourceError(label, n, exprErrorf("The 'dependsOn' property must be an array."))
-		}
-		for _, d := range arr {
-			s, ok := d.(string)
-			if !ok {
-				return wrapResourceError(label, n, exprErrorf("The 'dependsOn' entries must be strings. The provided value is of type '%s'.", typeName(d)))
-			}
-			if s != "" {
-				r.deps = append(r.deps, s)
-			}
-		}
+	if err := p.explicitDependencies(c, r, label); err != nil {
+		return err
 	}
 	if parent != nil {
 		// A child depends on its parent implicitly when both are in the
@@ -780,10 +831,170 @@ func (p *planner) instance(c *evalCtx, n *node, parent *Resource, parentCond boo
 			if k.kind != 'o' {
 				continue
 			}
-			if err := p.expand(k, r, c.loops, r.Condition); err != nil {
+			if err := p.expand(k, r, c.loops); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// resourceString evaluates the string property key of a resource
+// declaration; "" when absent and not required.
+func resourceString(c *evalCtx, n *node, key string, required bool) (string, error) {
+	m := n.get(key)
+	if m == nil {
+		if required {
+			return "", exprErrorf("The resource property '%s' is missing.", key)
+		}
+		return "", nil
+	}
+	v, err := c.evalNode(m, false)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", exprErrorf("The resource property '%s' must be a string. The provided value is of type '%s'.", key, typeName(v))
+	}
+	return s, nil
+}
+
+// identify fills r's type, name and API version; label is what errors
+// name the resource by.
+func (p *planner) identify(c *evalCtx, r *Resource, parent *Resource) (label string, err error) {
+	n := r.decl
+	label = declName(n)
+	typ, err := resourceString(c, n, "type", true)
+	if err != nil {
+		return label, err
+	}
+	name, err := resourceString(c, n, "name", true)
+	if err != nil {
+		return label, err
+	}
+	label = name
+	if r.APIVersion, err = resourceString(c, n, "apiVersion", true); err != nil {
+		return label, err
+	}
+	if parent != nil {
+		// Child resources take their parent's type and name as prefix
+		// unless they spell out the full type (child-resource-name-type.md).
+		if !strings.Contains(typ, "/") {
+			typ = parent.Type + "/" + typ
+			name = parent.Name + "/" + name
+		} else if !strings.Contains(name, "/") {
+			name = parent.Name + "/" + name
+		}
+	}
+	if strings.EqualFold(typ, nestedDeploymentType) {
+		return label, nestedDeploymentUnsupported(n)
+	}
+	r.Type, r.Name = typ, name
+	return label, nil
+}
+
+// locate fills r.ID from the scope properties and the type and name.
+func (p *planner) locate(c *evalCtx, r *Resource, label string) error {
+	n := r.decl
+	sub, rg := p.subscriptionID(), p.sc.ResourceGroup.Name
+	if s, err := resourceString(c, n, "subscriptionId", false); err != nil {
+		return wrapResourceError(label, n, err)
+	} else if s != "" {
+		sub = s
+	}
+	if s, err := resourceString(c, n, "resourceGroup", false); err != nil {
+		return wrapResourceError(label, n, err)
+	} else if s != "" {
+		rg = s
+	}
+	if n.get("scope") != nil {
+		e := unsupported("The template resource '%s' uses 'scope' (extension resource); this simulator does not support it.", label)
+		e.Line, e.Column = n.line, n.col
+		return e
+	}
+	path, err := providerPath(r.Type, strings.Split(r.Name, "/"))
+	if err != nil {
+		// error-invalid-template.md, "incorrect segment lengths".
+		return validationFailed(n.line, n.col, "The template resource '%s' for type '%s' at line '%d' and column '%d' has incorrect segment lengths. A nested resource type must have identical number of segments as its resource name. A root resource type must have segment length one greater than its resource name. Please see https://aka.ms/arm-syntax-resources for usage details.", r.Name, r.Type, n.line, n.col)
+	}
+	r.ID = "/subscriptions/" + sub + "/resourceGroups/" + rg + path
+	return nil
+}
+
+// explicitDependencies evaluates dependsOn into r.deps.
+func (p *planner) explicitDependencies(c *evalCtx, r *Resource, label string) error {
+	n := r.decl
+	dn := n.get("dependsOn")
+	if dn == nil {
+		return nil
+	}
+	v, err := c.evalNode(dn, false)
+	if err != nil {
+		return wrapResourceError(label, n, err)
+	}
+	arr, ok := v.([]any)
+	if !ok && v != nil { // null reads as absent, as Json.NET reads it
+		return wrapResourceError(label, n, exprErrorf("The 'dependsOn' property must be an array."))
+	}
+	for _, d := range arr {
+		s, ok := d.(string)
+		if !ok {
+			return wrapResourceError(label, n, exprErrorf("The 'dependsOn' entries must be strings. The provided value is of type '%s'.", typeName(d)))
+		}
+		if s != "" {
+			r.deps = append(r.deps, s)
+		}
+	}
+	return nil
+}
+
+// nestedDeploymentType is the type of nested and linked deployments.
+const nestedDeploymentType = "Microsoft.Resources/deployments"
+
+func nestedDeploymentUnsupported(n *node) *Error {
+	e := unsupported("The template resource '%s' is a nested deployment (%s); this simulator does not deploy inner or linked templates.", declName(n), nestedDeploymentType)
+	e.Line, e.Column = n.line, n.col
+	return e
+}
+
+// buildIndexes indexes the expanded resources by position, ID, name and
+// copy loop.
+func (p *planner) buildIndexes() {
+	p.index = make(map[*Resource]int, len(p.res))
+	p.byID = map[string][]*Resource{}
+	p.byName = map[string][]*Resource{}
+	p.byCopy = map[string][]*Resource{}
+	for i, r := range p.res {
+		p.index[r] = i
+		id := strings.ToLower(r.ID)
+		p.byID[id] = append(p.byID[id], r)
+		name := strings.ToLower(r.Name)
+		p.byName[name] = append(p.byName[name], r)
+		if r.CopyName != "" {
+			cn := strings.ToLower(r.CopyName)
+			p.byCopy[cn] = append(p.byCopy[cn], r)
+		}
+	}
+}
+
+// checkDuplicates rejects two instances with the same resource ID, their
+// conditions whatever they are. ARM's message names the type and name
+// with the name segments between the type segments ("The resource
+// 'Microsoft.ApiManagement/service/apiservicey27itmeb4cf7q/users/exampleUser1'
+// at line '86' and column '5' is defined multiple times in a template.
+// Please see https://aka.ms/arm-template/#resources for usage details.",
+// Azure/bicep#6516; the same wording in Azure/bicep#9457 and
+// Azure/azure-quickstart-templates#1241). Which of the two declarations
+// ARM's position names is not known; this names the later one.
+func (p *planner) checkDuplicates() error {
+	for _, r := range p.res {
+		same := p.byID[strings.ToLower(r.ID)]
+		if len(same) < 2 || same[0] == r {
+			continue
+		}
+		path, _ := providerPath(r.Type, strings.Split(r.Name, "/"))
+		return validationFailed(r.Line, r.Column, "The resource '%s' at line '%d' and column '%d' is defined multiple times in a template. Please see https://aka.ms/arm-template/#resources for usage details.", strings.TrimPrefix(path, "/providers/"), r.Line, r.Column)
 	}
 	return nil
 }
@@ -806,32 +1017,35 @@ func providerPath(typ string, names []string) (string, error) {
 }
 
 // resolveDependencies turns dependsOn entries (resource IDs, "type/name",
-// bare names, copy loop names) into resource IDs of this template.
+// bare names, copy loop names) and the implicit dependencies of
+// reference() and list*() into resource IDs of this template.
 func (p *planner) resolveDependencies() error {
 	for _, r := range p.res {
 		seen := map[*Resource]bool{r: true}
 		var deps []*Resource
-		for _, name := range implicitReferences(r.decl) {
-			for _, m := range p.res {
-				if strings.EqualFold(m.Name, name) && !seen[m] {
-					seen[m] = true
-					deps = append(deps, m)
-				}
-			}
-		}
-		for _, d := range r.deps {
-			matches, err := p.match(d)
-			if err != nil {
-				return validationFailed(r.Line, r.Column, "%s", err.Error())
-			}
-			for _, m := range matches {
+		add := func(ms []*Resource) {
+			for _, m := range ms {
 				if !seen[m] {
 					seen[m] = true
 					deps = append(deps, m)
 				}
 			}
 		}
-		sort.SliceStable(deps, func(i, j int) bool { return p.index(deps[i]) < p.index(deps[j]) })
+		names, err := p.implicitReferences(r)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			add(p.byName[strings.ToLower(name)])
+		}
+		for _, d := range r.deps {
+			matches, err := p.match(d)
+			if err != nil {
+				return validationFailed(r.Line, r.Column, "%s", err.Error())
+			}
+			add(matches)
+		}
+		sort.SliceStable(deps, func(i, j int) bool { return p.index[deps[i]] < p.index[deps[j]] })
 		for _, d := range deps {
 			r.DependsOn = append(r.DependsOn, d.ID)
 		}
@@ -839,44 +1053,31 @@ func (p *planner) resolveDependencies() error {
 	return nil
 }
 
-func (p *planner) index(r *Resource) int {
-	for i, x := range p.res {
-		if x == r {
-			return i
-		}
-	}
-	return -1
-}
-
 func (p *planner) match(dep string) ([]*Resource, error) {
-	var out []*Resource
 	if strings.HasPrefix(dep, "/") {
-		for _, r := range p.res {
-			if strings.EqualFold(r.ID, dep) {
-				out = append(out, r)
-			}
+		if out := p.byID[strings.ToLower(dep)]; len(out) > 0 {
+			return out, nil
 		}
-		if len(out) == 0 {
-			// microsoft/vscode-azurearmtools#493 quotes ARM: "The resource
-			// 'Microsoft.Compute/virtualMachines/windowsvm' is not defined in
-			// the template. Please see https://aka.ms/arm-template for usage
-			// details."
-			return nil, fmt.Errorf("The resource '%s' is not defined in the template. Please see https://aka.ms/arm-template for usage details.", typeAndName(dep))
-		}
-		return out, nil
+		// microsoft/vscode-azurearmtools#493 quotes ARM: "The resource
+		// 'Microsoft.Compute/virtualMachines/windowsvm' is not defined in
+		// the template. Please see https://aka.ms/arm-template for usage
+		// details."
+		return nil, fmt.Errorf("The resource '%s' is not defined in the template. Please see https://aka.ms/arm-template for usage details.", typeAndName(dep))
 	}
-	for _, r := range p.res {
-		if r.CopyName != "" && strings.EqualFold(r.CopyName, dep) {
-			out = append(out, r)
-		}
-	}
-	if len(out) > 0 {
+	if out := p.byCopy[strings.ToLower(dep)]; len(out) > 0 {
 		return out, nil
 	}
 	if strings.Contains(dep, "/") {
-		for _, r := range p.res {
-			if strings.EqualFold(r.Type+"/"+r.Name, dep) {
-				out = append(out, r)
+		var out []*Resource
+		// "type/name": the type has one segment more than the name, so
+		// the name starts after the first len/2+1 segments.
+		segs := strings.Split(dep, "/")
+		if len(segs)%2 == 1 {
+			name := strings.Join(segs[len(segs)/2+1:], "/")
+			for _, r := range p.byName[strings.ToLower(name)] {
+				if strings.EqualFold(r.Type+"/"+r.Name, dep) {
+					out = append(out, r)
+				}
 			}
 		}
 		if len(out) == 0 {
@@ -884,19 +1085,14 @@ func (p *planner) match(dep string) ([]*Resource, error) {
 		}
 		return out, nil
 	}
-	for _, r := range p.res {
-		if strings.EqualFold(r.Name, dep) {
-			out = append(out, r)
-		}
+	if out := p.byName[strings.ToLower(dep)]; len(out) > 0 {
+		return out, nil
 	}
-	if len(out) == 0 {
-		// MicrosoftDocs/azure-docs#112757 quotes ARM: "The template reference
-		// 'appServicePlan' is not valid: could not find template resource or
-		// resource copy with this name. Please see
-		// https://aka.ms/arm-function-reference for usage details."
-		return nil, fmt.Errorf("The template reference '%s' is not valid: could not find template resource or resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details.", dep)
-	}
-	return out, nil
+	// MicrosoftDocs/azure-docs#112757 quotes ARM: "The template reference
+	// 'appServicePlan' is not valid: could not find template resource or
+	// resource copy with this name. Please see
+	// https://aka.ms/arm-function-reference for usage details."
+	return nil, fmt.Errorf("The template reference '%s' is not valid: could not find template resource or resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details.", dep)
 }
 
 // typeAndName turns a resource ID into the "type/name" form ARM names
@@ -924,15 +1120,17 @@ func typeAndName(id string) string {
 // detected on resource: '<id>'. Please see https://aka.ms/arm-syntax-resources
 // for usage details." (akshata29/entaoai#15, polymind-inc/acmebot#1089).
 func order(res []*Resource) ([]*Resource, error) {
-	byID := map[string]int{}
+	// DependsOn holds the IDs of res exactly as they are (IDs are unique
+	// case-insensitively, checkDuplicates), so exact lookups do.
+	byID := make(map[string]int, len(res))
 	for i, r := range res {
-		byID[strings.ToLower(r.ID)] = i
+		byID[r.ID] = i
 	}
 	pending := make([]int, len(res))
 	users := make([][]int, len(res))
 	for i, r := range res {
 		for _, d := range r.DependsOn {
-			j := byID[strings.ToLower(d)]
+			j := byID[d]
 			pending[i]++
 			users[j] = append(users[j], i)
 		}
@@ -978,7 +1176,7 @@ var bodyExcluded = map[string]bool{
 // are *Error with code InvalidTemplate naming the resource and its
 // position.
 func (pl *Plan) Body(r *Resource, ref Referencer) (map[string]any, error) {
-	c := &evalCtx{p: pl.p, phase: phaseBody, loops: r.loops, ref: ref, self: r}
+	c := &evalCtx{p: pl.p, phase: phaseBody, loops: r.loops, ref: ref}
 	out := map[string]any{}
 	n := r.decl
 	for i, k := range n.keys {
@@ -996,8 +1194,10 @@ func (pl *Plan) Body(r *Resource, ref Referencer) (map[string]any, error) {
 
 // Outputs evaluates the template's outputs: name → {type, value}. Outputs
 // whose condition is false are left out. Errors are *Error with code
-// DeploymentOutputEvaluationFailed (Kingsland.ArmLinter records ARM's
-// "The template output 'test-output' is not valid: <reason>.").
+// DeploymentOutputEvaluationFailed (the message form "The template output
+// 'test-output' is not valid: <reason>." is recorded in the tests of
+// Kingsland.ArmLinter, a third-party linter whose tests hold outputs its
+// authors got from ARM).
 func (pl *Plan) Outputs(ref Referencer) (map[string]Value, error) {
 	out := map[string]Value{}
 	o := pl.p.t.outputs
@@ -1005,102 +1205,149 @@ func (pl *Plan) Outputs(ref Referencer) (map[string]Value, error) {
 		return out, nil
 	}
 	c := &evalCtx{p: pl.p, phase: phaseOutputs, ref: ref}
-	fail := func(name string, n *node, err error) error {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return ae
-		}
-		return &Error{Code: CodeOutputEvaluationFailed, Message: fmt.Sprintf("The template output '%s' is not valid: %s.", name, err.Error()), Line: n.line, Column: n.col}
-	}
 	for i, name := range o.keys {
 		d := o.vals[i]
-		if d.kind != 'o' {
-			return nil, fail(name, d, exprErrorf("The output must be an object."))
-		}
-		if cond := d.get("condition"); cond != nil {
-			v, err := c.evalNode(cond, false)
-			if err != nil {
-				return nil, fail(name, d, err)
-			}
-			if b, ok := v.(bool); ok && !b {
-				continue
-			}
-		}
-		typ := ""
-		if t := d.get("type"); t != nil && t.kind == 's' {
-			typ = t.str
-		}
-		var v any
-		var err error
-		if cp := d.get("copy"); cp != nil {
-			var count int
-			count, err = c.copyCount(cp.get("count"))
-			items := []any{}
-			for j := 0; err == nil && j < count; j++ {
-				var item any
-				item, err = c.withLoop("", j).evalNode(cp.get("input"), false)
-				items = append(items, item)
-			}
-			v = items
-		} else {
-			v, err = c.evalNode(d.get("value"), false)
-		}
+		v, keep, err := c.output(d)
 		if err != nil {
-			return nil, fail(name, d, err)
+			return nil, asTemplateError(err, func(msg string) *Error {
+				return &Error{Code: CodeOutputEvaluationFailed, Message: fmt.Sprintf("The template output '%s' is not valid: %s.", name, msg), Line: d.line, Column: d.col}
+			})
 		}
-		out[name] = Value{Type: echoType(typ), Value: v}
+		if keep {
+			out[name] = v
+		}
 	}
 	return out, nil
 }
 
-// implicitReferences lists the literal names passed to reference() in a
-// resource's body: ARM makes a resource depend on a resource of the same
-// template it references by name (template-functions-resource.md,
-// "Implicit dependency"). Names computed by expressions are not followed.
-func implicitReferences(decl *node) []string {
+// output evaluates one output declaration; keep is false when its
+// condition is false.
+func (c *evalCtx) output(d *node) (v Value, keep bool, err error) {
+	if d.kind != 'o' {
+		return Value{}, false, exprErrorf("The output must be an object")
+	}
+	if cond := d.get("condition"); cond != nil {
+		cv, err := c.evalNode(cond, false)
+		if err != nil {
+			return Value{}, false, err
+		}
+		b, ok := cv.(bool)
+		if !ok {
+			return Value{}, false, exprErrorf("The output condition must be a boolean. The provided value is of type '%s'", typeName(cv))
+		}
+		if !b {
+			return Value{}, false, nil
+		}
+	}
+	typ := ""
+	if t := d.get("type"); t != nil && t.kind == 's' {
+		typ = strings.ToLower(t.str)
+	}
+	if !validParamType(typ) {
+		return Value{}, false, exprErrorf("The output type '%s' is not valid. The supported types are 'string, securestring, int, bool, object, secureobject, array'", typ)
+	}
+	var val any
+	if cp := d.get("copy"); cp != nil {
+		// Output iterations use copyIndex() without a name (copy-outputs.md).
+		count, err := c.copyCount(cp)
+		if err != nil {
+			return Value{}, false, err
+		}
+		items := make([]any, 0, count)
+		for j := 0; j < count; j++ {
+			item, err := c.withLoop("", j, false).evalNode(cp.get("input"), false)
+			if err != nil {
+				return Value{}, false, err
+			}
+			items = append(items, item)
+		}
+		val = items
+	} else {
+		val, err = c.evalNode(d.get("value"), false)
+		if err != nil {
+			return Value{}, false, err
+		}
+	}
+	// The wording is ours: no ARM answer for a mistyped output was found.
+	if !typeMatches(typ, val) {
+		return Value{}, false, exprErrorf("The output value is of type '%s', which does not match the declared type '%s'", typeName(val), echoType(typ))
+	}
+	return Value{Type: echoType(typ), Value: val}, true, nil
+}
+
+// implicitReferences lists the names of resources r's body passes to
+// reference() and list*(): ARM makes a resource depend on a resource of
+// the same template it references by name (resource-dependency.md,
+// "reference and list functions": "Reference and list expressions
+// implicitly declare that one resource depends on another… To enforce an
+// implicit dependency, refer to the resource by name, not resource ID. If
+// you pass the resource ID into the reference or list functions, an
+// implicit reference isn't created."; its example derives the name from
+// variables('webAppName')). The name may be computed: it is evaluated
+// here when it needs only what is known before deployment (parameters,
+// variables, copyIndex of r's loop and functions that do not read
+// deployed resources); a name that cannot be evaluated yet adds nothing.
+func (p *planner) implicitReferences(r *Resource) ([]string, error) {
+	c := &evalCtx{p: p, phase: phasePlan, loops: r.loops}
 	var out []string
-	var walkExpr func(e expr)
-	walkExpr = func(e expr) {
+	var walkExpr func(e expr) error
+	walkExpr = func(e expr) error {
 		switch t := e.(type) {
 		case call:
-			if strings.EqualFold(t.name, "reference") && len(t.args) > 0 {
-				if s, ok := t.args[0].(strLit); ok && !strings.HasPrefix(s.val, "/") {
-					out = append(out, s.val)
+			if (strings.EqualFold(t.name, "reference") || isListFunction(t.name) && functions[strings.ToLower(t.name)] == nil) && len(t.args) > 0 {
+				v, err := c.eval(t.args[0])
+				if errors.Is(err, ErrUnsupported) {
+					return err // the budget is spent
+				}
+				if s, ok := v.(string); err == nil && ok && s != "" && !strings.HasPrefix(s, "/") {
+					out = append(out, s)
 				}
 			}
 			for _, a := range t.args {
-				walkExpr(a)
+				if err := walkExpr(a); err != nil {
+					return err
+				}
 			}
 		case propAccess:
-			walkExpr(t.target)
+			return walkExpr(t.target)
 		case indexAccess:
-			walkExpr(t.target)
-			walkExpr(t.index)
+			if err := walkExpr(t.target); err != nil {
+				return err
+			}
+			return walkExpr(t.index)
 		}
+		return nil
 	}
-	var walk func(n *node)
-	walk = func(n *node) {
+	var walk func(n *node) error
+	walk = func(n *node) error {
 		switch n.kind {
 		case 's':
 			if text, ok := splitExpression(n.str); ok {
-				if e, err := parseExpression(text); err == nil {
-					walkExpr(e)
+				if e, err := p.parsed(text); err == nil {
+					return walkExpr(e)
 				}
 			}
 		case 'a':
 			for _, e := range n.elems {
-				walk(e)
+				if err := walk(e); err != nil {
+					return err
+				}
 			}
 		case 'o':
 			for _, v := range n.vals {
-				walk(v)
+				if err := walk(v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for i, k := range r.decl.keys {
+		if !bodyExcluded[strings.ToLower(k)] {
+			if err := walk(r.decl.vals[i]); err != nil {
+				return nil, err
 			}
 		}
 	}
-	for i, k := range decl.keys {
-		if !bodyExcluded[strings.ToLower(k)] {
-			walk(decl.vals[i])
-		}
-	}
-	return out
+	return out, nil
 }

@@ -68,7 +68,7 @@ func TestQuickstartComputeInstance(t *testing.T) {
 	}
 	r := pl.Resources[0]
 	if r.Type != "Microsoft.MachineLearningServices/workspaces/computes" || r.Name != "ws/ci" || r.APIVersion != "2021-07-01" || !r.Condition {
-		t.Errorf("resource = %s %s %s cond %v", r.Type, r.Name, r.APIVersion, r.Condition)
+		t.Errorf("resource = %s %s %s cond %v, want Microsoft.MachineLearningServices/workspaces/computes ws/ci 2021-07-01 cond true", r.Type, r.Name, r.APIVersion, r.Condition)
 	}
 	wantID := "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/ci"
 	if r.ID != wantID {
@@ -86,7 +86,7 @@ func TestQuickstartComputeInstance(t *testing.T) {
 	}
 	props := body["properties"].(map[string]any)
 	if props["computeType"] != "ComputeInstance" {
-		t.Errorf("computeType = %v", props["computeType"])
+		t.Errorf("computeType = %v, want ComputeInstance", props["computeType"])
 	}
 	inner := props["properties"].(map[string]any)
 	script := inner["setupScripts"].(map[string]any)["scripts"].(map[string]any)["creationScript"].(map[string]any)
@@ -104,13 +104,13 @@ func TestQuickstartComputeInstance(t *testing.T) {
 	}
 	user := inner["personalComputeInstanceSettings"].(map[string]any)["assignedUser"].(map[string]any)
 	if user["tenantId"] != "tid" || user["objectId"] != "GEN-AZUREAD-OBJECTID" {
-		t.Errorf("assignedUser = %v", user)
+		t.Errorf("assignedUser = %v, want tenantId tid and objectId GEN-AZUREAD-OBJECTID", user)
 	}
 	if body["location"] != "westeurope" || inner["vmSize"] != "Standard_DS3_v2" {
-		t.Errorf("location %v vmSize %v", body["location"], inner["vmSize"])
+		t.Errorf("location %v vmSize %v, want westeurope Standard_DS3_v2", body["location"], inner["vmSize"])
 	}
 	if got := pl.Parameters["location"]; got.Type != "String" || got.Value != "westeurope" {
-		t.Errorf("echoed location = %+v", got)
+		t.Errorf("echoed location = %+v, want {String westeurope}", got)
 	}
 
 	// With a subnet the variable is used.
@@ -160,18 +160,18 @@ func TestQuickstartPrereqOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := out["workspaceName"]; got.Type != "String" || got.Value != "ws" {
-		t.Errorf("output = %+v", got)
+		t.Errorf("output = %+v, want {String ws}", got)
 	}
 	body, err := pl.Body(ws, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if body["identity"].(map[string]any)["type"] != "systemAssigned" {
-		t.Errorf("identity = %v", body["identity"])
+		t.Errorf("identity = %v, want type systemAssigned", body["identity"])
 	}
 	for _, k := range []string{"dependsOn", "type", "name", "apiVersion"} {
 		if _, ok := body[k]; ok {
-			t.Errorf("body has %q", k)
+			t.Errorf("body has %q, want it left out", k)
 		}
 	}
 }
@@ -210,7 +210,7 @@ func TestCopyLoopsAndDependencies(t *testing.T) {
 	}
 	vm := pl.Resources[3]
 	if len(vm.DependsOn) != 3 || !strings.HasSuffix(vm.DependsOn[2], "/networkInterfaces/nic3") {
-		t.Errorf("vm DependsOn = %v", vm.DependsOn)
+		t.Errorf("vm DependsOn = %v, want the three nics", vm.DependsOn)
 	}
 	s2 := pl.Resources[6]
 	if len(s2.DependsOn) != 2 || !strings.HasSuffix(s2.DependsOn[0], "/sites/s0") {
@@ -222,7 +222,7 @@ func TestCopyLoopsAndDependencies(t *testing.T) {
 	}
 	ips := body["properties"].(map[string]any)["ipConfigurations"]
 	if !reflect.DeepEqual(ips, []any{map[string]any{"name": "ip0"}, map[string]any{"name": "ip1"}}) {
-		t.Errorf("ipConfigurations = %v", ips)
+		t.Errorf("ipConfigurations = %v, want ip0 and ip1", ips)
 	}
 }
 
@@ -244,7 +244,7 @@ func TestChildResourcesAndOrder(t *testing.T) {
 		t.Errorf("order = %v, want %v", names, want)
 	}
 	if pl.Resources[3].Condition {
-		t.Errorf("condition false resource has Condition true")
+		t.Errorf("Condition = true, want false for the resource with condition false")
 	}
 	if len(pl.Resources[1].DependsOn) != 1 || !strings.HasSuffix(pl.Resources[1].DependsOn[0], "storageAccounts/sa") {
 		t.Errorf("child DependsOn = %v, want its parent", pl.Resources[1].DependsOn)
@@ -280,20 +280,20 @@ func TestReferenceInBodyAndOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if body["properties"].(map[string]any)["ep"] != "https://sa.blob/" {
-		t.Errorf("body = %v", body)
+		t.Errorf("body = %v, want properties.ep https://sa.blob/", body)
 	}
 	out, err := pl.Outputs(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out["ep"].Value != "https://sa.blob/" || out["ep"].Type != "String" {
-		t.Errorf("ep = %+v", out["ep"])
+		t.Errorf("ep = %+v, want {String https://sa.blob/}", out["ep"])
 	}
 	if _, ok := out["skipped"]; ok {
-		t.Errorf("output with condition false is present")
+		t.Errorf("output skipped = %+v, want it left out (condition false)", out["skipped"])
 	}
 	if !reflect.DeepEqual(out["list"].Value, []any{int64(0), int64(1)}) {
-		t.Errorf("list = %+v", out["list"])
+		t.Errorf("list = %+v, want [0 1]", out["list"])
 	}
 }
 
@@ -351,7 +351,7 @@ func TestUnknownFunctionFailsValidation(t *testing.T) {
 	}
 	_, err = Parse([]byte(`{"outputs":{"o":{"type":"string","value":"[concat('a']"}}}`))
 	if !errors.As(err, &ae) || ae.Code != CodeInvalidTemplate || !strings.Contains(ae.Message, "concat('a'") {
-		t.Errorf("syntax error in an output: %v", err)
+		t.Errorf("syntax error in an output: %v, want InvalidTemplate naming concat('a'", err)
 	}
 }
 
@@ -361,7 +361,7 @@ func TestSecureParametersNotEchoed(t *testing.T) {
 		t.Errorf("pw = %+v, want type only", v)
 	}
 	if v := pl.Parameters["n"]; v.Type != "Int" || v.Value != int64(3) {
-		t.Errorf("n = %+v", v)
+		t.Errorf("n = %+v, want {Int 3}", v)
 	}
 }
 
@@ -391,6 +391,6 @@ func TestRequestSize(t *testing.T) {
 	err := CheckRequestSize(MaxRequestSize + 1)
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Code != CodeRequestContentTooLarge || ae.Message != "The request content size exceeds the maximum size of 4 MB." {
-		t.Errorf("CheckRequestSize(max+1) = %v", err)
+		t.Errorf("CheckRequestSize(max+1) = %v, want RequestContentTooLarge", err)
 	}
 }

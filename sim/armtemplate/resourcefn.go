@@ -104,19 +104,15 @@ func fnExtensionResourceID(_ *evalCtx, a []any) (any, error) {
 // resolveTarget turns reference()'s first argument into a resource ID and
 // a default API version: a bare name is a resource of this template
 // (template-functions-resource.md, reference).
-func (c *evalCtx) resolveTarget(fn, target string) (id, apiVersion string, err error) {
+func (c *evalCtx) resolveTarget(target string) (id, apiVersion string, err error) {
 	if strings.HasPrefix(target, "/") {
-		for _, r := range c.p.res {
-			if strings.EqualFold(r.ID, target) {
-				return target, r.APIVersion, nil
-			}
+		if rs := c.p.byID[strings.ToLower(target)]; len(rs) > 0 {
+			return target, rs[0].APIVersion, nil
 		}
 		return target, "", nil
 	}
-	for _, r := range c.p.res {
-		if strings.EqualFold(r.Name, target) {
-			return r.ID, r.APIVersion, nil
-		}
+	if rs := c.p.byName[strings.ToLower(target)]; len(rs) > 0 {
+		return rs[0].ID, rs[0].APIVersion, nil
 	}
 	return "", "", exprErrorf("The template reference '%s' is not valid: could not find template resource or resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details.", target)
 }
@@ -126,7 +122,7 @@ func fnReference(c *evalCtx, a []any) (any, error) {
 	if !ok {
 		return nil, typeError("reference", "String", a[0])
 	}
-	id, apiVersion, err := c.resolveTarget("reference", target)
+	id, apiVersion, err := c.resolveTarget(target)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +172,7 @@ func (c *evalCtx) callList(name string, args []expr) (any, error) {
 	if !ok {
 		return nil, typeError(name, "String", vals[0])
 	}
-	id, _, err := c.resolveTarget(name, target)
+	id, _, err := c.resolveTarget(target)
 	if err != nil {
 		return nil, err
 	}
@@ -211,21 +207,49 @@ func fnUTCNow(c *evalCtx, a []any) (any, error) {
 		}
 		f = s
 	}
-	return dotnetFormat(c.p.now(), f), nil
+	return dotnetFormat(c.p.now(), f)
 }
 
-// dotnetFormat formats t with a .NET standard ("u", "d", "o", "s") or
-// custom date format.
-func dotnetFormat(t time.Time, f string) string {
-	switch f {
-	case "u":
-		return t.Format("2006-01-02 15:04:05Z")
-	case "d":
-		return t.Format("1/2/2006")
-	case "o", "O":
-		return t.Format("2006-01-02T15:04:05.0000000Z")
-	case "s":
-		return t.Format("2006-01-02T15:04:05")
+// standardFormats are .NET's standard date and time format strings as the
+// invariant culture expands them into custom ones (utcNow takes .NET
+// format strings, template-functions-date.md). The .NET "Standard DateTime
+// Format Strings" page (learn.microsoft.com, az4se3k1) gives "d" as
+// "MM/dd/yyyy" and "D" as "dddd, dd MMMM yyyy" for the invariant culture;
+// the other expansions are the invariant culture's as we know them, not
+// checked against a source read for this package. "o" and "u" carry a
+// literal "Z": utcNow's time is UTC.
+var standardFormats = map[string]string{
+	"d": "MM/dd/yyyy",
+	"D": "dddd, dd MMMM yyyy",
+	"f": "dddd, dd MMMM yyyy HH:mm",
+	"F": "dddd, dd MMMM yyyy HH:mm:ss",
+	"g": "MM/dd/yyyy HH:mm",
+	"G": "MM/dd/yyyy HH:mm:ss",
+	"m": "MMMM dd",
+	"M": "MMMM dd",
+	"r": "ddd, dd MMM yyyy HH:mm:ss 'GMT'",
+	"R": "ddd, dd MMM yyyy HH:mm:ss 'GMT'",
+	"s": "yyyy-MM-ddTHH:mm:ss",
+	"t": "HH:mm",
+	"T": "HH:mm:ss",
+	"u": "yyyy-MM-dd HH:mm:ss'Z'",
+	"U": "dddd, dd MMMM yyyy HH:mm:ss",
+	"y": "yyyy MMMM",
+	"Y": "yyyy MMMM",
+	"o": "yyyy-MM-ddTHH:mm:ss.fffffff'Z'",
+	"O": "yyyy-MM-ddTHH:mm:ss.fffffff'Z'",
+}
+
+// dotnetFormat formats t (UTC) with a .NET standard format (one
+// character) or a custom one. Custom formats keep characters that are not
+// specifiers as they are, and text in quotes literally.
+func dotnetFormat(t time.Time, f string) (string, error) {
+	if len(f) == 1 {
+		std, ok := standardFormats[f]
+		if !ok {
+			return "", evalFailed("utcNow", "the format '%s' is not a supported .NET standard date and time format.", f)
+		}
+		f = std
 	}
 	tokens := []struct{ tok, layout string }{
 		{"yyyy", "2006"}, {"yy", "06"}, {"MMMM", "January"}, {"MMM", "Jan"}, {"MM", "01"}, {"M", "1"},
@@ -235,6 +259,15 @@ func dotnetFormat(t time.Time, f string) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(f); {
+		if q := f[i]; q == '\'' || q == '"' {
+			end := strings.IndexByte(f[i+1:], q)
+			if end < 0 {
+				end = len(f) - i - 1
+			}
+			b.WriteString(f[i+1 : i+1+end])
+			i += end + 2
+			continue
+		}
 		matched := false
 		for _, tk := range tokens {
 			if strings.HasPrefix(f[i:], tk.tok) {
@@ -254,5 +287,5 @@ func dotnetFormat(t time.Time, f string) string {
 			i++
 		}
 	}
-	return b.String()
+	return b.String(), nil
 }

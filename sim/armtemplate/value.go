@@ -74,8 +74,9 @@ func normalize(v any) any {
 }
 
 // typeName is the name ARM gives a value's type in its messages ("The
-// provided value is of type 'Integer'", Kingsland.ArmLinter's record of
-// real ARM answers).
+// provided value is of type 'Integer'", as recorded in the tests of
+// Kingsland.ArmLinter, a third-party linter whose tests hold outputs its
+// authors got from ARM).
 func typeName(v any) string {
 	switch v.(type) {
 	case string:
@@ -158,7 +159,9 @@ func deepEqual(a, b any) bool {
 	return reflect.DeepEqual(normalize(a), normalize(b))
 }
 
-// deepCopy copies arrays and objects so that callers can modify results.
+// deepCopy copies arrays and objects, so that values handed out
+// (parameters(), variables(), Plan.Parameters) share nothing with the
+// plan's caches and callers may modify them.
 func deepCopy(v any) any {
 	switch t := v.(type) {
 	case []any:
