@@ -48,6 +48,7 @@ var staticFlags = map[string][]string{
 	"serve":       {"--home", "--listen", "--config", "--driver", "--test-clock", "-v"},
 	"token":       {"--home", "--user", "--tenant", "--name", "--ttl"},
 	"env":         {"--home", "--endpoint", "--user", "--tenant"},
+	"studio":      {"--home", "--endpoint", "--user", "--tenant"},
 	"image build": {"--cache"},
 }
 

@@ -15,6 +15,7 @@ Usage:
   amlsim serve [--home DIR] [--listen ADDR] [--config FILE] [--driver libvirt|fake] [--test-clock]
   amlsim token [--home DIR] [--user OBJECT_ID] [--tenant TENANT_ID] [--name NAME] [--ttl DURATION]
   amlsim env [--home DIR] [--endpoint URL] [--user OBJECT_ID]
+  amlsim studio [--home DIR] [--endpoint URL] [--user OBJECT_ID]
   amlsim image build [--cache DIR]
 
   amlsim compute create NAME --size SIZE [--ssh-key FILE] [--setup-script FILE] [--no-wait]
@@ -47,6 +48,7 @@ func verbs() map[string]func([]string) error {
 		"serve":        serve,
 		"token":        token,
 		"env":          envCmd,
+		"studio":       studioCmd,
 		"image":        image,
 		"compute":      compute,
 		"usage":        usageCmd,

@@ -26,6 +26,7 @@ import (
 	"github.com/amlsim/amlsim/sim/guest"
 	"github.com/amlsim/amlsim/sim/pki"
 	"github.com/amlsim/amlsim/sim/store"
+	"github.com/amlsim/amlsim/sim/studio"
 )
 
 // Files in the home directory.
@@ -126,8 +127,12 @@ instance VMs keep running, to be taken back at the next start.`)
 		return err
 	}
 	defer audit.Close()
+	arm := api.New(svc, signer, append(apiOpts, api.WithAudit(audit))...)
+	mux := http.NewServeMux()
+	mux.Handle(studio.PathPrefix, studio.New(svc, signer, arm, log))
+	mux.Handle("/", arm)
 	srv := &http.Server{
-		Handler:           api.New(svc, signer, append(apiOpts, api.WithAudit(audit))...),
+		Handler:           mux,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -709,28 +708,7 @@ func (d *deployRun) deploy(ctx context.Context, res *armtemplate.Resource) (int,
 
 // call sends one request to the API as the deploying principal.
 func (d *deployRun) call(ctx context.Context, method, path, version string, body []byte) *httptest.ResponseRecorder {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	// The path comes from the template: set as a URL, not parsed.
-	req := httptest.NewRequestWithContext(ctx, method, "/", rd)
-	req.URL = &url.URL{Path: path, RawQuery: "api-version=" + url.QueryEscape(version)}
-	req.RequestURI = req.URL.RequestURI()
-	req.Host = d.host
-	req.Header.Set("x-ms-correlation-request-id", d.p.rec.CorrelationID)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	tok, err := d.s.tokens.Mint(d.who.ObjectID, d.who.TenantID, d.who.Name, time.Hour)
-	rec := httptest.NewRecorder()
-	if err != nil {
-		writeError(rec, err)
-		return rec
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	d.s.ServeHTTP(rec, req)
-	return rec
+	return d.s.Call(ctx, d.who, Request{Host: d.host, Method: method, Path: path, Version: version, Body: body, CorrelationID: d.p.rec.CorrelationID})
 }
 
 // responseError is the ARM error a response carries.
