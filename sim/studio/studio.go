@@ -75,7 +75,7 @@ func New(svc *sim.Service, tokens *auth.Signer, arm Caller, log *slog.Logger) *S
 		}
 		return strings.ToUpper(s[:1]) + s[1:]
 	}}
-	for _, page := range []string{"computes", "compute", "confirm", "signin"} {
+	for _, page := range []string{"computes", "compute", "confirm", "signin", "new", "log", "quota"} {
 		s.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/parts.html", "templates/"+page+".html"))
 	}
@@ -93,8 +93,15 @@ func New(svc *sim.Service, tokens *auth.Signer, arm Caller, log *slog.Logger) *S
 		http.Redirect(w, r, "/studio/computes", http.StatusSeeOther)
 	})
 	mux.HandleFunc("GET /studio/computes", s.signedIn(s.list))
-	mux.HandleFunc("GET /studio/computes/rows", s.signedIn(s.rows))
+	mux.HandleFunc("POST /studio/computes", s.signedIn(s.create))
+	// Fragments and forms live outside /studio/computes/, where every
+	// name is an instance's.
+	mux.HandleFunc("GET /studio/rows", s.signedIn(s.rows))
+	mux.HandleFunc("GET /studio/new", s.signedIn(s.newForm))
+	mux.HandleFunc("GET /studio/check-name", s.signedIn(s.checkName))
+	mux.HandleFunc("GET /studio/quota", s.signedIn(s.quota))
 	mux.HandleFunc("GET /studio/computes/{name}", s.signedIn(s.details))
+	mux.HandleFunc("GET /studio/computes/{name}/logs/{kind}", s.signedIn(s.logPage))
 	mux.HandleFunc("GET /studio/computes/{name}/confirm/{action}", s.signedIn(s.confirm))
 	mux.HandleFunc("POST /studio/computes/{name}/{action}", s.signedIn(s.act))
 	s.mux = mux
@@ -189,6 +196,13 @@ type page struct {
 	Compute    *instance
 	Action     string
 	Notice     string
+	Form       *newForm
+	Log        string
+	Usages     []usage
+	Location   string
+	Events     []event
+	// CanCreate is whether the user may create instances (computes/write).
+	CanCreate bool
 }
 
 // instance is a compute instance as the studio shows it, read from the
@@ -283,21 +297,33 @@ func (s *Studio) computesPath() string {
 // call asks the API, as p, and decodes a 2xx answer into out (when not
 // nil); another answer is returned as the ARM error it carries.
 func (s *Studio) call(r *http.Request, p sim.Principal, method, path string, query url.Values, out any) error {
-	rec := s.api.Call(r.Context(), p, api.Request{Host: r.Host, Method: method, Path: path, Version: apiVersion, Query: query})
+	req := apiRequest(r, method, path, nil)
+	req.Query = query
+	rec := s.api.Call(r.Context(), p, req)
 	if rec.Code/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(rec.Body.Bytes(), &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("the API answered %d", rec.Code)
+		return armError(rec.Code, rec.Body.Bytes())
 	}
 	if out != nil {
 		return json.Unmarshal(rec.Body.Bytes(), out)
 	}
 	return nil
 }
+
+func apiRequest(r *http.Request, method, path string, body []byte) api.Request {
+	return api.Request{Host: r.Host, Method: method, Path: path, Version: apiVersion, Body: body}
+}
+
+// armError is the error an API answer carries, as the page shows it.
+func armError(status int, body []byte) error {
+	var e struct{ Error struct{ Code, Message string } }
+	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
+	}
+	return fmt.Errorf("the API answered %d", status)
+}
+
+// templateEscape escapes text for HTML written outside a template.
+func templateEscape(s string) string { return template.HTMLEscapeString(s) }
 
 func (s *Studio) view(p sim.Principal, c armCompute) instance {
 	pp := c.Properties.Properties
@@ -387,7 +413,8 @@ func (s *Studio) base(p sim.Principal, title string) page {
 	for _, c := range s.svc.Config().Principals {
 		all = append(all, sim.Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name})
 	}
-	return page{Title: title, Me: p, Principals: all, Workspace: s.workspace().Name}
+	return page{Title: title, Me: p, Principals: all, Workspace: s.workspace().Name,
+		CanCreate: s.svc.Authorize(p, sim.ActComputeWrite, s.computesPath()) == nil}
 }
 
 func (s *Studio) list(w http.ResponseWriter, r *http.Request, p sim.Principal) {
@@ -425,6 +452,7 @@ func (s *Studio) details(w http.ResponseWriter, r *http.Request, p sim.Principal
 	}
 	in := s.view(p, c)
 	pg.Compute = &in
+	pg.Events = s.events(r, p, in.Name)
 	pg.Notice = r.URL.Query().Get("notice")
 	s.render(w, r, http.StatusOK, "compute", pg)
 }

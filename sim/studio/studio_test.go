@@ -49,7 +49,7 @@ func newEnv(t *testing.T) *env {
 	}
 	d := 300 * time.Millisecond
 	drv := fake.New(fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}))
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}})
+	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}}, sim.WithShares(filepath.Join(home, "shares")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func (e *env) browser(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
 	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel3 := context.WithTimeout(ctx, 40*time.Second)
 	t.Cleanup(cancel3)
 	return ctx
 }
@@ -157,15 +157,53 @@ func TestStudioInChromium(t *testing.T) {
 	shot(ctx, "01-empty-list")
 
 	ref := sim.WorkspaceRef{ResourceGroup: "rg-local", Name: "ws-local"}
-	if _, _, err := e.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-web", sim.CreateRequest{Size: "Standard_DS3_v2", SSHPublic: true,
-		AdminKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb t@t"}); err != nil {
+	// The create form: the name checked live, a size, SSH with a key, and
+	// a creation script uploaded from this machine.
+	script := filepath.Join(t.TempDir(), "setup.sh")
+	os.WriteFile(script, []byte("#!/bin/bash\necho set up by the studio\n"), 0o644)
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`//h1/a[text()="New"]`),
+		chromedp.WaitVisible(chromedp.CSS("form.create")),
+		chromedp.SendKeys(chromedp.CSS("#name"), "1bad"),
+		chromedp.WaitVisible(`//span[@id="name-check" and @class="bad"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	shot(ctx, "02-new-bad-name")
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS("#name"), "ci-"),
+		chromedp.SendKeys(chromedp.CSS("#name"), "web"),
+		chromedp.WaitVisible(`//span[@id="name-check" and @class="ok"]`),
+		chromedp.Click(`//input[@name="ssh"]`),
+		chromedp.SendKeys(chromedp.CSS("#sshKey"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb t@t"),
+		chromedp.SetUploadFiles(chromedp.CSS("#creationUpload"), []string{script}),
+		chromedp.SendKeys(chromedp.CSS("#creationArgs"), "one two"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	shot(ctx, "03-new-filled")
+	if err := chromedp.Do(ctx, chromedp.Click(`//button[text()="Create"]`), chromedp.WaitVisible(chromedp.CSS("dl.details"))); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := e.svc.Compute(ref, "ci-web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	share, _ := e.svc.WorkspaceShare(ref)
+	if b, err := os.ReadFile(filepath.Join(share, "Users", "amlsim-owner", "setup.sh")); err != nil || !strings.Contains(string(b), "set up by the studio") {
+		t.Errorf("the uploaded script in the share: %q, %v", b, err)
+	}
+	if sc := inst.Script(sim.Creation); sc == nil || sc.Path != "Users/amlsim-owner/setup.sh" || sc.Arguments != "one two" {
+		t.Errorf("creation script: %+v", sc)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/studio/computes")); err != nil {
 		t.Fatal(err)
 	}
 	// No reload: the list's rows refresh on their own.
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(row("ci-web", "Running"))); err != nil {
 		t.Fatalf("ci-web never showed Running: %v", err)
 	}
-	shot(ctx, "02-list-running")
+	shot(ctx, "04-list-running")
 
 	if err := chromedp.Do(ctx, chromedp.Click(`//a[text()="ci-web"]`), chromedp.WaitVisible(chromedp.CSS("dl.details"))); err != nil {
 		t.Fatal(err)
@@ -174,11 +212,22 @@ func TestStudioInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, _ := e.svc.Compute(ref, "ci-web")
+	inst, _ = e.svc.Compute(ref, "ci-web")
 	if want := "ssh -p " + itoa(inst.SSHPort) + " azureuser@127.0.0.1"; ssh != want {
 		t.Errorf("SSH command %q, want %q", ssh, want)
 	}
-	shot(ctx, "03-details")
+	shot(ctx, "05-details")
+	if err := chromedp.Do(ctx, chromedp.Click(`//a[text()="Creation script"]`), chromedp.WaitVisible(`//h1[contains(., "log of ci-web")]`)); err != nil {
+		t.Fatal(err)
+	}
+	shot(ctx, "06-log")
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/studio/quota"), chromedp.WaitVisible(chromedp.CSS("table.quota meter"))); err != nil {
+		t.Fatal(err)
+	}
+	shot(ctx, "07-quota")
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/studio/computes/ci-web"), chromedp.WaitVisible(chromedp.CSS("dl.details"))); err != nil {
+		t.Fatal(err)
+	}
 
 	// act confirms an action from the details page and waits for the
 	// state it leads to.
@@ -190,7 +239,7 @@ func TestStudioInChromium(t *testing.T) {
 		); err != nil {
 			t.Fatalf("%s: %v", action, err)
 		}
-		shot(ctx, "04-confirm-"+action)
+		shot(ctx, "08-confirm-"+action)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("form.confirm button")), chromedp.WaitVisible(chromedp.CSS("p.notice"))); err != nil {
 			t.Fatalf("%s: %v", action, err)
 		}
@@ -210,7 +259,7 @@ func TestStudioInChromium(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/studio/computes/ci-web"), chromedp.WaitVisible(`//h1/span[text()="Stopped"]`)); err != nil {
 		t.Fatal(err)
 	}
-	shot(ctx, "05-details-stopped")
+	shot(ctx, "09-details-stopped")
 	act("start", "Start", "Running")
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/studio/computes/ci-web"), chromedp.WaitVisible(`//h1/span[text()="Running"]`)); err != nil {
 		t.Fatal(err)
@@ -227,7 +276,7 @@ func TestStudioInChromium(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//td[@class="empty"]`)); err != nil {
 		t.Fatalf("ci-web stayed in the list: %v", err)
 	}
-	shot(ctx, "06-deleted")
+	shot(ctx, "10-deleted")
 }
 
 // A Reader sees the instances and no action; a form posted from another
@@ -249,7 +298,7 @@ func TestStudioReaderAndForgedPost(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	shot(ctx, "07-reader-list")
+	shot(ctx, "11-reader-list")
 	buttons, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("a.button, form.confirm button").length`))
 	if err != nil {
 		t.Fatal(err)

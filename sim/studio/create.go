@@ -1,0 +1,339 @@
+package studio
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+// maxScript is the largest setup script the create form takes.
+const maxScript = 1 << 20
+
+// size is a VM size as the create form offers it, with the quota of its
+// family left in the region.
+type size struct {
+	Name      string
+	Family    string
+	VCPUs     int
+	MemoryGB  float64
+	QuotaLeft int
+}
+
+// usage is one quota of the region, for the quota page's bars.
+type usage struct {
+	Name    string
+	Current int
+	Limit   int
+	Percent int
+}
+
+// newForm is what the create form shows and, after a refused create,
+// what the user had entered.
+type newForm struct {
+	Name, Size, SSHKey, CreationArgs, StartupArgs, AssignTo, IdleMinutes string
+	SSH                                                                 bool
+	CreationScript, StartupScript                                       string
+	Sizes                                                               []size
+	Scripts                                                             []string
+	UserFolder                                                          string
+}
+
+func (s *Studio) location() string { return s.svc.Config().Workspaces[0].Location }
+
+func (s *Studio) locationPath(what string) string {
+	return "/subscriptions/" + s.svc.Config().Subscription + "/providers/Microsoft.MachineLearningServices/locations/" + s.location() + "/" + what
+}
+
+// sizes reads the catalogue and the region's usages through the API.
+func (s *Studio) sizes(r *http.Request, p sim.Principal) ([]size, []usage, error) {
+	var vs struct {
+		Value []struct {
+			Name     string  `json:"name"`
+			Family   string  `json:"family"`
+			VCPUs    int     `json:"vCPUs"`
+			MemoryGB float64 `json:"memoryGB"`
+		} `json:"value"`
+	}
+	if err := s.call(r, p, "GET", s.locationPath("vmSizes"), nil, &vs); err != nil {
+		return nil, nil, err
+	}
+	var us struct {
+		Value []struct {
+			Name struct {
+				Value          string `json:"value"`
+				LocalizedValue string `json:"localizedValue"`
+			} `json:"name"`
+			CurrentValue int `json:"currentValue"`
+			Limit        int `json:"limit"`
+		} `json:"value"`
+	}
+	if err := s.call(r, p, "GET", s.locationPath("usages"), nil, &us); err != nil {
+		return nil, nil, err
+	}
+	left := map[string]int{}
+	var usages []usage
+	for _, u := range us.Value {
+		left[strings.ToLower(u.Name.Value)] = u.Limit - u.CurrentValue
+		pct := 0
+		if u.Limit > 0 {
+			pct = min(100, u.CurrentValue*100/u.Limit)
+		}
+		usages = append(usages, usage{Name: u.Name.LocalizedValue, Current: u.CurrentValue, Limit: u.Limit, Percent: pct})
+	}
+	var out []size
+	for _, v := range vs.Value {
+		out = append(out, size{Name: v.Name, Family: v.Family, VCPUs: v.VCPUs, MemoryGB: v.MemoryGB, QuotaLeft: left[strings.ToLower(v.Family)]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].VCPUs < out[j].VCPUs || out[i].VCPUs == out[j].VCPUs && out[i].Name < out[j].Name })
+	return out, usages, nil
+}
+
+var folderRE = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// userFolder is the user's folder of the workspace share, where the
+// studio puts the scripts it uploads, as Azure's studio puts them under
+// Users/<alias> (how-to-customize-compute-instance.md).
+func userFolder(p sim.Principal) string {
+	name := strings.Trim(folderRE.ReplaceAllString(strings.ToLower(p.Name), "-"), "-")
+	if name == "" {
+		name = strings.ToLower(p.ObjectID)
+	}
+	return "Users/" + name
+}
+
+// shareScripts lists the shell scripts of the workspace share, as paths
+// relative to it.
+func (s *Studio) shareScripts() []string {
+	dir, err := s.svc.WorkspaceShare(s.workspace())
+	if err != nil || dir == "" {
+		return nil
+	}
+	var out []string
+	filepath.WalkDir(filepath.Join(dir, "Users"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".sh") {
+			if rel, err := filepath.Rel(dir, p); err == nil {
+				out = append(out, filepath.ToSlash(rel))
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func (s *Studio) newPage(w http.ResponseWriter, r *http.Request, p sim.Principal, form newForm, status int, errText string) {
+	pg := s.base(p, "New compute instance")
+	sizes, _, err := s.sizes(r, p)
+	if err != nil {
+		errText = err.Error()
+	}
+	form.Sizes, form.Scripts, form.UserFolder = sizes, s.shareScripts(), userFolder(p)
+	pg.Form, pg.Error = &form, errText
+	s.render(w, r, status, "new", pg)
+}
+
+func (s *Studio) newForm(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	s.newPage(w, r, p, newForm{Size: "Standard_DS3_v2", SSH: false, AssignTo: p.ObjectID}, http.StatusOK, "")
+}
+
+// checkName answers the form's live check of a name: Azure's naming rule,
+// then whether the region has an instance of that name.
+func (s *Studio) checkName(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	name := r.URL.Query().Get("name")
+	msg, ok := "", true
+	switch {
+	case name == "":
+		msg, ok = "", true
+	case sim.CheckComputeName(name) != nil:
+		msg, ok = "3 to 24 letters, digits and hyphens, starting with a letter; a hyphen must be followed by a letter somewhere after it.", false
+	default:
+		if _, err := s.svc.ComputeAt(s.location(), name); err == nil {
+			msg, ok = "An instance named "+name+" exists in "+s.location()+": names are unique in a region.", false
+		} else {
+			msg = name + " is available."
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	class := "ok"
+	if !ok {
+		class = "bad"
+	}
+	fmt.Fprintf(w, `<span id="name-check" class="%s" role="status">%s</span>`, class, templateEscape(msg))
+}
+
+// create builds the API's create request from the form and sends it.
+func (s *Studio) create(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	r.Body = http.MaxBytesReader(w, r.Body, 3*maxScript)
+	if err := r.ParseMultipartForm(2 * maxScript); err != nil {
+		http.Error(w, "the form could not be read: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	f := newForm{
+		Name: strings.TrimSpace(r.FormValue("name")), Size: r.FormValue("size"), SSH: r.FormValue("ssh") == "on",
+		SSHKey: strings.TrimSpace(r.FormValue("sshKey")), CreationScript: r.FormValue("creationScript"),
+		CreationArgs: r.FormValue("creationArgs"), StartupScript: r.FormValue("startupScript"),
+		StartupArgs: r.FormValue("startupArgs"), AssignTo: r.FormValue("assignTo"), IdleMinutes: r.FormValue("idleMinutes"),
+	}
+	props := map[string]any{"vmSize": f.Size}
+	access := "Disabled"
+	if f.SSH {
+		access = "Enabled"
+	}
+	ssh := map[string]any{"sshPublicAccess": access}
+	if f.SSH {
+		ssh["adminPublicKey"] = f.SSHKey
+	}
+	props["sshSettings"] = ssh
+	if f.AssignTo != "" && !strings.EqualFold(f.AssignTo, p.ObjectID) {
+		u, ok := s.svc.Principal(f.AssignTo)
+		if !ok {
+			s.newPage(w, r, p, f, http.StatusBadRequest, "No principal "+f.AssignTo+" in amlsim's config.")
+			return
+		}
+		tid := u.TenantID
+		if tid == "" {
+			tid = s.svc.Config().Tenant
+		}
+		props["personalComputeInstanceSettings"] = map[string]any{"assignedUser": map[string]string{"objectId": u.ObjectID, "tenantId": tid}}
+	}
+	if f.IdleMinutes != "" {
+		n, err := strconv.Atoi(f.IdleMinutes)
+		if err != nil || n < 15 || n > 3*24*60 {
+			// Azure's bounds (how-to-create-compute-instance.md).
+			s.newPage(w, r, p, f, http.StatusBadRequest, "Idle shutdown takes 15 minutes to three days.")
+			return
+		}
+		props["idleTimeBeforeShutdown"] = "PT" + strconv.Itoa(n) + "M"
+	}
+	scripts := map[string]any{}
+	for _, k := range []struct{ field, upload, args, key string }{
+		{"creationScript", "creationUpload", "creationArgs", "creationScript"},
+		{"startupScript", "startupUpload", "startupArgs", "startupScript"},
+	} {
+		ref, err := s.scriptRef(r, p, k.field, k.upload)
+		if err != nil {
+			s.newPage(w, r, p, f, http.StatusBadRequest, err.Error())
+			return
+		}
+		if ref != nil {
+			if a := r.FormValue(k.args); a != "" {
+				ref["scriptArguments"] = a
+			}
+			scripts[k.key] = ref
+		}
+	}
+	if len(scripts) > 0 {
+		props["setupScripts"] = map[string]any{"scripts": scripts}
+	}
+	body, _ := json.Marshal(map[string]any{"location": s.location(), "properties": map[string]any{"computeType": "ComputeInstance", "properties": props}})
+	if err := s.callBody(r, p, "PUT", s.computesPath()+"/"+f.Name, body); err != nil {
+		s.newPage(w, r, p, f, http.StatusBadRequest, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/studio/computes/"+url.PathEscape(f.Name)+"?notice="+url.QueryEscape("Create of "+f.Name+" requested."), http.StatusSeeOther)
+}
+
+// scriptRef is a setup script reference from the form: an uploaded file,
+// stored into the user's folder of the workspace share first, or a script
+// of the share chosen from the list; nil when neither is given.
+func (s *Studio) scriptRef(r *http.Request, p sim.Principal, field, upload string) (map[string]any, error) {
+	if file, hdr, err := r.FormFile(upload); err == nil {
+		defer file.Close()
+		b, err := io.ReadAll(io.LimitReader(file, maxScript+1))
+		if err != nil || len(b) > maxScript {
+			return nil, fmt.Errorf("the script %s is over 1 MB", hdr.Filename)
+		}
+		dir, err := s.svc.WorkspaceShare(s.workspace())
+		if err != nil {
+			return nil, err
+		}
+		name := path.Base(strings.ReplaceAll(hdr.Filename, `\`, "/"))
+		rel := userFolder(p) + "/" + name
+		if dir == "" {
+			// No share kept (a server without one): send it inline.
+			return map[string]any{"scriptSource": "inline", "scriptData": base64.StdEncoding.EncodeToString(b)}, nil
+		}
+		full := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(full, b, 0o755); err != nil {
+			return nil, err
+		}
+		return map[string]any{"scriptSource": "workspaceStorage", "scriptData": rel}, nil
+	}
+	if v := r.FormValue(field); v != "" {
+		return map[string]any{"scriptSource": "workspaceStorage", "scriptData": v}, nil
+	}
+	return nil, nil
+}
+
+// callBody sends a JSON body through the API as p.
+func (s *Studio) callBody(r *http.Request, p sim.Principal, method, path string, body []byte) error {
+	rec := s.api.Call(r.Context(), p, apiRequest(r, method, path, body))
+	if rec.Code/100 != 2 {
+		return armError(rec.Code, rec.Body.Bytes())
+	}
+	return nil
+}
+
+// --- details: events and logs; the quota page ---
+
+type event struct {
+	Time    time.Time `json:"time"`
+	State   string    `json:"state"`
+	Message string    `json:"message"`
+}
+
+// events reads an instance's events, newest first.
+func (s *Studio) events(r *http.Request, p sim.Principal, name string) []event {
+	var ev struct {
+		Value []event `json:"value"`
+	}
+	if err := s.call(r, p, "GET", s.computesPath()+"/"+name+"/amlsim/events", nil, &ev); err != nil {
+		return nil
+	}
+	for i, j := 0, len(ev.Value)-1; i < j; i, j = i+1, j-1 {
+		ev.Value[i], ev.Value[j] = ev.Value[j], ev.Value[i]
+	}
+	return ev.Value
+}
+
+// logPage shows one log of an instance: its setup or startup script's, or
+// the VM's serial console.
+func (s *Studio) logPage(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	name, kind := r.PathValue("name"), r.PathValue("kind")
+	pg := s.base(p, kind+" log of "+name)
+	pg.Compute = &instance{Name: name}
+	pg.Action = kind
+	rec := s.api.Call(r.Context(), p, apiRequest(r, "GET", s.computesPath()+"/"+name+"/amlsim/logs/"+kind, nil))
+	if rec.Code != http.StatusOK {
+		pg.Error = armError(rec.Code, rec.Body.Bytes()).Error()
+	} else {
+		pg.Log = rec.Body.String()
+	}
+	s.render(w, r, http.StatusOK, "log", pg)
+}
+
+func (s *Studio) quota(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	pg := s.base(p, "Quota")
+	_, usages, err := s.sizes(r, p)
+	if err != nil {
+		pg.Error = err.Error()
+	}
+	pg.Usages = usages
+	pg.Location = s.location()
+	s.render(w, r, http.StatusOK, "quota", pg)
+}
