@@ -44,11 +44,11 @@ type usage struct {
 // what the user had entered.
 type newForm struct {
 	Name, Size, SSHKey, CreationArgs, StartupArgs, AssignTo, IdleMinutes string
-	SSH                                                                 bool
-	CreationScript, StartupScript                                       string
-	Sizes                                                               []size
-	Scripts                                                             []string
-	UserFolder                                                          string
+	SSH                                                                  bool
+	CreationScript, StartupScript                                        string
+	Sizes                                                                []size
+	Scripts                                                              []string
+	UserFolder                                                           string
 }
 
 func (s *Studio) location() string { return s.svc.Config().Workspaces[0].Location }
@@ -97,7 +97,9 @@ func (s *Studio) sizes(r *http.Request, p sim.Principal) ([]size, []usage, error
 	for _, v := range vs.Value {
 		out = append(out, size{Name: v.Name, Family: v.Family, VCPUs: v.VCPUs, MemoryGB: v.MemoryGB, QuotaLeft: left[strings.ToLower(v.Family)]})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].VCPUs < out[j].VCPUs || out[i].VCPUs == out[j].VCPUs && out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].VCPUs < out[j].VCPUs || out[i].VCPUs == out[j].VCPUs && out[i].Name < out[j].Name
+	})
 	return out, usages, nil
 }
 

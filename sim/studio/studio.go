@@ -315,7 +315,9 @@ func apiRequest(r *http.Request, method, path string, body []byte) api.Request {
 
 // armError is the error an API answer carries, as the page shows it.
 func armError(status int, body []byte) error {
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
 		return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
 	}
