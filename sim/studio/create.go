@@ -51,7 +51,10 @@ type newForm struct {
 	UserFolder                                                           string
 }
 
-func (s *Studio) location() string { return s.svc.Config().Workspaces[0].Location }
+func (s *Studio) location() string {
+	ws, _ := s.workspace()
+	return ws.Location
+}
 
 func (s *Studio) locationPath(what string) string {
 	return "/subscriptions/" + s.svc.Config().Subscription + "/providers/Microsoft.MachineLearningServices/locations/" + s.location() + "/" + what
@@ -119,7 +122,7 @@ func userFolder(p sim.Principal) string {
 // shareScripts lists the shell scripts of the workspace share, as paths
 // relative to it.
 func (s *Studio) shareScripts() []string {
-	dir, err := s.svc.WorkspaceShare(s.workspace())
+	dir, err := s.svc.WorkspaceShare(s.workspaceRef())
 	if err != nil || dir == "" {
 		return nil
 	}
@@ -257,7 +260,7 @@ func (s *Studio) scriptRef(r *http.Request, p sim.Principal, field, upload strin
 		if err != nil || len(b) > maxScript {
 			return nil, fmt.Errorf("the script %s is over 1 MB", hdr.Filename)
 		}
-		dir, err := s.svc.WorkspaceShare(s.workspace())
+		dir, err := s.svc.WorkspaceShare(s.workspaceRef())
 		if err != nil {
 			return nil, err
 		}
@@ -289,6 +292,11 @@ func (s *Studio) callBody(r *http.Request, p sim.Principal, method, path string,
 		return armError(rec.Code, rec.Body.Bytes())
 	}
 	return nil
+}
+
+func (s *Studio) workspaceRef() sim.WorkspaceRef {
+	ws, _ := s.workspace()
+	return ws.Ref()
 }
 
 // --- details: events and logs; the quota page ---

@@ -283,13 +283,27 @@ var actions = map[string]string{
 	"delete":  sim.ActComputeDelete,
 }
 
-func (s *Studio) workspace() sim.WorkspaceRef {
-	w := s.svc.Config().Workspaces[0]
-	return sim.WorkspaceRef{ResourceGroup: w.ResourceGroup, Name: w.Name}
+// workspace is the workspace the studio shows: the config's first, else
+// the first one stored (created through the API). ok is false when there
+// is none.
+func (s *Studio) workspace() (ws sim.Workspace, ok bool) {
+	all, err := s.svc.Workspaces("")
+	if err != nil || len(all) == 0 {
+		return sim.Workspace{}, false
+	}
+	for _, c := range s.svc.Config().Workspaces {
+		for _, w := range all {
+			if strings.EqualFold(w.ResourceGroup, c.ResourceGroup) && strings.EqualFold(w.Name, c.Name) {
+				return w, true
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].CreatedOn.Before(all[j].CreatedOn) })
+	return all[0], true
 }
 
 func (s *Studio) computesPath() string {
-	ws := s.workspace()
+	ws, _ := s.workspace()
 	return "/subscriptions/" + s.svc.Config().Subscription + "/resourceGroups/" + ws.ResourceGroup +
 		"/providers/Microsoft.MachineLearningServices/workspaces/" + ws.Name + "/computes"
 }
@@ -415,8 +429,13 @@ func (s *Studio) base(p sim.Principal, title string) page {
 	for _, c := range s.svc.Config().Principals {
 		all = append(all, sim.Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name})
 	}
-	return page{Title: title, Me: p, Principals: all, Workspace: s.workspace().Name,
-		CanCreate: s.svc.Authorize(p, sim.ActComputeWrite, s.computesPath()) == nil}
+	ws, ok := s.workspace()
+	pg := page{Title: title, Me: p, Principals: all, Workspace: ws.Name,
+		CanCreate: ok && s.svc.Authorize(p, sim.ActComputeWrite, s.computesPath()) == nil}
+	if !ok {
+		pg.Error = "amlsim has no workspace: create one through the API, or name one in the config's [[workspaces]]."
+	}
+	return pg
 }
 
 func (s *Studio) list(w http.ResponseWriter, r *http.Request, p sim.Principal) {
