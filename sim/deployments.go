@@ -66,7 +66,7 @@ func deploymentKey(rg, name string) string { return groupKey(rg) + "/" + strings
 
 // DeploymentNotFound is ARM's answer for a missing deployment
 // (Azure/azure-cli#28834; the status, 404, is assumed: no source shows it).
-func DeploymentNotFound(rg, name string) error {
+func DeploymentNotFound(name string) error {
 	return Errorf(KindNotFound, "DeploymentNotFound", "Deployment '%s' could not be found.", name)
 }
 
@@ -95,7 +95,7 @@ func (s *Service) Deployment(rg, name string) (Deployment, error) {
 		}
 		ok, err := tx.Get(bucketDeployments, deploymentKey(rg, name), &d)
 		if err == nil && !ok {
-			err = DeploymentNotFound(rg, name)
+			err = DeploymentNotFound(name)
 		}
 		return err
 	})
@@ -120,11 +120,11 @@ func (s *Service) Deployments(rg string) ([]Deployment, error) {
 }
 
 // StartDeployment records a new deployment (replacing an ended one of the
-// same name, as ARM does) in a group that exists and is not being
-// deleted. A deployment of that name still running is ARM's 409
+// same name, as ARM does: replaced says so) in a group that exists and is
+// not being deleted. A deployment of that name still running is ARM's 409
 // DeploymentActive.
-func (s *Service) StartDeployment(d Deployment) error {
-	return s.st.Update(func(tx *store.Tx) error {
+func (s *Service) StartDeployment(d Deployment) (replaced bool, err error) {
+	err = s.st.Update(func(tx *store.Tx) error {
 		g, err := writableGroup(tx, d.ResourceGroup)
 		if err != nil {
 			return err
@@ -141,18 +141,22 @@ func (s *Service) StartDeployment(d Deployment) error {
 				"Unable to edit or replace deployment '%s': previous deployment from '%s' is still active (expiration time is '%s'). Please see https://aka.ms/arm-deploy-resources for usage details.",
 				d.Name, was.Start.UTC().Format("1/2/2006 3:04:05 PM"), was.Start.Add(7*24*time.Hour).UTC().Format("1/2/2006 3:04:05 PM"))
 		}
+		replaced = ok
 		return tx.Put(bucketDeployments, deploymentKey(g.Name, d.Name), d)
 	})
+	return replaced, err
 }
 
 // UpdateDeployment changes a deployment's record with fn, in one
-// transaction.
-func (s *Service) UpdateDeployment(rg, name string, fn func(*Deployment)) error {
+// transaction, when it is still the run with that correlation ID (a
+// deployment of the same name made since, after a group's delete and
+// re-creation, is left alone).
+func (s *Service) UpdateDeployment(rg, name, correlationID string, fn func(*Deployment)) error {
 	return s.st.Update(func(tx *store.Tx) error {
 		var d Deployment
 		ok, err := tx.Get(bucketDeployments, deploymentKey(rg, name), &d)
-		if err != nil || !ok {
-			return err // deleted meanwhile, with its group
+		if err != nil || !ok || d.CorrelationID != correlationID {
+			return err // deleted meanwhile, or replaced
 		}
 		fn(&d)
 		return tx.Put(bucketDeployments, deploymentKey(rg, name), d)
@@ -160,10 +164,10 @@ func (s *Service) UpdateDeployment(rg, name string, fn func(*Deployment)) error 
 }
 
 // DeleteDeployment removes a deployment's record (not the resources it
-// deployed, as ARM). A running one cannot be deleted (409
-// DeploymentActive). found is false when there was none.
-func (s *Service) DeleteDeployment(rg, name string) (found bool, err error) {
-	err = s.st.Update(func(tx *store.Tx) error {
+// deployed, as ARM); none is no error. A running one cannot be deleted
+// (409 DeploymentActive).
+func (s *Service) DeleteDeployment(rg, name string) error {
+	return s.st.Update(func(tx *store.Tx) error {
 		if _, err := getGroup(tx, rg); err != nil {
 			return err
 		}
@@ -178,10 +182,8 @@ func (s *Service) DeleteDeployment(rg, name string) (found bool, err error) {
 			return Errorf(KindConflict, "DeploymentActive",
 				"The deployment '%s' cannot be deleted because it is still running. Please see https://aka.ms/arm-deploy-resources for usage details.", name)
 		}
-		found = true
 		return tx.Delete(bucketDeployments, deploymentKey(rg, name))
 	})
-	return found, err
 }
 
 // failInterruptedDeployments ends the deployments a restart cut short: the

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -153,7 +154,10 @@ func (s *Service) DeleteResourceGroup(p Principal, name string) (*Operation, err
 			return err
 		}
 		if g.Deleting != "" {
-			o, _, err := getOperation(tx, g.Deleting)
+			o, ok, err := getOperation(tx, g.Deleting)
+			if err == nil && !ok {
+				err = fmt.Errorf("resource group %s: its delete operation %s is missing", g.Name, g.Deleting)
+			}
 			op = &o
 			return err
 		}

@@ -357,7 +357,7 @@ func TestRestartFailsARunningDeployment(t *testing.T) {
 	s := open(t, path, drv)
 	d := sim.Deployment{ResourceGroup: ref.ResourceGroup, Name: "cut", State: "Running", Mode: "Incremental", Start: time.Now(),
 		Operations: []sim.DeploymentOperation{{ID: "OP1", Operation: "Create", State: "Running", Start: time.Now()}}}
-	if err := s.svc.StartDeployment(d); err != nil {
+	if _, err := s.svc.StartDeployment(d); err != nil {
 		t.Fatal(err)
 	}
 	s.close()

@@ -128,6 +128,9 @@ instance VMs keep running, to be taken back at the next start.`)
 	}
 	defer audit.Close()
 	arm := api.New(svc, signer, append(apiOpts, api.WithAudit(audit))...)
+	// Deferred last, so it runs first: running deployments stop before
+	// the audit log and the service close.
+	defer arm.Close()
 	mux := http.NewServeMux()
 	mux.Handle(studio.PathPrefix, studio.New(svc, signer, arm, log))
 	mux.Handle("/", arm)

@@ -141,7 +141,7 @@ func (s *Server) listLocations(w http.ResponseWriter, r *request) error {
 	for _, reg := range s.svc.Config().Regions {
 		out = append(out, map[string]any{
 			"id": "/subscriptions/" + s.sub() + "/locations/" + reg.Name, "name": reg.Name, "type": "Region",
-			"displayName": sim.RegionDisplayName(reg.Name), "regionalDisplayName": "(US) " + sim.RegionDisplayName(reg.Name),
+			"displayName": sim.RegionDisplayName(reg.Name), "regionalDisplayName": sim.RegionDisplayName(reg.Name),
 			"metadata": map[string]any{"regionType": "Physical", "regionCategory": "Recommended"},
 		})
 	}
@@ -316,6 +316,8 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request) error {
 // everything in the group is gone; a missing group is 404, as ARM answers
 // `az group delete` of one.
 func (s *Server) deleteGroup(w http.ResponseWriter, r *request) error {
+	// The group's deployments stop first: what they created goes with it.
+	s.deploys.cancelGroup(r.vars["rg"])
 	op, err := s.svc.DeleteResourceGroup(r.principal, r.vars["rg"])
 	if err != nil {
 		return err
@@ -329,27 +331,17 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-// subscriptionOperationResult is the Location of a resource group's
-// delete: 202 while it runs, 200 once done.
-func (s *Server) subscriptionOperationResult(w http.ResponseWriter, r *request) error {
+// groupDeleteResult is the Location of a resource group's delete (202
+// while it runs, 200 once done), for those who may read the group.
+func (s *Server) groupDeleteResult(w http.ResponseWriter, r *request) error {
 	op, err := s.svc.Operation("", r.vars["op"])
-	if err != nil {
+	if err != nil || op.ResourceGroup == "" {
+		return sim.Errorf(sim.KindNotFound, "OperationNotFound", "Operation '%s' was not found.", r.vars["op"])
+	}
+	if err := s.svc.Authorize(r.principal, ActGroupRead, "/subscriptions/"+s.sub()+"/resourceGroups/"+op.ResourceGroup); err != nil {
 		return err
 	}
-	switch op.Status {
-	case sim.OpInProgress:
-		w.Header().Set("Location", r.baseURL()+r.URL.RequestURI())
-		s.setRetryAfter(w)
-		w.WriteHeader(http.StatusAccepted)
-	case sim.OpSucceeded:
-		w.WriteHeader(http.StatusOK)
-	default:
-		if op.Error != nil {
-			return op.Error
-		}
-		return sim.Errorf(sim.KindInternal, "OperationFailed", "The operation failed.")
-	}
-	return nil
+	return s.writeOperationResult(w, r, op)
 }
 
 // listGroupResources is Resources_ListByResourceGroup (`az resource list

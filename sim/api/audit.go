@@ -45,10 +45,16 @@ func (s *Server) audit(who sim.Principal, r *http.Request, actions []string, sta
 	s.auditLog.enc.Encode(auditRecord{Time: at.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: redactPath(r.URL.Path), Actions: actions, Status: status})
 }
 
-// redactPath hides the identity secret an MSI_ENDPOINT path carries.
+// redactPath hides the identity secret an MSI_ENDPOINT path carries: any
+// first segment under the prefix but "token".
 func redactPath(p string) string {
-	if rest, ok := strings.CutPrefix(p, IdentityPathPrefix); ok && strings.Count(rest, "/") == 1 {
-		return IdentityPathPrefix + "***/token"
+	rest, ok := strings.CutPrefix(p, IdentityPathPrefix)
+	if !ok {
+		return p
 	}
-	return p
+	first, tail, _ := strings.Cut(rest, "/")
+	if first == "token" || first == "" {
+		return p
+	}
+	return IdentityPathPrefix + "***/" + tail
 }

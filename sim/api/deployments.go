@@ -281,7 +281,7 @@ func (s *Server) deploymentView(d sim.Deployment) deploymentView {
 	}
 	end := d.End
 	if end.IsZero() {
-		end = time.Now()
+		end = s.svc.Now()
 	}
 	p["duration"] = isoDuration(end.Sub(d.Start))
 	if !d.End.IsZero() {
@@ -350,23 +350,30 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-// putDeployment validates the deployment, answers 201 (Accepted) with an
-// Azure-AsyncOperation to poll, and deploys in the background.
+// putDeployment validates the deployment, answers 201 (200 when it
+// replaces an ended deployment of that name) with provisioningState
+// Accepted and an Azure-AsyncOperation to poll, and deploys in the
+// background.
 func (s *Server) putDeployment(w http.ResponseWriter, r *request) error {
 	p, err := s.prepare(r)
 	if err != nil {
 		return err
 	}
 	p.rec.State = "Accepted"
-	p.rec.Start = time.Now().UTC()
-	if err := s.svc.StartDeployment(p.rec); err != nil {
+	p.rec.Start = s.svc.Now().UTC()
+	replaced, err := s.svc.StartDeployment(p.rec)
+	if err != nil {
 		return err
 	}
 	run := &deployRun{s: s, p: p, who: r.principal, host: r.Host, version: r.version}
 	s.deploys.start(p.rec.ResourceGroup, p.rec.Name, run)
 	w.Header().Set("Azure-AsyncOperation", r.baseURL()+s.deploymentID(p.rec.ResourceGroup, p.rec.Name)+"/operationStatuses/"+p.rec.CorrelationID+"?api-version="+url.QueryEscape(r.version))
 	s.setRetryAfter(w)
-	writeJSON(w, http.StatusCreated, s.deploymentView(p.rec))
+	status := http.StatusCreated
+	if replaced {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, s.deploymentView(p.rec))
 	return nil
 }
 
@@ -378,7 +385,7 @@ func (s *Server) validateDeployment(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	p.rec.State = "Succeeded"
-	p.rec.Start, p.rec.End = time.Now().UTC(), time.Now().UTC()
+	p.rec.Start, p.rec.End = s.svc.Now().UTC(), s.svc.Now().UTC()
 	v := s.deploymentView(p.rec)
 	var validated []map[string]string
 	for _, res := range p.plan.Resources {
@@ -392,11 +399,16 @@ func (s *Server) validateDeployment(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-// deploymentStatus is the Azure-AsyncOperation of a deployment PUT.
+// deploymentStatus is the Azure-AsyncOperation of a deployment PUT: the
+// operation is the run's correlation ID, so the status of an older run of
+// the same name is gone once a newer one replaced it.
 func (s *Server) deploymentStatus(w http.ResponseWriter, r *request) error {
 	d, err := s.svc.Deployment(r.vars["rg"], r.vars["name"])
 	if err != nil {
 		return err
+	}
+	if !strings.EqualFold(d.CorrelationID, r.vars["op"]) {
+		return sim.Errorf(sim.KindNotFound, "OperationNotFound", "The operation '%s' of deployment '%s' was not found.", r.vars["op"], d.Name)
 	}
 	status := map[string]any{"status": d.State}
 	if d.Error != nil {
@@ -433,7 +445,7 @@ func (s *Server) cancelDeployment(w http.ResponseWriter, r *request) error {
 // for one that exists ARM answers 202 and a Location that turns 204,
 // amlsim deletes at once.
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *request) error {
-	if _, err := s.svc.DeleteDeployment(r.vars["rg"], r.vars["name"]); err != nil {
+	if err := s.svc.DeleteDeployment(r.vars["rg"], r.vars["name"]); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -458,7 +470,7 @@ type deploymentOperationView struct {
 func (s *Server) operationView(d sim.Deployment, op sim.DeploymentOperation) deploymentOperationView {
 	end := op.End
 	if end.IsZero() {
-		end = time.Now()
+		end = s.svc.Now()
 	}
 	p := map[string]any{
 		"provisioningOperation": op.Operation,
@@ -510,25 +522,33 @@ func (s *Server) getDeploymentOperation(w http.ResponseWriter, r *request) error
 // deployments tracks the deployments running in this process.
 type deployments struct {
 	mu      sync.Mutex
-	running map[string]context.CancelFunc
+	running map[string]*running // by resource group/name, lowercase
 	wg      sync.WaitGroup
 }
 
+// running is one deployment's run: how to stop it.
+type running struct{ cancel context.CancelFunc }
+
+func deployKey(rg, name string) string { return strings.ToLower(rg + "/" + name) }
+
 func (ds *deployments) start(rg, name string, run *deployRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
-	key := strings.ToLower(rg + "/" + name)
+	key, me := deployKey(rg, name), &running{cancel: cancel}
 	ds.mu.Lock()
 	if ds.running == nil {
-		ds.running = map[string]context.CancelFunc{}
+		ds.running = map[string]*running{}
 	}
-	ds.running[key] = cancel
+	ds.running[key] = me
 	ds.mu.Unlock()
 	ds.wg.Add(1)
 	go func() {
 		defer ds.wg.Done()
 		defer func() {
 			ds.mu.Lock()
-			delete(ds.running, key)
+			// A later deployment of the same name may have taken the key.
+			if ds.running[key] == me {
+				delete(ds.running, key)
+			}
 			ds.mu.Unlock()
 			cancel()
 		}()
@@ -540,15 +560,33 @@ func (ds *deployments) start(rg, name string, run *deployRun) {
 func (ds *deployments) cancel(rg, name string) bool {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	c, ok := ds.running[strings.ToLower(rg+"/"+name)]
+	r, ok := ds.running[deployKey(rg, name)]
 	if ok {
-		c()
+		r.cancel()
 	}
 	return ok
 }
 
-// errCanceled is the cause of a deployment's context when it is canceled.
-var errCanceled = errors.New("canceled")
+// cancelGroup stops the deployments running in a resource group.
+func (ds *deployments) cancelGroup(rg string) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for key, r := range ds.running {
+		if strings.HasPrefix(key, strings.ToLower(rg)+"/") {
+			r.cancel()
+		}
+	}
+}
+
+// close stops every running deployment and waits for their goroutines.
+func (ds *deployments) close() {
+	ds.mu.Lock()
+	for _, r := range ds.running {
+		r.cancel()
+	}
+	ds.mu.Unlock()
+	ds.wg.Wait()
+}
 
 // deployRun is one deployment being carried out.
 type deployRun struct {
@@ -560,7 +598,7 @@ type deployRun struct {
 }
 
 func (d *deployRun) update(fn func(*sim.Deployment)) {
-	if err := d.s.svc.UpdateDeployment(d.p.rec.ResourceGroup, d.p.rec.Name, fn); err != nil {
+	if err := d.s.svc.UpdateDeployment(d.p.rec.ResourceGroup, d.p.rec.Name, d.p.rec.CorrelationID, fn); err != nil {
 		d.s.log.Error("record deployment", "deployment", d.p.rec.Name, "err", err)
 	}
 }
@@ -579,7 +617,7 @@ func (d *deployRun) run(ctx context.Context) {
 			continue
 		}
 		if ctx.Err() != nil {
-			canceled = true
+			canceled = errors.Is(ctx.Err(), context.Canceled)
 			break
 		}
 		blocked := ""
@@ -593,10 +631,10 @@ func (d *deployRun) run(ctx context.Context) {
 			continue
 		}
 		op := sim.DeploymentOperation{ID: strings.ToUpper(strings.ReplaceAll(uuid.NewString(), "-", "")[:16]), Operation: "Create", State: "Running",
-			Start: time.Now().UTC(), ResourceID: res.ID, ResourceType: res.Type, ResourceName: res.Name}
+			Start: d.s.svc.Now().UTC(), ResourceID: res.ID, ResourceType: res.Type, ResourceName: res.Name}
 		d.update(func(r *sim.Deployment) { r.Operations = append(r.Operations, op) })
 		status, err := d.deploy(ctx, res)
-		op.End = time.Now().UTC()
+		op.End = d.s.svc.Now().UTC()
 		if err != nil {
 			e := sim.AsError(err)
 			op.State, op.StatusCode = "Failed", statusName(status)
@@ -620,7 +658,7 @@ func (d *deployRun) run(ctx context.Context) {
 	var final *sim.Error
 	state := "Succeeded"
 	switch {
-	case canceled || errors.Is(context.Cause(ctx), errCanceled) || ctx.Err() == context.Canceled:
+	case canceled || errors.Is(ctx.Err(), context.Canceled):
 		state = "Canceled"
 	case ctx.Err() != nil:
 		state = "Failed"
@@ -642,7 +680,7 @@ func (d *deployRun) run(ctx context.Context) {
 		}
 	}
 	d.update(func(r *sim.Deployment) {
-		r.State, r.End, r.Error, r.Outputs, r.Resources = state, time.Now().UTC(), final, outputs, deployed
+		r.State, r.End, r.Error, r.Outputs, r.Resources = state, d.s.svc.Now().UTC(), final, outputs, deployed
 	})
 }
 

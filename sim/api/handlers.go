@@ -471,6 +471,12 @@ func (s *Server) operationResult(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
+	return s.writeOperationResult(w, r, op)
+}
+
+// writeOperationResult writes an operation as its Location poller sees
+// it.
+func (s *Server) writeOperationResult(w http.ResponseWriter, r *request, op sim.Operation) error {
 	switch op.Status {
 	case sim.OpInProgress:
 		w.Header().Set("Location", r.baseURL()+r.URL.RequestURI())

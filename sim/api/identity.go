@@ -104,7 +104,7 @@ func (s *Server) identityToken(w http.ResponseWriter, hr *http.Request, who *sim
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := s.svc.Now()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	return json.NewEncoder(w).Encode(map[string]string{

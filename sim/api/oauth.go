@@ -102,8 +102,8 @@ func (s *Server) serveOAuth(w http.ResponseWriter, hr *http.Request, who *sim.Pr
 	}
 	*who = p
 	resource := f.Get("resource") // v1
-	if scope := f.Get("scope"); scope != "" {
-		resource = strings.TrimSuffix(strings.Fields(scope)[0], ".default")
+	if scopes := strings.Fields(f.Get("scope")); len(scopes) > 0 {
+		resource = strings.TrimSuffix(scopes[0], ".default")
 	}
 	if !slices.Contains(auth.Audiences, resource) {
 		return oauthError(w, http.StatusBadRequest, "invalid_resource", 500011, strings.TrimPrefix(unknownResource(resource, p.TenantID), "AADSTS500011: "))

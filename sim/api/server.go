@@ -72,6 +72,10 @@ func New(svc *sim.Service, tokens *auth.Signer, opts ...Option) *Server {
 	return s
 }
 
+// Close stops the template deployments running and waits for them; call
+// it before closing the service. They end Failed at the next start.
+func (s *Server) Close() { s.deploys.close() }
+
 // request is what a handler gets: the parsed path and the caller.
 type request struct {
 	*http.Request
@@ -337,7 +341,7 @@ func (s *Server) routeTable() []route {
 		res("GET", "subscriptions/{sub}/providers", s.listProviders),
 		res("GET", "subscriptions/{sub}/providers/{ns}", s.getProvider),
 		res("POST", "subscriptions/{sub}/providers/{ns}/register", s.getProvider, ActProviderRegister),
-		res("GET", "subscriptions/{sub}/operationresults/{op}", s.subscriptionOperationResult),
+		res("GET", "subscriptions/{sub}/operationresults/{op}", s.groupDeleteResult),
 		res("GET", groups, s.listGroups),
 		res("GET", group, s.getGroup, ActGroupRead),
 		res("HEAD", group, s.headGroup, ActGroupRead),

@@ -118,12 +118,18 @@ func (s *Signer) MintFor(aud, oid, tid, name string, ttl time.Duration) (string,
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.key)
 }
 
-// Verify checks a token and returns its claims.
+// Verify checks an ARM token and returns its claims.
 func (s *Signer) Verify(token string) (Claims, error) {
+	return s.VerifyFor(token, Audiences...)
+}
+
+// VerifyFor checks a token for one of the audiences and returns its
+// claims.
+func (s *Signer) VerifyFor(token string, audiences ...string) (Claims, error) {
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return s.key, nil },
 		jwt.WithValidMethods([]string{"HS256"}),
-		jwt.WithAudience(Audiences...),
+		jwt.WithAudience(audiences...),
 		jwt.WithTimeFunc(s.now),
 		jwt.WithExpirationRequired())
 	switch {
@@ -143,7 +149,8 @@ func (s *Signer) Verify(token string) (Claims, error) {
 
 // IdentitySecret returns the secret of a managed identity that speaks for
 // the principal (oid in tenant tid): what IDENTITY_HEADER holds. It does
-// not expire; it is valid as long as the signing key.
+// not expire and cannot be revoked but by replacing the home's token key
+// (which ends every token and secret of that home).
 func (s *Signer) IdentitySecret(oid, tid string) string {
 	id := base64.RawURLEncoding.EncodeToString([]byte(oid + " " + tid))
 	return id + "." + s.identityMAC(id)

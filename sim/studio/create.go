@@ -139,7 +139,7 @@ func (s *Studio) shareScripts() []string {
 }
 
 func (s *Studio) newPage(w http.ResponseWriter, r *http.Request, p sim.Principal, form newForm, status int, errText string) {
-	pg := s.base(p, "New compute instance")
+	pg := s.base(r, p, "New compute instance")
 	sizes, _, err := s.sizes(r, p)
 	if err != nil {
 		errText = err.Error()
@@ -180,6 +180,11 @@ func (s *Studio) checkName(w http.ResponseWriter, r *http.Request, p sim.Princip
 
 // create builds the API's create request from the form and sends it.
 func (s *Studio) create(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	// Nothing is written to the share for one who may not create.
+	if err := s.svc.Authorize(p, sim.ActComputeWrite, s.computesPath()); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 3*maxScript)
 	if err := r.ParseMultipartForm(2 * maxScript); err != nil {
 		http.Error(w, "the form could not be read: "+err.Error(), http.StatusBadRequest)
@@ -223,11 +228,20 @@ func (s *Studio) create(w http.ResponseWriter, r *http.Request, p sim.Principal)
 		props["idleTimeBeforeShutdown"] = "PT" + strconv.Itoa(n) + "M"
 	}
 	scripts := map[string]any{}
+	var written []string // uploads stored in the share, removed if the create fails
+	defer func() {
+		for _, f := range written {
+			s.removeFromShare(f)
+		}
+	}()
 	for _, k := range []struct{ field, upload, args, key string }{
 		{"creationScript", "creationUpload", "creationArgs", "creationScript"},
 		{"startupScript", "startupUpload", "startupArgs", "startupScript"},
 	} {
-		ref, err := s.scriptRef(r, p, k.field, k.upload)
+		ref, stored, err := s.scriptRef(r, p, k.field, k.upload)
+		if stored != "" {
+			written = append(written, stored)
+		}
 		if err != nil {
 			s.newPage(w, r, p, f, http.StatusBadRequest, err.Error())
 			return
@@ -247,42 +261,66 @@ func (s *Studio) create(w http.ResponseWriter, r *http.Request, p sim.Principal)
 		s.newPage(w, r, p, f, http.StatusBadRequest, err.Error())
 		return
 	}
+	written = nil // the instance refers to them now
 	http.Redirect(w, r, "/studio/computes/"+url.PathEscape(f.Name)+"?notice="+url.QueryEscape("Create of "+f.Name+" requested."), http.StatusSeeOther)
 }
 
 // scriptRef is a setup script reference from the form: an uploaded file,
-// stored into the user's folder of the workspace share first, or a script
-// of the share chosen from the list; nil when neither is given.
-func (s *Studio) scriptRef(r *http.Request, p sim.Principal, field, upload string) (map[string]any, error) {
-	if file, hdr, err := r.FormFile(upload); err == nil {
-		defer file.Close()
-		b, err := io.ReadAll(io.LimitReader(file, maxScript+1))
-		if err != nil || len(b) > maxScript {
-			return nil, fmt.Errorf("the script %s is over 1 MB", hdr.Filename)
+// stored into the user's folder of the workspace share first (stored is
+// its path there), or a script of the share chosen from the list; nil
+// when neither is given.
+func (s *Studio) scriptRef(r *http.Request, p sim.Principal, field, upload string) (ref map[string]any, stored string, err error) {
+	file, hdr, err := r.FormFile(upload)
+	if err != nil {
+		if v := r.FormValue(field); v != "" {
+			return map[string]any{"scriptSource": "workspaceStorage", "scriptData": v}, "", nil
 		}
-		dir, err := s.svc.WorkspaceShare(s.workspaceRef())
-		if err != nil {
-			return nil, err
-		}
-		name := path.Base(strings.ReplaceAll(hdr.Filename, `\`, "/"))
-		rel := userFolder(p) + "/" + name
-		if dir == "" {
-			// No share kept (a server without one): send it inline.
-			return map[string]any{"scriptSource": "inline", "scriptData": base64.StdEncoding.EncodeToString(b)}, nil
-		}
-		full := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(full, b, 0o755); err != nil {
-			return nil, err
-		}
-		return map[string]any{"scriptSource": "workspaceStorage", "scriptData": rel}, nil
+		return nil, "", nil
 	}
-	if v := r.FormValue(field); v != "" {
-		return map[string]any{"scriptSource": "workspaceStorage", "scriptData": v}, nil
+	defer file.Close()
+	b, err := io.ReadAll(io.LimitReader(file, maxScript+1))
+	if err != nil || len(b) > maxScript {
+		return nil, "", fmt.Errorf("the script %s is over 1 MB", hdr.Filename)
 	}
-	return nil, nil
+	name := path.Base(strings.ReplaceAll(hdr.Filename, `\`, "/"))
+	if name == "." || name == ".." || name == "/" || name == "" {
+		return nil, "", fmt.Errorf("the script's file name %q is not usable", hdr.Filename)
+	}
+	dir, err := s.svc.WorkspaceShare(s.workspaceRef())
+	if err != nil {
+		return nil, "", err
+	}
+	if dir == "" {
+		// No share kept (a server without one): send it inline.
+		return map[string]any{"scriptSource": "inline", "scriptData": base64.StdEncoding.EncodeToString(b)}, "", nil
+	}
+	// Through an os.Root: a guest can write to the share, and a link it
+	// planted must not lead the write out of it.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	defer root.Close()
+	rel := userFolder(p) + "/" + name
+	if err := root.MkdirAll(userFolder(p), 0o755); err != nil {
+		return nil, "", err
+	}
+	if err := root.WriteFile(rel, b, 0o755); err != nil {
+		return nil, "", err
+	}
+	return map[string]any{"scriptSource": "workspaceStorage", "scriptData": rel}, rel, nil
+}
+
+// removeFromShare removes a file the studio stored in the share.
+func (s *Studio) removeFromShare(rel string) {
+	dir, err := s.svc.WorkspaceShare(s.workspaceRef())
+	if err != nil || dir == "" {
+		return
+	}
+	if root, err := os.OpenRoot(dir); err == nil {
+		root.Remove(rel)
+		root.Close()
+	}
 }
 
 // callBody sends a JSON body through the API as p.
@@ -325,7 +363,7 @@ func (s *Studio) events(r *http.Request, p sim.Principal, name string) []event {
 // the VM's serial console.
 func (s *Studio) logPage(w http.ResponseWriter, r *http.Request, p sim.Principal) {
 	name, kind := r.PathValue("name"), r.PathValue("kind")
-	pg := s.base(p, kind+" log of "+name)
+	pg := s.base(r, p, kind+" log of "+name)
 	pg.Compute = &instance{Name: name}
 	pg.Action = kind
 	rec := s.api.Call(r.Context(), p, apiRequest(r, "GET", s.computesPath()+"/"+name+"/amlsim/logs/"+kind, nil))
@@ -338,7 +376,7 @@ func (s *Studio) logPage(w http.ResponseWriter, r *http.Request, p sim.Principal
 }
 
 func (s *Studio) quota(w http.ResponseWriter, r *http.Request, p sim.Principal) {
-	pg := s.base(p, "Quota")
+	pg := s.base(r, p, "Quota")
 	_, usages, err := s.sizes(r, p)
 	if err != nil {
 		pg.Error = err.Error()

@@ -15,6 +15,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -34,11 +35,20 @@ import (
 // PathPrefix is where the studio is served.
 const PathPrefix = "/studio/"
 
-// sessionCookie carries the signed-in principal's token.
-const sessionCookie = "amlsim_studio"
+// sessionCookie carries the token of the principal the studio acts as;
+// signerCookie that of the principal who signed in, who may switch to
+// another when allowed to.
+const (
+	sessionCookie = "amlsim_studio"
+	signerCookie  = "amlsim_studio_signer"
+)
 
 // sessionTTL is how long a sign-in lasts.
 const sessionTTL = 12 * time.Hour
+
+// sessionAudience is the audience of the studio's session tokens: ARM
+// does not accept them, so a session cookie is no API credential.
+const sessionAudience = "amlsim-studio"
 
 // apiVersion is the api-version the studio speaks to the API.
 const apiVersion = "2024-04-01"
@@ -62,7 +72,8 @@ type Studio struct {
 	api    Caller
 	log    *slog.Logger
 	pages  map[string]*template.Template
-	mux    *http.ServeMux
+	// handler is the pages behind net/http's cross-origin protection.
+	handler http.Handler
 }
 
 // New returns the studio over the service, signing sessions with tokens
@@ -104,7 +115,7 @@ func New(svc *sim.Service, tokens *auth.Signer, arm Caller, log *slog.Logger) *S
 	mux.HandleFunc("GET /studio/computes/{name}/logs/{kind}", s.signedIn(s.logPage))
 	mux.HandleFunc("GET /studio/computes/{name}/confirm/{action}", s.signedIn(s.confirm))
 	mux.HandleFunc("POST /studio/computes/{name}/{action}", s.signedIn(s.act))
-	s.mux = mux
+	s.handler = http.NewCrossOriginProtection().Handler(mux)
 	return s
 }
 
@@ -114,7 +125,7 @@ func (s *Studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.NewCrossOriginProtection().Handler(s.mux).ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // SignInURL is the address that signs a browser in with a token.
@@ -132,23 +143,57 @@ func (s *Studio) signIn(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Error: "This sign-in address is not valid (" + err.Error() + "). Run 'amlsim studio' for a new one."})
 		return
 	}
-	s.startSession(w, sim.Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name})
-	http.Redirect(w, r, "/studio/computes", http.StatusSeeOther)
+	p := sim.Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name}
+	if s.setCookie(w, signerCookie, p) && s.setCookie(w, sessionCookie, p) {
+		http.Redirect(w, r, "/studio/computes", http.StatusSeeOther)
+	}
 }
 
-func (s *Studio) startSession(w http.ResponseWriter, p sim.Principal) {
-	tok, err := s.tokens.Mint(p.ObjectID, p.TenantID, p.Name, sessionTTL)
+// setCookie sets a session cookie for p; false when it could not.
+func (s *Studio) setCookie(w http.ResponseWriter, name string, p sim.Principal) bool {
+	tok, err := s.tokens.MintFor(sessionAudience, p.ObjectID, p.TenantID, p.Name, sessionTTL)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return false
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: PathPrefix, Secure: true, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: name, Value: tok, Path: PathPrefix, Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL.Seconds())})
+	return true
+}
+
+// cookiePrincipal is the principal of a session cookie.
+func (s *Studio) cookiePrincipal(r *http.Request, name string) (sim.Principal, error) {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return sim.Principal{}, err
+	}
+	claims, err := s.tokens.VerifyFor(c.Value, sessionAudience)
+	if err != nil {
+		return sim.Principal{}, err
+	}
+	p := sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
+	if known, ok := s.svc.Principal(p.ObjectID); ok && p.Name == "" {
+		p.Name = known.Name
+	}
+	return p, nil
+}
+
+// signer is the principal who signed in, when the studio may let them act
+// as another: one who may assign roles in the subscription (an Owner)
+// could give themselves any other principal's access anyway.
+func (s *Studio) signer(r *http.Request) (sim.Principal, bool) {
+	p, err := s.cookiePrincipal(r, signerCookie)
+	return p, err == nil && s.svc.Authorize(p, sim.ActAssignmentWrite, s.svc.SubscriptionScope()) == nil
 }
 
 // switchPrincipal acts as another principal of the config, so a tester
-// can see the studio as a data scientist sees it.
+// can see the studio as a data scientist sees it, and back. Only a
+// signer who may assign roles may switch (403 otherwise).
 func (s *Studio) switchPrincipal(w http.ResponseWriter, r *http.Request, _ sim.Principal) {
+	if _, ok := s.signer(r); !ok {
+		http.Error(w, "only a principal who may assign roles (an Owner) may act as another principal", http.StatusForbidden)
+		return
+	}
 	p, ok := s.svc.Principal(r.FormValue("principal"))
 	if !ok {
 		http.Error(w, "no such principal in amlsim's config", http.StatusBadRequest)
@@ -157,26 +202,22 @@ func (s *Studio) switchPrincipal(w http.ResponseWriter, r *http.Request, _ sim.P
 	if p.TenantID == "" {
 		p.TenantID = s.svc.Config().Tenant
 	}
-	s.startSession(w, p)
-	http.Redirect(w, r, "/studio/computes", http.StatusSeeOther)
+	if s.setCookie(w, sessionCookie, p) {
+		http.Redirect(w, r, "/studio/computes", http.StatusSeeOther)
+	}
 }
 
 // signedIn runs h for the session's principal, or shows how to sign in.
 func (s *Studio) signedIn(h func(http.ResponseWriter, *http.Request, sim.Principal)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(sessionCookie)
-		if err != nil {
+		p, err := s.cookiePrincipal(r, sessionCookie)
+		if errors.Is(err, http.ErrNoCookie) {
 			s.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in"})
 			return
 		}
-		claims, err := s.tokens.Verify(c.Value)
 		if err != nil {
 			s.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Error: "Your session has ended. Run 'amlsim studio' for a new sign-in address."})
 			return
-		}
-		p := sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
-		if known, ok := s.svc.Principal(p.ObjectID); ok && p.Name == "" {
-			p.Name = known.Name
 		}
 		h(w, r, p)
 	}
@@ -201,8 +242,9 @@ type page struct {
 	Usages     []usage
 	Location   string
 	Events     []event
-	// CanCreate is whether the user may create instances (computes/write).
-	CanCreate bool
+	// CanCreate is whether the user may create instances (computes/write);
+	// CanSwitch whether the principal who signed in may act as another.
+	CanCreate, CanSwitch bool
 }
 
 // instance is a compute instance as the studio shows it, read from the
@@ -364,8 +406,12 @@ func (s *Studio) view(p sim.Principal, c armCompute) instance {
 	for _, e := range pp.Errors {
 		in.Errors = append(in.Errors, e.Error.Code+": "+e.Error.Message)
 	}
-	for _, a := range pp.Applications {
-		in.Applications = append(in.Applications, link{a.DisplayName, a.EndpointURI})
+	// Links to applications show once they can answer, as Azure's studio
+	// shows them for a running instance.
+	if pp.State == string(sim.StateRunning) {
+		for _, a := range pp.Applications {
+			in.Applications = append(in.Applications, link{a.DisplayName, a.EndpointURI})
+		}
 	}
 	switch in.State {
 	case "Creating", "Starting", "Stopping", "Restarting", "Deleting", "Resizing", "SettingUp":
@@ -424,13 +470,14 @@ func (s *Studio) computes(r *http.Request, p sim.Principal, mine bool) ([]instan
 	return out, nil
 }
 
-func (s *Studio) base(p sim.Principal, title string) page {
+func (s *Studio) base(r *http.Request, p sim.Principal, title string) page {
 	var all []sim.Principal
 	for _, c := range s.svc.Config().Principals {
 		all = append(all, sim.Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name})
 	}
 	ws, ok := s.workspace()
-	pg := page{Title: title, Me: p, Principals: all, Workspace: ws.Name,
+	_, canSwitch := s.signer(r)
+	pg := page{Title: title, Me: p, Principals: all, Workspace: ws.Name, CanSwitch: canSwitch,
 		CanCreate: ok && s.svc.Authorize(p, sim.ActComputeWrite, s.computesPath()) == nil}
 	if !ok {
 		pg.Error = "amlsim has no workspace: create one through the API, or name one in the config's [[workspaces]]."
@@ -439,7 +486,7 @@ func (s *Studio) base(p sim.Principal, title string) page {
 }
 
 func (s *Studio) list(w http.ResponseWriter, r *http.Request, p sim.Principal) {
-	pg := s.base(p, "Compute instances")
+	pg := s.base(r, p, "Compute instances")
 	pg.Mine = r.URL.Query().Get("mine") == "1"
 	list, err := s.computes(r, p, pg.Mine)
 	if err != nil {
@@ -451,9 +498,9 @@ func (s *Studio) list(w http.ResponseWriter, r *http.Request, p sim.Principal) {
 }
 
 // rows is the list's table body alone, which htmx fetches every few
-// seconds while an instance is busy.
+// seconds, so states change and instances come and go without a reload.
 func (s *Studio) rows(w http.ResponseWriter, r *http.Request, p sim.Principal) {
-	pg := s.base(p, "")
+	pg := s.base(r, p, "")
 	pg.Mine = r.URL.Query().Get("mine") == "1"
 	list, err := s.computes(r, p, pg.Mine)
 	if err != nil {
@@ -464,7 +511,7 @@ func (s *Studio) rows(w http.ResponseWriter, r *http.Request, p sim.Principal) {
 }
 
 func (s *Studio) details(w http.ResponseWriter, r *http.Request, p sim.Principal) {
-	pg := s.base(p, r.PathValue("name"))
+	pg := s.base(r, p, r.PathValue("name"))
 	var c armCompute
 	if err := s.call(r, p, "GET", s.computesPath()+"/"+r.PathValue("name"), nil, &c); err != nil {
 		pg.Error = err.Error()
@@ -485,7 +532,7 @@ func (s *Studio) confirm(w http.ResponseWriter, r *http.Request, p sim.Principal
 		http.NotFound(w, r)
 		return
 	}
-	pg := s.base(p, action+" "+r.PathValue("name"))
+	pg := s.base(r, p, action+" "+r.PathValue("name"))
 	pg.Compute = &instance{Name: r.PathValue("name")}
 	pg.Action = action
 	s.render(w, r, http.StatusOK, "confirm", pg)

@@ -5,7 +5,9 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,9 +281,8 @@ func TestStudioInChromium(t *testing.T) {
 	shot(ctx, "10-deleted")
 }
 
-// A Reader sees the instances and no action; a form posted from another
-// site is refused with 403 and does nothing.
-func TestStudioReaderAndForgedPost(t *testing.T) {
+// A Reader sees the instances and no action.
+func TestStudioReader(t *testing.T) {
 	e := newEnv(t)
 	ref := sim.WorkspaceRef{ResourceGroup: "rg-local", Name: "ws-local"}
 	if _, _, err := e.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-ro", sim.CreateRequest{Size: "Standard_DS3_v2"}); err != nil {
@@ -307,23 +308,70 @@ func TestStudioReaderAndForgedPost(t *testing.T) {
 		t.Errorf("a Reader sees %d action buttons", buttons)
 	}
 
-	// A forged post: the owner's session cookie, sent from another site.
-	tok, _ := e.tokens.Mint(sim.DefaultOwner.ObjectID, sim.DefaultOwner.TenantID, sim.DefaultOwner.Name, time.Hour)
-	req, _ := http.NewRequest("POST", e.srv.URL+"/studio/computes/ci-ro/delete", strings.NewReader(""))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	req.Header.Set("Origin", "https://evil.example")
-	req.AddCookie(&http.Cookie{Name: "amlsim_studio", Value: tok})
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
+}
+
+// Sessions: a form posted from another site is refused (403) and does
+// nothing; a Reader cannot make themselves the owner with the switcher;
+// the session cookie is no ARM credential.
+func TestStudioSessions(t *testing.T) {
+	e := newEnv(t)
+	ref := sim.WorkspaceRef{ResourceGroup: "rg-local", Name: "ws-local"}
+	if _, _, err := e.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-ro", sim.CreateRequest{Size: "Standard_DS3_v2"}); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("forged post: %d, want 403", resp.StatusCode)
+	signIn := func(who sim.Principal) *http.Client {
+		t.Helper()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Transport: e.srv.Client().Transport}
+		tok, _ := e.tokens.Mint(who.ObjectID, who.TenantID, who.Name, time.Minute)
+		resp, err := c.Get(studio.SignInURL(e.srv.URL, tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("sign-in as %s: %d", who.Name, resp.StatusCode)
+		}
+		return c
+	}
+	post := func(c *http.Client, path, site string, form url.Values) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", site)
+		if site == "cross-site" {
+			req.Header.Set("Origin", "https://evil.example")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	owner := signIn(sim.DefaultOwner)
+	if code := post(owner, "/studio/computes/ci-ro/delete", "cross-site", nil); code != http.StatusForbidden {
+		t.Errorf("forged post: %d, want 403", code)
 	}
 	if inst, err := e.svc.Compute(ref, "ci-ro"); err != nil || inst.State == sim.StateDeleting {
 		t.Errorf("the forged post acted: %v %v", inst.State, err)
+	}
+	ro := signIn(sim.Principal{ObjectID: reader, TenantID: sim.DefaultOwner.TenantID, Name: "read only"})
+	if code := post(ro, "/studio/signin/as", "same-origin", url.Values{"principal": {sim.DefaultOwner.ObjectID}}); code != http.StatusForbidden {
+		t.Errorf("a Reader switching to the owner: %d, want 403", code)
+	}
+	u, _ := url.Parse(e.srv.URL + "/studio/")
+	for _, c := range owner.Jar.Cookies(u) {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/subscriptions/"+e.svc.Config().Subscription+"/resourceGroups?api-version=2022-09-01", nil)
+		req.Header.Set("Authorization", "Bearer "+c.Value)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the %s cookie as an ARM token: %d, want 401", c.Name, resp.StatusCode)
+		}
 	}
 }
 
