@@ -1,13 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
@@ -73,7 +77,7 @@ CAs and amlsim's. For az, register amlsim as a cloud once:
 	lines := [][2]string{
 		{"AMLSIM_ENDPOINT", base},
 		{"AMLSIM_HOME", abs},
-		{"AZURE_SUBSCRIPTION_ID", sim.DefaultConfig().Subscription},
+		{"AZURE_SUBSCRIPTION_ID", subscriptionOf(base, *home, signer, *user, *tenant)},
 		{"AZURE_TENANT_ID", *tenant},
 		// The authority for service principals of the config
 		// (ClientSecretCredential, with DisableInstanceDiscovery).
@@ -89,6 +93,42 @@ CAs and amlsim's. For az, register amlsim as a cloud once:
 		fmt.Printf("export %s=%s\n", l[0], shellQuote(l[1]))
 	}
 	return nil
+}
+
+// subscriptionOf asks the server for the principal's subscription (a
+// config may name another than the default); a server that does not
+// answer within two seconds leaves the default, with a note.
+func subscriptionOf(base, home string, signer *auth.Signer, user, tenant string) string {
+	def := sim.DefaultConfig().Subscription
+	pool, err := pki.Pool(home)
+	if err != nil {
+		return def
+	}
+	tok, err := signer.Mint(user, tenant, "", time.Minute)
+	if err != nil {
+		return def
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest("GET", base+"/subscriptions?api-version=2022-12-01", nil)
+	if err != nil {
+		return def
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "amlsim env: %s does not answer; AZURE_SUBSCRIPTION_ID is the default subscription\n", base)
+		return def
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Value []struct {
+			SubscriptionID string `json:"subscriptionId"`
+		} `json:"value"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&list) != nil || len(list.Value) == 0 {
+		return def
+	}
+	return list.Value[0].SubscriptionID
 }
 
 // writeCABundle writes HOME/ca-bundle.pem: the system's CA bundle (the
