@@ -38,14 +38,23 @@ const (
 // SubscriptionScope is the scope of the whole subscription.
 func (s *Service) SubscriptionScope() string { return "/subscriptions/" + s.cfg.Subscription }
 
-// Principal returns the known principal with an object ID.
+// Principal returns the known principal with an object ID; one the config
+// gives no tenant is in the subscription's tenant.
 func (s *Service) Principal(objectID string) (Principal, bool) {
 	for _, p := range s.cfg.Principals {
 		if strings.EqualFold(p.ObjectID, objectID) {
-			return Principal{ObjectID: p.ObjectID, TenantID: p.TenantID, Name: p.Name}, true
+			return s.principalOf(p), true
 		}
 	}
 	return Principal{}, false
+}
+
+func (s *Service) principalOf(c PrincipalConfig) Principal {
+	p := Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name}
+	if p.TenantID == "" {
+		p.TenantID = s.cfg.Tenant
+	}
+	return p
 }
 
 // ServicePrincipal returns the service principal with a client
@@ -53,7 +62,7 @@ func (s *Service) Principal(objectID string) (Principal, bool) {
 func (s *Service) ServicePrincipal(clientID string) (p Principal, secret string, ok bool) {
 	for _, c := range s.cfg.Principals {
 		if c.ClientID != "" && strings.EqualFold(c.ClientID, clientID) {
-			return Principal{ObjectID: c.ObjectID, TenantID: c.TenantID, Name: c.Name}, c.ClientSecret, true
+			return s.principalOf(c), c.ClientSecret, true
 		}
 	}
 	return Principal{}, "", false

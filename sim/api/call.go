@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"time"
@@ -27,8 +29,34 @@ type Request struct {
 	CorrelationID string
 }
 
-// Call serves r as who and returns the recorded response.
-func (s *Server) Call(ctx context.Context, who sim.Principal, r Request) *httptest.ResponseRecorder {
+// Response is the API's answer to a Request.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// OK reports a 2xx status.
+func (r Response) OK() bool { return r.Status/100 == 2 }
+
+// Err is the ARM error the answer carries (nil for a 2xx), as a
+// *sim.Error of kind BadRequest, or of kind Internal when the body holds
+// no ARM error.
+func (r Response) Err() error {
+	if r.OK() {
+		return nil
+	}
+	var e armError
+	if json.Unmarshal(r.Body, &e) != nil || e.Error.Code == "" {
+		return sim.Errorf(sim.KindInternal, "ResourceRequestFailed", "The request failed with status %d.", r.Status)
+	}
+	return &sim.Error{Kind: sim.KindBadRequest, Code: e.Error.Code, Message: e.Error.Message, Target: e.Error.Target}
+}
+
+// Call serves r as who. It returns no error of its own: every failure,
+// a token that could not be minted included, is an ARM error in the
+// Response.
+func (s *Server) Call(ctx context.Context, who sim.Principal, r Request) Response {
 	var rd io.Reader
 	if r.Body != nil {
 		rd = bytes.NewReader(r.Body)
@@ -50,12 +78,11 @@ func (s *Server) Call(ctx context.Context, who sim.Principal, r Request) *httpte
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
-	tok, err := s.tokens.Mint(who.ObjectID, who.TenantID, who.Name, time.Hour)
-	if err != nil {
+	if tok, err := s.tokens.Mint(who.ObjectID, who.TenantID, who.Name, time.Hour); err != nil {
 		writeError(rec, err)
-		return rec
+	} else {
+		req.Header.Set("Authorization", "Bearer "+tok)
+		s.ServeHTTP(rec, req)
 	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	s.ServeHTTP(rec, req)
-	return rec
+	return Response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }

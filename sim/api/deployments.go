@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strconv"
@@ -703,11 +702,11 @@ func (d *deployRun) deploy(ctx context.Context, res *armtemplate.Resource) (int,
 		return 0, err
 	}
 	resp := d.call(ctx, "PUT", res.ID, res.APIVersion, b)
-	if resp.Code >= 300 {
-		return resp.Code, responseError(resp)
+	if !resp.OK() {
+		return resp.Status, resp.Err()
 	}
-	status := resp.Code
-	poll := resp.Header().Get("Azure-AsyncOperation")
+	status := resp.Status
+	poll := resp.Header.Get("Azure-AsyncOperation")
 	for poll != "" {
 		u, err := url.Parse(poll)
 		if err != nil {
@@ -719,14 +718,14 @@ func (d *deployRun) deploy(ctx context.Context, res *armtemplate.Resource) (int,
 		case <-time.After(internalPoll):
 		}
 		pr := d.call(ctx, "GET", u.Path, u.Query().Get("api-version"), nil)
-		if pr.Code != http.StatusOK {
-			return pr.Code, responseError(pr)
+		if pr.Status != http.StatusOK {
+			return pr.Status, pr.Err()
 		}
 		var st struct {
 			Status string       `json:"status"`
 			Error  *errorDetail `json:"error"`
 		}
-		if err := json.Unmarshal(pr.Body.Bytes(), &st); err != nil {
+		if err := json.Unmarshal(pr.Body, &st); err != nil {
 			return status, err
 		}
 		switch st.Status {
@@ -745,18 +744,8 @@ func (d *deployRun) deploy(ctx context.Context, res *armtemplate.Resource) (int,
 }
 
 // call sends one request to the API as the deploying principal.
-func (d *deployRun) call(ctx context.Context, method, path, version string, body []byte) *httptest.ResponseRecorder {
+func (d *deployRun) call(ctx context.Context, method, path, version string, body []byte) Response {
 	return d.s.Call(ctx, d.who, Request{Host: d.host, Method: method, Path: path, Version: version, Body: body, CorrelationID: d.p.rec.CorrelationID})
-}
-
-// responseError is the ARM error a response carries.
-func responseError(rec *httptest.ResponseRecorder) error {
-	var e armError
-	if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error.Code == "" {
-		return sim.Errorf(sim.KindInternal, "ResourceDeploymentFailure", "The resource request failed with status %d.", rec.Code)
-	}
-	out := &sim.Error{Kind: sim.KindBadRequest, Code: e.Error.Code, Message: e.Error.Message, Target: e.Error.Target}
-	return out
 }
 
 // referencer answers reference(): a GET of the resource through the API.
@@ -777,11 +766,11 @@ func (r referencer) Reference(id, apiVersion string, full bool) (any, error) {
 		apiVersion = newestStable
 	}
 	resp := r.d.call(r.ctx, "GET", id, apiVersion, nil)
-	if resp.Code != http.StatusOK {
-		return nil, fmt.Errorf("the resource '%s' could not be read: %w", id, responseError(resp))
+	if resp.Status != http.StatusOK {
+		return nil, fmt.Errorf("the resource '%s' could not be read: %w", id, resp.Err())
 	}
 	var v map[string]any
-	if err := json.Unmarshal(resp.Body.Bytes(), &v); err != nil {
+	if err := json.Unmarshal(resp.Body, &v); err != nil {
 		return nil, err
 	}
 	if full {
@@ -822,13 +811,13 @@ func (s *Server) whatIfDeployment(w http.ResponseWriter, r *request) error {
 		}
 		cur := run.call(r.Context(), "GET", res.ID, res.APIVersion, nil)
 		switch {
-		case cur.Code == http.StatusNotFound:
+		case cur.Status == http.StatusNotFound:
 			change["changeType"], change["after"] = "Create", after
-		case cur.Code != http.StatusOK:
-			change["changeType"], change["unsupportedReason"] = "Unsupported", responseError(cur).Error()
+		case cur.Status != http.StatusOK:
+			change["changeType"], change["unsupportedReason"] = "Unsupported", cur.Err().Error()
 		default:
 			var before map[string]any
-			if err := json.Unmarshal(cur.Body.Bytes(), &before); err != nil {
+			if err := json.Unmarshal(cur.Body, &before); err != nil {
 				return err
 			}
 			before["apiVersion"] = res.APIVersion

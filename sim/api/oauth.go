@@ -94,9 +94,6 @@ func (s *Server) serveOAuth(w http.ResponseWriter, hr *http.Request, who *sim.Pr
 		return oauthError(w, http.StatusUnauthorized, "invalid_client", 7000215,
 			"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+f.Get("client_id")+"'.")
 	}
-	if p.TenantID == "" {
-		p.TenantID = s.svc.Config().Tenant
-	}
 	if tenant != "common" && tenant != "organizations" && !strings.EqualFold(tenant, p.TenantID) {
 		return oauthError(w, http.StatusBadRequest, "invalid_request", 90002, "Tenant '"+tenant+"' not found: the service principal is in tenant '"+p.TenantID+"'.")
 	}

@@ -212,11 +212,7 @@ func (s *Studio) create(w http.ResponseWriter, r *http.Request, p sim.Principal)
 			s.newPage(w, r, p, f, http.StatusBadRequest, "No principal "+f.AssignTo+" in amlsim's config.")
 			return
 		}
-		tid := u.TenantID
-		if tid == "" {
-			tid = s.svc.Config().Tenant
-		}
-		props["personalComputeInstanceSettings"] = map[string]any{"assignedUser": map[string]string{"objectId": u.ObjectID, "tenantId": tid}}
+		props["personalComputeInstanceSettings"] = map[string]any{"assignedUser": map[string]string{"objectId": u.ObjectID, "tenantId": u.TenantID}}
 	}
 	if f.IdleMinutes != "" {
 		n, err := strconv.Atoi(f.IdleMinutes)
@@ -325,11 +321,7 @@ func (s *Studio) removeFromShare(rel string) {
 
 // callBody sends a JSON body through the API as p.
 func (s *Studio) callBody(r *http.Request, p sim.Principal, method, path string, body []byte) error {
-	rec := s.api.Call(r.Context(), p, apiRequest(r, method, path, body))
-	if rec.Code/100 != 2 {
-		return armError(rec.Code, rec.Body.Bytes())
-	}
-	return nil
+	return s.api.Call(r.Context(), p, apiRequest(r, method, path, body)).Err()
 }
 
 func (s *Studio) workspaceRef() sim.WorkspaceRef {
@@ -366,11 +358,11 @@ func (s *Studio) logPage(w http.ResponseWriter, r *http.Request, p sim.Principal
 	pg := s.base(r, p, kind+" log of "+name)
 	pg.Compute = &instance{Name: name}
 	pg.Action = kind
-	rec := s.api.Call(r.Context(), p, apiRequest(r, "GET", s.computesPath()+"/"+name+"/amlsim/logs/"+kind, nil))
-	if rec.Code != http.StatusOK {
-		pg.Error = armError(rec.Code, rec.Body.Bytes()).Error()
+	resp := s.api.Call(r.Context(), p, apiRequest(r, "GET", s.computesPath()+"/"+name+"/amlsim/logs/"+kind, nil))
+	if err := resp.Err(); err != nil {
+		pg.Error = err.Error()
 	} else {
-		pg.Log = rec.Body.String()
+		pg.Log = string(resp.Body)
 	}
 	s.render(w, r, http.StatusOK, "log", pg)
 }

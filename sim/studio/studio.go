@@ -21,7 +21,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
@@ -62,7 +61,7 @@ var staticFS embed.FS
 // Caller is amlsim's ARM API, answering requests made on a principal's
 // behalf (api.Server).
 type Caller interface {
-	Call(ctx context.Context, who sim.Principal, r api.Request) *httptest.ResponseRecorder
+	Call(ctx context.Context, who sim.Principal, r api.Request) api.Response
 }
 
 // Studio is the studio's HTTP handler.
@@ -198,9 +197,6 @@ func (s *Studio) switchPrincipal(w http.ResponseWriter, r *http.Request, _ sim.P
 	if !ok {
 		http.Error(w, "no such principal in amlsim's config", http.StatusBadRequest)
 		return
-	}
-	if p.TenantID == "" {
-		p.TenantID = s.svc.Config().Tenant
 	}
 	if s.setCookie(w, sessionCookie, p) {
 		http.Redirect(w, r, "/studio/computes", http.StatusSeeOther)
@@ -355,12 +351,12 @@ func (s *Studio) computesPath() string {
 func (s *Studio) call(r *http.Request, p sim.Principal, method, path string, query url.Values, out any) error {
 	req := apiRequest(r, method, path, nil)
 	req.Query = query
-	rec := s.api.Call(r.Context(), p, req)
-	if rec.Code/100 != 2 {
-		return armError(rec.Code, rec.Body.Bytes())
+	resp := s.api.Call(r.Context(), p, req)
+	if err := resp.Err(); err != nil {
+		return err
 	}
 	if out != nil {
-		return json.Unmarshal(rec.Body.Bytes(), out)
+		return json.Unmarshal(resp.Body, out)
 	}
 	return nil
 }
@@ -369,21 +365,12 @@ func apiRequest(r *http.Request, method, path string, body []byte) api.Request {
 	return api.Request{Host: r.Host, Method: method, Path: path, Version: apiVersion, Body: body}
 }
 
-// armError is the error an API answer carries, as the page shows it.
-func armError(status int, body []byte) error {
-	var e struct {
-		Error struct{ Code, Message string }
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-		return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
-	}
-	return fmt.Errorf("the API answered %d", status)
-}
-
 // templateEscape escapes text for HTML written outside a template.
 func templateEscape(s string) string { return template.HTMLEscapeString(s) }
 
-func (s *Studio) view(p sim.Principal, c armCompute) instance {
+// view is an instance as the page shows it; computes is the path of the
+// workspace's computes (computesPath).
+func (s *Studio) view(p sim.Principal, c armCompute, computes string) instance {
 	pp := c.Properties.Properties
 	in := instance{
 		Name: c.Name, State: pp.State, Size: pp.VMSize, CreatedBy: pp.CreatedBy.UserName, CreatedByID: pp.CreatedBy.UserID,
@@ -417,7 +404,7 @@ func (s *Studio) view(p sim.Principal, c armCompute) instance {
 	case "Creating", "Starting", "Stopping", "Restarting", "Deleting", "Resizing", "SettingUp":
 		in.Busy = true
 	}
-	scope := s.computesPath() + "/" + c.Name
+	scope := computes + "/" + c.Name
 	for name, act := range actions {
 		in.Allowed[name] = stateAllows(in.State, name) && s.svc.Authorize(p, act, scope) == nil
 	}
@@ -444,16 +431,17 @@ func stateAllows(state, action string) bool {
 func (s *Studio) computes(r *http.Request, p sim.Principal, mine bool) ([]instance, error) {
 	var out []instance
 	var query url.Values
+	path := s.computesPath()
 	for {
 		var list struct {
 			Value    []armCompute `json:"value"`
 			NextLink string       `json:"nextLink"`
 		}
-		if err := s.call(r, p, "GET", s.computesPath(), query, &list); err != nil {
+		if err := s.call(r, p, "GET", path, query, &list); err != nil {
 			return nil, err
 		}
 		for _, c := range list.Value {
-			if in := s.view(p, c); !mine || in.Mine {
+			if in := s.view(p, c, path); !mine || in.Mine {
 				out = append(out, in)
 			}
 		}
@@ -518,7 +506,7 @@ func (s *Studio) details(w http.ResponseWriter, r *http.Request, p sim.Principal
 		s.render(w, r, http.StatusNotFound, "compute", pg)
 		return
 	}
-	in := s.view(p, c)
+	in := s.view(p, c, s.computesPath())
 	pg.Compute = &in
 	pg.Events = s.events(r, p, in.Name)
 	pg.Notice = r.URL.Query().Get("notice")
