@@ -32,6 +32,63 @@ type size struct {
 	QuotaLeft int
 }
 
+// maxSchedules is how many schedules an instance may have ("a total of
+// four schedules per compute instance", how-to-create-compute-instance.md).
+const maxSchedules = 4
+
+// weekDays are the days a schedule row offers, as the API names them.
+var weekDays = []string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+
+// scheduleRow is one schedule of the create form: start or stop the
+// instance at a time of day on some days of the week, in a time zone, as
+// Azure's studio offers them ("Start compute instance or Stop compute
+// instance … Time zone … Startup time or Shutdown time … days").
+type scheduleRow struct {
+	Action, Time, TimeZone string
+	Days                   map[string]bool
+}
+
+// schedulesFrom reads the form's schedule rows (action0, time0, zone0,
+// days0 …) into the API's computeStartStop entries (Recurrence, weekly).
+func schedulesFrom(r *http.Request) ([]scheduleRow, []any, error) {
+	var rows []scheduleRow
+	var out []any
+	for i := range maxSchedules {
+		n := strconv.Itoa(i)
+		row := scheduleRow{Action: r.FormValue("action" + n), Time: r.FormValue("time" + n), TimeZone: r.FormValue("zone" + n), Days: map[string]bool{}}
+		for _, d := range r.Form["days"+n] {
+			row.Days[d] = true
+		}
+		rows = append(rows, row)
+		if row.Action == "" {
+			continue
+		}
+		at, err := time.Parse("15:04", row.Time)
+		if err != nil {
+			return rows, nil, fmt.Errorf("schedule %d: the time %q is not HH:MM", i+1, row.Time)
+		}
+		var days []string
+		for _, d := range weekDays {
+			if row.Days[d] {
+				days = append(days, d)
+			}
+		}
+		if len(days) == 0 {
+			return rows, nil, fmt.Errorf("schedule %d: choose at least one day", i+1)
+		}
+		zone := row.TimeZone
+		if zone == "" {
+			zone = "UTC"
+		}
+		out = append(out, map[string]any{
+			"action": row.Action, "triggerType": "Recurrence", "status": "Enabled",
+			"recurrence": map[string]any{"frequency": "Week", "interval": 1, "timeZone": zone,
+				"schedule": map[string]any{"hours": []int{at.Hour()}, "minutes": []int{at.Minute()}, "weekDays": days}},
+		})
+	}
+	return rows, out, nil
+}
+
 // usage is one quota of the region, for the quota page's bars.
 type usage struct {
 	Name    string
@@ -46,6 +103,8 @@ type newForm struct {
 	Name, Size, SSHKey, CreationArgs, StartupArgs, AssignTo, IdleMinutes string
 	SSH                                                                  bool
 	CreationScript, StartupScript                                        string
+	Schedules                                                            []scheduleRow
+	Days                                                                 []string
 	Sizes                                                                []size
 	Scripts                                                              []string
 	UserFolder                                                           string
@@ -144,7 +203,10 @@ func (s *Studio) newPage(w http.ResponseWriter, r *http.Request, p sim.Principal
 	if err != nil {
 		errText = err.Error()
 	}
-	form.Sizes, form.Scripts, form.UserFolder = sizes, s.shareScripts(), userFolder(p)
+	form.Sizes, form.Scripts, form.UserFolder, form.Days = sizes, s.shareScripts(), userFolder(p), weekDays
+	for len(form.Schedules) < maxSchedules {
+		form.Schedules = append(form.Schedules, scheduleRow{TimeZone: "UTC", Days: map[string]bool{}})
+	}
 	pg.Form, pg.Error = &form, errText
 	s.render(w, r, status, "new", pg)
 }
@@ -213,6 +275,15 @@ func (s *Studio) create(w http.ResponseWriter, r *http.Request, p sim.Principal)
 			return
 		}
 		props["personalComputeInstanceSettings"] = map[string]any{"assignedUser": map[string]string{"objectId": u.ObjectID, "tenantId": u.TenantID}}
+	}
+	rows, schedules, err := schedulesFrom(r)
+	f.Schedules = rows
+	if err != nil {
+		s.newPage(w, r, p, f, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(schedules) > 0 {
+		props["schedules"] = map[string]any{"computeStartStop": schedules}
 	}
 	if f.IdleMinutes != "" {
 		n, err := strconv.Atoi(f.IdleMinutes)

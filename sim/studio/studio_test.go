@@ -180,8 +180,16 @@ func TestStudioInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#sshKey"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb t@t"),
 		chromedp.SetUploadFiles(chromedp.CSS("#creationUpload"), []string{script}),
 		chromedp.SendKeys(chromedp.CSS("#creationArgs"), "one two"),
+		// A schedule: stop at 18:30 on weekdays.
+		chromedp.Click(`//input[@name="days0" and @value="Monday"]`),
+		chromedp.Click(`//input[@name="days0" and @value="Friday"]`),
 	); err != nil {
 		t.Fatal(err)
+	}
+	for _, js := range []string{`document.querySelector('[name=action0]').value = 'Stop'`, `document.querySelector('[name=time0]').value = '18:30'`} {
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](js)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	shot(ctx, "03-new-filled")
 	if err := chromedp.Do(ctx, chromedp.Click(`//button[text()="Create"]`), chromedp.WaitVisible(chromedp.CSS("dl.details"))); err != nil {
@@ -194,6 +202,11 @@ func TestStudioInChromium(t *testing.T) {
 	share, _ := e.svc.WorkspaceShare(ref)
 	if b, err := os.ReadFile(filepath.Join(share, "Users", "amlsim-owner", "setup.sh")); err != nil || !strings.Contains(string(b), "set up by the studio") {
 		t.Errorf("the uploaded script in the share: %q, %v", b, err)
+	}
+	if len(inst.Schedules) != 1 || inst.Schedules[0].Action != "Stop" {
+		t.Errorf("schedules: %+v", inst.Schedules)
+	} else if rec := inst.Schedules[0].Recurrence; rec == nil || rec.Frequency != "Week" || len(rec.Schedule.WeekDays) != 2 || rec.Schedule.Hours[0] != 18 || rec.Schedule.Minutes[0] != 30 {
+		t.Errorf("schedule: %+v", inst.Schedules[0].Recurrence)
 	}
 	if sc := inst.Script(sim.Creation); sc == nil || sc.Path != "Users/amlsim-owner/setup.sh" || sc.Arguments != "one two" {
 		t.Errorf("creation script: %+v", sc)
