@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -447,4 +448,65 @@ func (s *Studio) quota(w http.ResponseWriter, r *http.Request, p sim.Principal) 
 	pg.Usages = usages
 	pg.Location = s.location()
 	s.render(w, r, http.StatusOK, "quota", pg)
+}
+
+// logFile is a file of an instance's log folder in the share.
+type logFile struct {
+	Name string
+	Size int64
+	Time time.Time
+}
+
+// logFolder lists an instance's folder of logs in the workspace share
+// (Logs/<name>/: "Logs from the setup script execution … are stored back
+// to your notebooks file share under the Logs\<compute instance name>
+// folder", how-to-customize-compute-instance.md), and shows one of its
+// files when ?file= names it. Those who may read the instance may read it.
+func (s *Studio) logFolder(w http.ResponseWriter, r *http.Request, p sim.Principal) {
+	name := r.PathValue("name")
+	pg := s.base(r, p, "Logs of "+name)
+	pg.Compute = &instance{Name: name}
+	if err := s.call(r, p, "GET", s.computesPath()+"/"+name, nil, nil); err != nil {
+		pg.Error = err.Error()
+		s.render(w, r, http.StatusNotFound, "files", pg)
+		return
+	}
+	dir, err := s.svc.WorkspaceShare(s.workspaceRef())
+	if err != nil || dir == "" {
+		pg.Error = "amlsim keeps no workspace share here."
+		s.render(w, r, http.StatusOK, "files", pg)
+		return
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		pg.Error = err.Error()
+		s.render(w, r, http.StatusOK, "files", pg)
+		return
+	}
+	defer root.Close()
+	folder := "Logs/" + name
+	if file := r.URL.Query().Get("file"); file != "" {
+		if strings.ContainsAny(file, `/\`) || file == ".." {
+			http.Error(w, "not a file of the folder", http.StatusBadRequest)
+			return
+		}
+		b, err := root.ReadFile(folder + "/" + file)
+		if err != nil {
+			pg.Error = "No file " + file + " in " + folder + "."
+		} else {
+			pg.Log = string(b[:min(len(b), maxScript)])
+		}
+		pg.Action = file
+	}
+	entries, err := fs.ReadDir(root.FS(), folder)
+	if err != nil && pg.Error == "" {
+		pg.Notice = "No logs in " + folder + "/ yet."
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && !e.IsDir() {
+			pg.Files = append(pg.Files, logFile{Name: e.Name(), Size: info.Size(), Time: info.ModTime()})
+		}
+	}
+	pg.Folder = folder
+	s.render(w, r, http.StatusOK, "files", pg)
 }

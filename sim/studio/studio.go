@@ -85,7 +85,7 @@ func New(svc *sim.Service, tokens *auth.Signer, arm Caller, log *slog.Logger) *S
 		}
 		return strings.ToUpper(s[:1]) + s[1:]
 	}}
-	for _, page := range []string{"computes", "compute", "confirm", "signin", "new", "log", "quota"} {
+	for _, page := range []string{"computes", "compute", "confirm", "signin", "new", "log", "quota", "files"} {
 		s.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/parts.html", "templates/"+page+".html"))
 	}
@@ -112,6 +112,7 @@ func New(svc *sim.Service, tokens *auth.Signer, arm Caller, log *slog.Logger) *S
 	mux.HandleFunc("GET /studio/quota", s.signedIn(s.quota))
 	mux.HandleFunc("GET /studio/computes/{name}", s.signedIn(s.details))
 	mux.HandleFunc("GET /studio/computes/{name}/logs/{kind}", s.signedIn(s.logPage))
+	mux.HandleFunc("GET /studio/computes/{name}/files", s.signedIn(s.logFolder))
 	mux.HandleFunc("GET /studio/computes/{name}/confirm/{action}", s.signedIn(s.confirm))
 	mux.HandleFunc("POST /studio/computes/{name}/{action}", s.signedIn(s.act))
 	s.handler = http.NewCrossOriginProtection().Handler(mux)
@@ -238,6 +239,8 @@ type page struct {
 	Usages     []usage
 	Location   string
 	Events     []event
+	Files      []logFile
+	Folder     string
 	// CanCreate is whether the user may create instances (computes/write);
 	// CanSwitch whether the principal who signed in may act as another.
 	CanCreate, CanSwitch bool

@@ -236,6 +236,18 @@ func TestStudioInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot(ctx, "06-log")
+	// The instance's log folder in the share, and a file of it.
+	os.MkdirAll(filepath.Join(share, "Logs", "ci-web"), 0o755)
+	os.WriteFile(filepath.Join(share, "Logs", "ci-web", "creation_1.txt"), []byte("hello from the script\n"), 0o644)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/studio/computes/ci-web"),
+		chromedp.Click(`//a[text()="Log folder"]`),
+		chromedp.Click(`//a[text()="creation_1.txt"]`),
+		chromedp.WaitVisible(`//pre[contains(., "hello from the script")]`),
+	); err != nil {
+		t.Fatalf("log folder: %v", err)
+	}
+	shot(ctx, "06-log-folder")
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/studio/quota"), chromedp.WaitVisible(chromedp.CSS("table.quota meter"))); err != nil {
 		t.Fatal(err)
 	}
@@ -372,6 +384,15 @@ func TestStudioSessions(t *testing.T) {
 	ro := signIn(sim.Principal{ObjectID: reader, TenantID: sim.DefaultOwner.TenantID, Name: "read only"})
 	if code := post(ro, "/studio/signin/as", "same-origin", url.Values{"principal": {sim.DefaultOwner.ObjectID}}); code != http.StatusForbidden {
 		t.Errorf("a Reader switching to the owner: %d, want 403", code)
+	}
+	// A file of the log folder is named, not a path.
+	resp, err := owner.Get(e.srv.URL + "/studio/computes/ci-ro/files?file=" + url.QueryEscape("../../Users/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a path in ?file=: %d, want 400", resp.StatusCode)
 	}
 	u, _ := url.Parse(e.srv.URL + "/studio/")
 	for _, c := range owner.Jar.Cookies(u) {
