@@ -21,8 +21,9 @@ import (
 // `amlsim studio` prints, create an instance with an uploaded creation
 // script from the New form, watch its row reach Running (htmx refreshes
 // it; the page is never reloaded), read the script's output on the
-// instance's "Creation script" log page, and delete the instance through
-// its confirmation page until its row and its libvirt domain are gone.
+// instance's "Creation script" log page, stop and start it, and delete it
+// through its confirmation page until its row and its libvirt domain are
+// gone.
 func TestStudioOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
@@ -125,8 +126,26 @@ func TestStudioOnRealVM(t *testing.T) {
 		t.Errorf("creation script log page shows:\n%s\nwant the line %q", log, want)
 	}
 
+	// Stop, then start, from the instance's page, each after its
+	// confirmation; the list shows where they lead.
+	for _, act := range []struct{ label, want string }{{"Stop", "Stopped"}, {"Start", "Running"}} {
+		step("ask to "+act.label, time.Minute,
+			chromedp.Navigate(endpoint+"/studio/computes/"+name),
+			chromedp.Click(`//div[@class="actions"]/a[text()="`+act.label+`"]`),
+			chromedp.WaitVisible(chromedp.CSS("form.confirm")),
+			chromedp.Click(chromedp.CSS("form.confirm button")),
+			chromedp.WaitVisible(chromedp.CSS("p.notice")))
+		began := time.Now()
+		step("the list", time.Minute, chromedp.Navigate(endpoint+"/studio/computes"), chromedp.WaitVisible(studioRow(name)))
+		if got := watchRow(t, ctx, name, 10*time.Minute, act.want, "Unusable", "SetupFailed"); got != act.want {
+			t.Fatalf("after %s, %s is %s in the list, want %s", act.label, name, got, act.want)
+		}
+		t.Logf("%s of %s in the studio, to %s in its row: %s", act.label, name, act.want, time.Since(began).Round(time.Second))
+		shot(ctx, "06-list-"+strings.ToLower(act.want))
+	}
+
 	step("ask to delete", time.Minute,
-		chromedp.Click(`//p/a[text()="← `+name+`"]`),
+		chromedp.Navigate(endpoint+"/studio/computes/"+name),
 		chromedp.WaitVisible(chromedp.CSS("dl.details")),
 		chromedp.Click(`//div[@class="actions"]/a[text()="Delete"]`),
 		chromedp.WaitVisible(chromedp.CSS("form.confirm")))
