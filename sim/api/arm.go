@@ -249,13 +249,21 @@ func (s *Server) getGroup(w http.ResponseWriter, r *request) error {
 
 // headGroup is ResourceGroups_CheckExistence: 204 or 404, no body.
 func (s *Server) headGroup(w http.ResponseWriter, r *request) error {
-	if _, err := s.svc.ResourceGroup(r.vars["rg"]); sim.IsKind(err, sim.KindNotFound) {
+	_, err := s.svc.ResourceGroup(r.vars["rg"])
+	return writeExistence(w, err)
+}
+
+// writeExistence answers a CheckExistence (HEAD) from the lookup's error:
+// 204 when found, 404 with no body when not.
+func writeExistence(w http.ResponseWriter, err error) error {
+	switch {
+	case sim.IsKind(err, sim.KindNotFound):
 		w.WriteHeader(http.StatusNotFound)
-		return nil
-	} else if err != nil {
+	case err != nil:
 		return err
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

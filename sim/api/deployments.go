@@ -326,14 +326,8 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *request) error {
 
 // headDeployment is Deployments_CheckExistence: 204 or 404.
 func (s *Server) headDeployment(w http.ResponseWriter, r *request) error {
-	if _, err := s.svc.Deployment(r.vars["rg"], r.vars["name"]); sim.IsKind(err, sim.KindNotFound) {
-		w.WriteHeader(http.StatusNotFound)
-		return nil
-	} else if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	_, err := s.svc.Deployment(r.vars["rg"], r.vars["name"])
+	return writeExistence(w, err)
 }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *request) error {
