@@ -280,7 +280,7 @@ func userSSH(t *testing.T, port int32, key guestssh.Key, hk *tofu, cmd string) s
 	cfg := &ssh.ClientConfig{User: "azureuser", Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer())}, HostKeyCallback: hk.check, Timeout: 20 * time.Second}
 	var last error
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
-		c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+		c, err := dialSSH(fmt.Sprintf("127.0.0.1:%d", port), cfg)
 		if err != nil {
 			last = err
 			continue
@@ -506,3 +506,22 @@ func domState(t *testing.T, domain string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// dialSSH is ssh.Dial with the handshake bounded too: cfg.Timeout bounds
+// only the TCP connect, and QEMU's user-mode network accepts a forwarded
+// connection on the host side even when the guest never answers, so a
+// guest whose network is gone would hang the handshake for ever.
+func dialSSH(addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	conn, err := net.DialTimeout("tcp", addr, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(cfg.Timeout))
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}

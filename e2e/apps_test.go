@@ -299,7 +299,7 @@ func clockAdvance(t *testing.T, home, listen, d string) {
 // open until the returned client is closed.
 func holdSSH(t *testing.T, port int, key guestssh.Key, cmd string) *ssh.Client {
 	t.Helper()
-	c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &ssh.ClientConfig{
+	c, err := dialSSH(fmt.Sprintf("127.0.0.1:%d", port), &ssh.ClientConfig{
 		User: "azureuser", Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer())},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second,
 	})
