@@ -132,6 +132,9 @@ func (p *parser) errorf(format string, args ...any) error {
 	return exprErrorf("Unable to parse language expression '%s': %s.", p.src, strings.TrimSuffix(fmt.Sprintf(format, args...), "."))
 }
 
+// punctuation are the one-character tokens.
+var punctuation = [256]tokKind{'(': tokLParen, ')': tokRParen, '[': tokLBracket, ']': tokRBracket, ',': tokComma, '.': tokDot}
+
 func (p *parser) lex() error {
 	s := p.src
 	i := 0
@@ -140,23 +143,8 @@ func (p *parser) lex() error {
 		switch {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			i++
-		case c == '(':
-			p.toks = append(p.toks, token{kind: tokLParen})
-			i++
-		case c == ')':
-			p.toks = append(p.toks, token{kind: tokRParen})
-			i++
-		case c == '[':
-			p.toks = append(p.toks, token{kind: tokLBracket})
-			i++
-		case c == ']':
-			p.toks = append(p.toks, token{kind: tokRBracket})
-			i++
-		case c == ',':
-			p.toks = append(p.toks, token{kind: tokComma})
-			i++
-		case c == '.':
-			p.toks = append(p.toks, token{kind: tokDot})
+		case punctuation[c] != 0:
+			p.toks = append(p.toks, token{kind: punctuation[c]})
 			i++
 		case c == '\'':
 			var b strings.Builder
