@@ -3,53 +3,75 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"os"
+
+	"github.com/spf13/cobra"
 )
 
-// actionVerb is a verb that POSTs an action (start, stop, restart) to an
-// instance and waits for its operation.
-func actionVerb(action, summary string) verb {
-	return verb{
-		name:    action,
-		args:    "NAME [flags]",
-		summary: summary,
-		setup: func(c *command) runFunc {
-			ws := c.workspaceFlags()
-			noWait := c.fs.Bool("no-wait", false, "return once the request is accepted")
-			return func(ctx context.Context, args []string) error {
-				if err := exactArgs(c, args, "NAME"); err != nil {
-					return err
-				}
-				cl, err := newClient(c.g)
-				if err != nil {
-					return err
-				}
-				name := args[0]
-				path := cl.computePath(ws, name)
-				resp, err := cl.do(ctx, http.MethodPost, path+"/"+action, nil, nil)
-				if err != nil {
-					return err
-				}
-				if !*noWait {
-					p := &progress{w: c.stderr, tty: isTerminal(os.Stderr), name: name}
-					if err := cl.wait(ctx, p, resp.header.Get("Azure-AsyncOperation"), path); err != nil {
-						return err
-					}
-				}
-				in, err := cl.getInstance(ctx, ws, name)
-				if err != nil {
-					return err
-				}
-				switch {
-				case c.g.output == outputJSON:
-					return printJSON(c.stdout, in)
-				case *noWait:
-					// Without the progress line, say where the instance is.
-					fmt.Fprintf(c.stdout, "%s: %s\n", name, in.State)
-				}
-				return nil
-			}
-		},
+// newActionCommand is a verb that POSTs an action (start, stop, restart)
+// to an instance through the SDK and waits for its operation.
+func newActionCommand(g *globals, action, summary string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               action + " NAME",
+		Short:             firstLine(summary),
+		Long:              summary,
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: completeInstances(g),
 	}
+	ws := workspaceFlags(cmd)
+	noWait := cmd.Flags().Bool("no-wait", false, "return once the request is accepted")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		cl, err := newClient(g)
+		if err != nil {
+			return err
+		}
+		name := args[0]
+		if err := cl.act(ctx, ws, name, action, !*noWait, newProgress(cmd, name)); err != nil {
+			return err
+		}
+		in, err := cl.getInstance(ctx, ws, name)
+		if err != nil {
+			return err
+		}
+		if g.output != outputTable {
+			return printInstance(stdout, g.output, in)
+		}
+		if *noWait {
+			// Without the progress line, say where the instance is.
+			fmt.Fprintf(stdout, "%s: %s\n", name, in.State)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// act starts, stops or restarts an instance, and waits for the operation
+// when wait is set.
+func (c *client) act(ctx context.Context, ws *workspaceRef, name, action string, wait bool, p *progress) error {
+	computes := c.ml.NewComputeClient()
+	path := c.computePath(ws, name)
+	var err error
+	switch action {
+	case "start":
+		poller, e := computes.BeginStart(ctx, ws.rg, ws.name, name, nil)
+		if err = e; err == nil && wait {
+			return waitFor(ctx, c, p, poller, path)
+		}
+	case "stop":
+		poller, e := computes.BeginStop(ctx, ws.rg, ws.name, name, nil)
+		if err = e; err == nil && wait {
+			return waitFor(ctx, c, p, poller, path)
+		}
+	case "restart":
+		poller, e := computes.BeginRestart(ctx, ws.rg, ws.name, name, nil)
+		if err = e; err == nil && wait {
+			return waitFor(ctx, c, p, poller, path)
+		}
+	default:
+		return fmt.Errorf("unknown action %q", action)
+	}
+	if err != nil {
+		return c.failure(ctx, err)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/pki"
+	"github.com/spf13/cobra"
 )
 
 // The CLI tests build the binary once, serve the API with the fake driver
@@ -367,7 +369,7 @@ func TestCLIErrors(t *testing.T) {
 	e.fails(exitUsage, "UsageError", "compute", "create", "ci-x", "--size", "Standard_D1_v2", "--setup-script", "/nonexistent.sh")
 	e.fails(exitUsage, "UsageError", "compute", "show")
 	e.fails(exitUsage, "UsageError", "compute", "show", "a", "b")
-	e.fails(exitUsage, "UsageError", "compute", "show", "ci-err", "--output", "yaml")
+	e.fails(exitUsage, "UsageError", "compute", "show", "ci-err", "--output", "xml")
 	e.fails(exitUsage, "UsageError", "compute", "frobnicate")
 	e.fails(exitUsage, "UsageError", "compute")
 	if r := e.run("frobnicate"); r.code != exitUsage {
@@ -432,7 +434,7 @@ func TestCLIScriptsReachTheServer(t *testing.T) {
 		"--startup-script", filepath.Join(dir, "startup.sh"))
 
 	// Read back what the server stored, through the ARM API itself.
-	cl, err := newClient(globals{endpoint: e.endpoint, home: e.home, user: "11111111-1111-1111-1111-111111111111", sub: defaultSubscription})
+	cl, err := newClient(&globals{endpoint: e.endpoint, home: e.home, user: "11111111-1111-1111-1111-111111111111", sub: defaultSubscription})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,92 +617,114 @@ func TestCLIDoctor(t *testing.T) {
 	}
 }
 
+// TestCLICompletion loads cobra's completion scripts in real shells
+// (bash with bash-completion, zsh with compinit, fish) and completes
+// against a running server: verbs, flags, instance names and sizes.
 func TestCLICompletion(t *testing.T) {
 	e := newCLIEnv(t)
 	e.ok("compute", "create", "ci-comp", "--size", "Standard_D1_v2")
-	bash := e.ok("completion", "bash").stdout
-	zsh := e.ok("completion", "zsh").stdout
-	for _, want := range []string{"create show list start stop restart delete ssh open logs", "--size", "--ssh-key", "--setup-script", "--mine"} {
-		if !strings.Contains(bash, want) || !strings.Contains(zsh, want) {
-			t.Errorf("completion scripts lack %q", want)
-		}
-	}
-	e.fails(exitUsage, "UsageError", "completion", "fish")
+	env := append(os.Environ(), "PATH="+filepath.Dir(e.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home, "HOME="+e.userHome)
 
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skipf("no bash to run the completion script in: %v", err)
-	}
-	// Run the bash script's function as bash would on <TAB>, with the
-	// built binary first in PATH.
-	complete := func(words ...string) string {
+	// What every shell's script asks: `amlsim __complete WORDS…`.
+	complete := func(words ...string) []string {
 		t.Helper()
-		script := bash + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _amlsim; printf '%%s\\n' \"${COMPREPLY[@]}\"\n", shellWords(words), len(words)-1)
-		cmd := exec.Command("bash", "-c", script)
-		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(e.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
-			"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("bash completion of %q: %v\n%s", words, err, out)
+		r := e.ok(append([]string{"__complete"}, words...)...)
+		var out []string
+		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			if !strings.HasPrefix(line, ":") {
+				name, _, _ := strings.Cut(line, "\t")
+				out = append(out, name)
+			}
 		}
-		return strings.TrimSpace(string(out))
+		return out
 	}
-	if got := complete("amlsim", "comp"); got != "completion\ncompute" {
-		t.Errorf("complete 'amlsim comp' = %q, want completion and compute", got)
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"compute", "show", ""}, "ci-comp"},
+		{[]string{"compute", "ssh-config", ""}, "ci-comp"},
+		{[]string{"compute", "create", "x", "--size", "Standard_NC"}, "Standard_NC6"},
+		{[]string{"sizes", "--location", ""}, "westeurope"},
+		{[]string{"role", "assign", "--principal", ""}, "22222222-2222-2222-2222-222222222222"},
+		{[]string{"role", "assign", "--role", ""}, "Contributor"},
+		{[]string{"serve", "--driver", ""}, "fake"},
+		{[]string{"compute", "list", "-o", ""}, "yaml"},
+	} {
+		if got := complete(tc.words...); !slices.Contains(got, tc.want) {
+			t.Errorf("complete %q = %q, want %q among them", tc.words, got, tc.want)
+		}
 	}
-	if got := complete("amlsim", "compute", "cr"); got != "create" {
-		t.Errorf("complete 'amlsim compute cr' = %q, want create", got)
+	if got := complete("compute", "show", "ci-comp", ""); slices.Contains(got, "ci-comp") {
+		t.Errorf("complete after the NAME = %q, want no second name", got)
 	}
-	if got := complete("amlsim", "compute", "create", "x", "--si"); got != "--size" {
-		t.Errorf("complete 'amlsim compute create x --si' = %q, want --size", got)
+
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		if r := e.ok("completion", shell); !strings.Contains(r.stdout, "__complete") {
+			t.Errorf("completion %s: no call of __complete in the script", shell)
+		}
 	}
-	if got := complete("amlsim", "compute", "show", "ci-"); got != "ci-comp" {
-		t.Errorf("complete 'amlsim compute show ci-' = %q, want ci-comp from the server", got)
+
+	// bash, as on <TAB>: bash-completion's helpers, then the script.
+	const bashCompletion = "/usr/share/bash-completion/bash_completion"
+	if _, err := os.Stat(bashCompletion); err != nil {
+		t.Fatalf("no %s (Debian: apt-get install bash-completion; fixtures/host/setup.sh installs it): %v", bashCompletion, err)
 	}
-	if got := complete("amlsim", "compute", "create", "x", "--size", "Standard_NC"); !strings.Contains(got, "Standard_NC6\n") {
-		t.Errorf("complete '--size Standard_NC' = %q, want the NC sizes from the server", got)
-	}
-	if _, err := exec.LookPath("zsh"); err != nil {
-		t.Logf("no zsh here: the zsh script was checked for content only")
-		return
-	}
-	// zsh's compadd works only inside completion widgets; a function of
-	// that name (functions win over builtins) prints the candidates, which
-	// zsh itself would then match against the word.
-	zcomplete := func(words ...string) []string {
+	bashTab := func(line string) []string {
 		t.Helper()
-		stubs := "compdef() { :; }\n_files() { print -- FILES; }\ncompadd() { while (( $# )) && [[ $1 != -- ]]; do shift; done; shift; print -l -- \"$@\"; }\n"
-		script := stubs + zsh + fmt.Sprintf("\nwords=(%s); CURRENT=%d; _amlsim\n", shellWords(words), len(words))
-		cmd := exec.Command("zsh", "-f", "-c", script)
-		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(e.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
-			"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home)
+		script := fmt.Sprintf(`source %s
+source <(amlsim completion bash)
+COMP_LINE=%s; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "$COMP_LINE"
+[[ $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+__start_amlsim
+printf '%%s\n' "${COMPREPLY[@]}"`, bashCompletion, shellWords([]string{line}))
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("zsh completion of %q: %v\n%s", words, err, out)
+			t.Fatalf("bash completion of %q: %v\n%s", line, err, out)
 		}
 		return strings.Fields(string(out))
 	}
-	has := func(list []string, want string) bool {
-		for _, s := range list {
-			if s == want {
-				return true
-			}
+	for _, tc := range []struct{ line, want string }{
+		{"amlsim comp", "compute"},
+		{"amlsim compute cr", "create"},
+		{"amlsim compute create x --si", "--size"},
+		{"amlsim compute show ci-", "ci-comp"},
+		{"amlsim compute create x --size Standard_NC", "Standard_NC6"},
+	} {
+		if got := bashTab(tc.line); !slices.Contains(got, tc.want) {
+			t.Errorf("bash: complete %q = %q, want %q", tc.line, got, tc.want)
 		}
-		return false
 	}
-	if got := zcomplete("amlsim", ""); !has(got, "compute") || !has(got, "doctor") {
-		t.Errorf("zsh: complete 'amlsim ' = %q, want the verbs", got)
+
+	// zsh: the script loads after compinit and defines the completer.
+	zsh := exec.Command("zsh", "-f", "-c", `autoload -U compinit && compinit -u && source <(amlsim completion zsh) && print -r -- ${_comps[amlsim]}`)
+	zsh.Env = env
+	if out, err := zsh.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "_amlsim" {
+		t.Errorf("zsh: loading the script: %v, completer %q, want _amlsim", err, out)
 	}
-	if got := zcomplete("amlsim", "compute", ""); !has(got, "create") || !has(got, "logs") {
-		t.Errorf("zsh: complete 'amlsim compute ' = %q, want the compute verbs", got)
+
+	// fish completes a command line itself (complete -C).
+	fishTab := func(line string) []string {
+		t.Helper()
+		cmd := exec.Command("fish", "--no-config", "-c", "amlsim completion fish | source; complete -C"+shellWords([]string{line}))
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("fish completion of %q: %v\n%s", line, err, out)
+		}
+		var names []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			name, _, _ := strings.Cut(l, "\t")
+			names = append(names, name)
+		}
+		return names
 	}
-	if got := zcomplete("amlsim", "compute", "create", "x", "--"); !has(got, "--size") || !has(got, "--setup-script") {
-		t.Errorf("zsh: complete 'amlsim compute create x --' = %q, want its flags", got)
-	}
-	if got := zcomplete("amlsim", "compute", "ssh", ""); !has(got, "ci-comp") {
-		t.Errorf("zsh: complete 'amlsim compute ssh ' = %q, want ci-comp from the server", got)
-	}
-	if got := zcomplete("amlsim", "compute", "create", "x", "--ssh-key", ""); !has(got, "FILES") {
-		t.Errorf("zsh: complete '--ssh-key ' = %q, want file names", got)
+	if got := fishTab("amlsim compute start "); !slices.Contains(got, "ci-comp") {
+		t.Errorf("fish: complete 'amlsim compute start ' = %q, want ci-comp", got)
 	}
 }
 
@@ -714,33 +738,40 @@ func shellWords(words []string) string {
 
 func TestCLIHelp(t *testing.T) {
 	bin := cliBinary(t)
-	cases := [][]string{{"completion"}, {"doctor"}, {"usage"}, {"sizes"}}
-	for _, v := range computeVerbs() {
-		cases = append(cases, []string{"compute", v.name})
-	}
-	for _, c := range cases {
-		out, err := exec.Command(bin, append(c, "--help")...).Output()
-		if err != nil {
-			t.Errorf("amlsim %s --help: %v", strings.Join(c, " "), err)
-			continue
-		}
-		s := string(out)
-		if want := "Usage: amlsim " + strings.Join(c, " ") + " "; !strings.HasPrefix(s, want) {
-			t.Errorf("amlsim %s --help starts %q, want %q", strings.Join(c, " "), firstLine(s), want)
-		}
-		for _, want := range []string{"Global flags:", "--endpoint URL", "--output FORMAT"} {
-			if !strings.Contains(s, want) {
-				t.Errorf("amlsim %s --help lacks %q", strings.Join(c, " "), want)
+	root := newRootCommand()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden || sub.Name() == "help" {
+				continue
 			}
+			walk(sub)
+		}
+		path := strings.Fields(c.CommandPath())[1:]
+		out, err := exec.Command(bin, append(path, "--help")...).Output()
+		if err != nil {
+			t.Errorf("%s --help: %v", c.CommandPath(), err)
+			return
+		}
+		if want := "Usage:\n  " + c.CommandPath(); !strings.Contains(string(out), want) {
+			t.Errorf("%s --help lacks %q:\n%s", c.CommandPath(), want, out)
+		}
+		if (c.Flags().Lookup("output") != nil || c.InheritedFlags().Lookup("output") != nil) && !strings.Contains(string(out), "-o, --output FORMAT") {
+			t.Errorf("%s --help lacks '-o, --output FORMAT' as one flag:\n%s", c.CommandPath(), out)
 		}
 	}
-	out, _ := exec.Command(bin, "compute", "--help").Output()
-	if !strings.Contains(string(out), "create") || !strings.Contains(string(out), "ssh") {
-		t.Errorf("amlsim compute --help lists no verbs:\n%s", out)
+	walk(root)
+	out, _ := exec.Command(bin, "--help").Output()
+	for _, want := range []string{"Compute instances:", "compute", "Regions and quota:", "The simulator:", "serve", "completion"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("amlsim --help lacks %q:\n%s", want, out)
+		}
 	}
-	out, _ = exec.Command(bin, "--help").Output()
-	if !strings.Contains(string(out), "amlsim compute create") {
-		t.Errorf("amlsim --help does not show the compute verbs:\n%s", out)
+	out, _ = exec.Command(bin, "compute", "--help").Output()
+	for _, v := range []string{"create", "open", "ssh-config", "logs"} {
+		if !regexp.MustCompile(`(?m)^  ` + v + ` `).Match(out) {
+			t.Errorf("amlsim compute --help does not list %s:\n%s", v, out)
+		}
 	}
 }
 

@@ -1,19 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
 
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/auth"
@@ -23,19 +29,52 @@ import (
 // provider is the ARM resource provider the server serves.
 const provider = "Microsoft.MachineLearningServices"
 
-// client talks HTTPS to the amlsim server's ARM API: plain net/http and
-// small structs, so the CLI can also reach amlsim's extension endpoints.
+// extensionAPIVersion is the api-version sent to amlsim's own endpoints
+// (events, logs, the test clock): armmachinelearning v4's.
+const extensionAPIVersion = "2024-04-01"
+
+// client calls the amlsim server through the Azure SDK for Go: the
+// armmachinelearning v4 and armauthorization clients for Azure's APIs, and
+// the same pipeline (credential, trusted CA, retries, logging) for
+// amlsim's extension endpoints. Every CLI run is thus a run of the SDK
+// path users depend on.
 type client struct {
-	base  string // scheme://host[:port], no trailing slash
 	sub   string
 	user  string
-	token string
-	http  *http.Client
+	cred  *homeCredential
+	ml    *ml.ClientFactory
+	authz *armauthorization.ClientFactory
+	arm   *arm.Client
+	base  string // scheme://host[:port]
+}
+
+// homeCredential is an azcore.TokenCredential minting tokens with the
+// token key of an amlsim home, as `amlsim token` does: what a client on
+// the server's machine (or with a copy of its home) needs, and nothing
+// to log in to.
+type homeCredential struct {
+	signer         *auth.Signer
+	user, tenantID string
+}
+
+// GetToken mints a token for the principal, valid for an hour, whatever
+// scope is asked (amlsim's server accepts both ARM audiences).
+func (c *homeCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	name := ""
+	if c.user == sim.DefaultOwner.ObjectID {
+		name = sim.DefaultOwner.Name
+	}
+	const ttl = time.Hour
+	tok, err := c.signer.Mint(c.user, c.tenantID, name, ttl)
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	return azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(ttl)}, nil
 }
 
 // newClient prepares a client from the global flags: it trusts the CA in
-// the home and mints a token with the home's key, as `amlsim token` does.
-func newClient(g globals) (*client, error) {
+// the home and mints tokens with the home's key.
+func newClient(g *globals) (*client, error) {
 	u, err := url.Parse(g.endpoint)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, usageErrorf("--endpoint %q is not an https://HOST:PORT URL", g.endpoint)
@@ -55,29 +94,48 @@ func newClient(g globals) (*client, error) {
 	if err != nil {
 		return nil, &cliError{Status: exitAuth, Code: "TokenKeyUnreadable", Message: err.Error()}
 	}
-	name := ""
-	if g.user == sim.DefaultOwner.ObjectID {
-		name = sim.DefaultOwner.Name
-	}
-	tok, err := signer.Mint(g.user, sim.DefaultOwner.TenantID, name, time.Hour)
-	if err != nil {
-		return nil, err
-	}
+	base := u.Scheme + "://" + u.Host
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-	return &client{
-		base:  strings.TrimRight(u.Scheme+"://"+u.Host, "/"),
-		sub:   g.sub,
-		user:  g.user,
-		token: tok,
-		http:  &http.Client{Transport: tr, Timeout: 30 * time.Second},
-	}, nil
+	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+		Cloud: cloud.Configuration{
+			// Never asked: the credential mints its tokens itself.
+			ActiveDirectoryAuthorityHost: base + "/",
+			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+				cloud.ResourceManager: {Endpoint: base, Audience: auth.Audience},
+			},
+		},
+		Transport: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		// The SDK's retry policy, kept short: a server that is not
+		// running should be reported in a second, not in half a minute.
+		Retry:     policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second},
+		Telemetry: policy.TelemetryOptions{ApplicationID: "amlsim-cli"},
+		// Plain HTTP is for a server behind a TLS-terminating proxy.
+		InsecureAllowCredentialWithHTTP: u.Scheme == "http",
+	}}
+	cred := &homeCredential{signer: signer, user: g.user, tenantID: sim.DefaultOwner.TenantID}
+	c := &client{sub: g.sub, user: g.user, cred: cred, base: base}
+	if c.ml, err = ml.NewClientFactory(g.sub, cred, opts); err != nil {
+		return nil, err
+	}
+	if c.authz, err = armauthorization.NewClientFactory(g.sub, cred, opts); err != nil {
+		return nil, err
+	}
+	if c.arm, err = arm.NewClient("amlsim-cli", "v1.0.0", cred, opts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// token returns a bearer token for the client's principal.
+func (c *client) token(ctx context.Context) (string, error) {
+	t, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{auth.Audience + ".default"}})
+	return t.Token, err
 }
 
 // computePath is the ARM path of a workspace's computes, or of one compute.
 func (c *client) computePath(w *workspaceRef, name string) string {
-	p := "/subscriptions/" + url.PathEscape(c.sub) + "/resourceGroups/" + url.PathEscape(w.rg) +
-		"/providers/" + provider + "/workspaces/" + url.PathEscape(w.name) + "/computes"
+	p := c.workspacePath(w) + "/computes"
 	if name != "" {
 		p += "/" + url.PathEscape(name)
 	}
@@ -90,11 +148,6 @@ func (c *client) workspacePath(w *workspaceRef) string {
 		"/providers/" + provider + "/workspaces/" + url.PathEscape(w.name)
 }
 
-// locationPath is the ARM path of a location's resources.
-func (c *client) locationPath(location string) string {
-	return "/subscriptions/" + url.PathEscape(c.sub) + "/providers/" + provider + "/locations/" + url.PathEscape(location)
-}
-
 // response is an answer of the server that was not an error.
 type response struct {
 	status int
@@ -102,17 +155,17 @@ type response struct {
 	body   []byte
 }
 
-// do sends one request. target is a path under the endpoint or an absolute
-// URL (a polling header); api-version is added when absent. An ARM error
-// answer is returned as a *cliError carrying its code.
+// do sends one request to an amlsim extension endpoint through the SDK's
+// pipeline. target is a path under the endpoint or an absolute URL;
+// api-version is added when absent. An ARM error answer is returned as a
+// *cliError carrying its code.
 func (c *client) do(ctx context.Context, method, target string, query url.Values, body any) (*response, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("request URL %q: %w", target, err)
 	}
 	if !u.IsAbs() {
-		u, err = url.Parse(c.base + target)
-		if err != nil {
+		if u, err = url.Parse(c.base + target); err != nil {
 			return nil, fmt.Errorf("request URL %q: %w", target, err)
 		}
 	}
@@ -121,36 +174,23 @@ func (c *client) do(ctx context.Context, method, target string, query url.Values
 		q[k] = vs
 	}
 	if q.Get("api-version") == "" {
-		q.Set("api-version", apiVersion)
+		q.Set("api-version", extensionAPIVersion)
 	}
 	u.RawQuery = q.Encode()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := runtime.NewRequest(ctx, method, u.String())
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("User-Agent", "amlsim-cli")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := runtime.MarshalAsJSON(req, body); err != nil {
+			return nil, err
 		}
-		return nil, &cliError{Status: exitUnreachable, Code: "ServerUnreachable",
-			Message: fmt.Sprintf("cannot reach amlsim at %s (is 'amlsim serve' running? set --endpoint or AMLSIM_ENDPOINT): %v", c.base, unwrapURLError(err))}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	resp, err := c.arm.Pipeline().Do(req)
+	if err != nil {
+		return nil, c.failure(ctx, err)
+	}
+	b, err := runtime.Payload(resp)
 	if err != nil {
 		return nil, fmt.Errorf("read answer to %s %s: %w", method, u.Path, err)
 	}
@@ -158,6 +198,45 @@ func (c *client) do(ctx context.Context, method, target string, query url.Values
 		return nil, decodeError(resp.StatusCode, b)
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// getJSON GETs an extension endpoint and decodes the JSON answer into v.
+func (c *client) getJSON(ctx context.Context, target string, query url.Values, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, target, query, nil)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(resp.body, v); err != nil {
+		return fmt.Errorf("decode answer of GET %s: %w", target, err)
+	}
+	return nil
+}
+
+// failure turns an error of an SDK call into the CLI's: an ARM error
+// answer keeps its code and message; a server that cannot be reached is
+// ServerUnreachable.
+func (c *client) failure(ctx context.Context, err error) error {
+	var re *azcore.ResponseError
+	var ce *cliError
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case errors.As(err, &re):
+		var b []byte
+		if re.RawResponse != nil {
+			b, _ = runtime.Payload(re.RawResponse)
+		}
+		e := decodeError(re.StatusCode, b).(*cliError)
+		if re.ErrorCode != "" {
+			e.Code = re.ErrorCode
+			e.Status = exitStatusOf(re.StatusCode, re.ErrorCode)
+		}
+		return e
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return &cliError{Status: exitUnreachable, Code: "ServerUnreachable",
+		Message: fmt.Sprintf("cannot reach amlsim at %s (is 'amlsim serve' running? set --endpoint or AMLSIM_ENDPOINT): %v", c.base, unwrapURLError(err))}
 }
 
 func unwrapURLError(err error) error {
@@ -176,6 +255,8 @@ type armErrorBody struct {
 	} `json:"error"`
 }
 
+// decodeError reads an ARM error answer (or an operation status with an
+// error) into a *cliError.
 func decodeError(status int, b []byte) error {
 	var e armErrorBody
 	if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
@@ -186,16 +267,4 @@ func decodeError(status int, b []byte) error {
 		msg = http.StatusText(status)
 	}
 	return apiError(status, "", msg)
-}
-
-// getJSON GETs target and decodes the JSON answer into v.
-func (c *client) getJSON(ctx context.Context, target string, query url.Values, v any) error {
-	resp, err := c.do(ctx, http.MethodGet, target, query, nil)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(resp.body, v); err != nil {
-		return fmt.Errorf("decode answer of GET %s: %w", target, err)
-	}
-	return nil
 }

@@ -2,232 +2,227 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
-	"sort"
+	"os"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
+
+	"github.com/amlsim/amlsim/sim/api"
 )
 
-// completionVerb is a function, not a variable like the other verbs: the
-// script it prints lists every verb's flags, its own included.
-func completionVerb() verb {
-	return verb{
-		name: "completion",
-		args: "bash|zsh",
-		summary: `Print a shell completion script: verbs, flags, VM sizes and instance names.
+// Shell completion: cobra's `completion bash|zsh|fish|powershell` scripts
+// call `amlsim __complete …`, which runs the functions below. Those that
+// ask the server use the flags already on the command line (--endpoint,
+// --home, --workspace, …) and their environment defaults; a server that
+// does not answer within completionTimeout completes nothing.
 
-  bash: source <(amlsim completion bash)     (or save it in /etc/bash_completion.d/amlsim)
-  zsh:  source <(amlsim completion zsh)      (after compinit)
+// completionTimeout bounds the server calls of one completion.
+const completionTimeout = 3 * time.Second
 
-Instance names and sizes are asked of the server ('amlsim compute list
---output name', 'amlsim sizes') when completing, with the environment's
-AMLSIM_ENDPOINT and AMLSIM_HOME.`,
-		setup: func(c *command) runFunc {
-			return func(ctx context.Context, args []string) error {
-				if err := exactArgs(c, args, "SHELL"); err != nil {
-					return err
-				}
-				switch args[0] {
-				case "bash":
-					return writeCompletion(c.stdout, bashTemplate)
-				case "zsh":
-					return writeCompletion(c.stdout, zshTemplate)
-				}
-				return usageErrorf("no completion for shell %q: want bash or zsh", args[0])
+type completeFunc = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective)
+
+// completionClient is a client for a completion, with its deadline.
+func completionClient(cmd *cobra.Command, g *globals) (context.Context, context.CancelFunc, *client, bool) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
+	cl, err := newClient(g)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, false
+	}
+	return ctx, cancel, cl, true
+}
+
+// flagWorkspace is the workspace named by cmd's flags (or their defaults).
+func flagWorkspace(cmd *cobra.Command) *workspaceRef {
+	w := &workspaceRef{rg: envOr("AMLSIM_RESOURCE_GROUP", defaultResourceGroup), name: envOr("AMLSIM_WORKSPACE", defaultWorkspace)}
+	if f := cmd.Flags().Lookup("workspace"); f != nil {
+		w.name = f.Value.String()
+	}
+	if f := cmd.Flags().Lookup("resource-group"); f != nil {
+		w.rg = f.Value.String()
+	}
+	return w
+}
+
+// completeInstances completes the first argument with the names of the
+// workspace's instances, each described by its state and size.
+func completeInstances(g *globals) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		ctx, cancel, cl, ok := completionClient(cmd, g)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer cancel()
+		list, err := cl.listInstances(ctx, flagWorkspace(cmd))
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, in := range list {
+			out = append(out, cobra.CompletionWithDesc(in.Name, in.State+", "+in.VMSize))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeSizes completes --size with the VM sizes of the region (the
+// --location on the line, else the workspace's).
+func completeSizes(g *globals) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ctx, cancel, cl, ok := completionClient(cmd, g)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer cancel()
+		loc := ""
+		if f := cmd.Flags().Lookup("location"); f != nil {
+			loc = f.Value.String()
+		}
+		if loc == "" {
+			w := flagWorkspace(cmd)
+			ws, err := cl.ml.NewWorkspacesClient().Get(ctx, w.rg, w.name, nil)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
+			loc = deref(ws.Location)
+		}
+		sizes, err := cl.sizes(ctx, loc)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, s := range sizes {
+			out = append(out, cobra.CompletionWithDesc(s.Name, fmt.Sprintf("%d vCPUs, %g GB", s.VCPUs, s.MemoryGB)))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeLocations completes --location with the subscription's regions
+// (ARM's Subscriptions - List Locations).
+func completeLocations(g *globals) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ctx, cancel, cl, ok := completionClient(cmd, g)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer cancel()
+		var locs struct {
+			Value []struct {
+				Name        string `json:"name"`
+				DisplayName string `json:"displayName"`
+			} `json:"value"`
+		}
+		if err := cl.getJSON(ctx, "/subscriptions/"+cl.sub+"/locations", map[string][]string{"api-version": {"2022-12-01"}}, &locs); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, l := range locs.Value {
+			out = append(out, cobra.CompletionWithDesc(l.Name, l.DisplayName))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completePrincipals completes an object ID with the principals of the
+// server's config, described by their names.
+func completePrincipals(g *globals) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ctx, cancel, cl, ok := completionClient(cmd, g)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer cancel()
+		var list struct {
+			Value []struct {
+				ObjectID    string `json:"objectId"`
+				DisplayName string `json:"displayName"`
+			} `json:"value"`
+		}
+		if err := cl.getJSON(ctx, api.PrincipalsPath, nil, &list); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, p := range list.Value {
+			out = append(out, cobra.CompletionWithDesc(p.ObjectID, p.DisplayName))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeRoles completes --role with the role names defined at --scope.
+func completeRoles(g *globals) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ctx, cancel, cl, ok := completionClient(cmd, g)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer cancel()
+		scope := ""
+		if f := cmd.Flags().Lookup("scope"); f != nil {
+			scope = f.Value.String()
+		}
+		byID, _, err := cl.roleDefinitions(ctx, cl.scope(scope))
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, name := range byID {
+			out = append(out, name)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// newDocsCommand is `amlsim docs DIR`: one markdown page per command.
+func newDocsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "docs DIR",
+		Short: "Write the CLI's reference, one markdown page per command, into DIR",
+		Long: `Write the CLI's reference, one markdown page per command, into DIR
+(created if needed). The pages in cmd/amlsim/docs are made this way.`,
+		Args: exactArgs("DIR"),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return err
+			}
+			root := cmd.Root()
+			root.DisableAutoGenTag = true
+			neutralDefaults(root)
+			return doc.GenMarkdownTree(root, args[0])
 		},
 	}
 }
 
-func completion(args []string) error { return runVerb("completion", completionVerb(), args) }
-
-// staticFlags are the flags of the verbs that parse their own (serve,
-// token, image build).
-var staticFlags = map[string][]string{
-	"serve":       {"--home", "--listen", "--config", "--driver", "--test-clock", "-v"},
-	"token":       {"--home", "--user", "--tenant", "--name", "--ttl"},
-	"env":         {"--home", "--endpoint", "--user", "--tenant"},
-	"studio":      {"--home", "--endpoint", "--user", "--tenant"},
-	"image build": {"--cache"},
+// neutralDefaults writes the defaults under the user's home directory as
+// ~/…, so the reference reads the same whoever generates it.
+func neutralDefaults(cmd *cobra.Command) {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		return
+	}
+	fix := func(f *pflag.Flag) {
+		if strings.HasPrefix(f.DefValue, home+"/") {
+			f.DefValue = "~" + strings.TrimPrefix(f.DefValue, home)
+		}
+	}
+	cmd.LocalFlags().VisitAll(fix)
+	cmd.PersistentFlags().VisitAll(fix)
+	for _, c := range cmd.Commands() {
+		neutralDefaults(c)
+	}
 }
-
-// fileFlags take a path: the shells complete file names after them.
-var fileFlags = map[string]bool{"--home": true, "--config": true, "--cache": true}
-
-// completionSpec gathers what the scripts complete: verb keys ("compute
-// create", "usage") and their flags.
-func completionSpec() (keys []string, flags map[string][]string, files map[string]bool) {
-	flags = map[string][]string{}
-	files = map[string]bool{}
-	for f := range fileFlags {
-		files[f] = true
-	}
-	for k, v := range staticFlags {
-		flags[k] = v
-	}
-	add := func(key string, v verb) {
-		c := newCommand(key, v)
-		v.setup(c)
-		c.fs.VisitAll(func(f *flag.Flag) {
-			dash := "--"
-			if len(f.Name) == 1 {
-				dash = "-"
-			}
-			flags[key] = append(flags[key], dash+f.Name)
-			if name, _ := flag.UnquoteUsage(f); name == "FILE" || name == "DIR" {
-				files[dash+f.Name] = true
-			}
-		})
-	}
-	for _, v := range computeVerbs() {
-		add("compute "+v.name, v)
-	}
-	for _, v := range roleVerbs() {
-		add("role "+v.name, v)
-	}
-	for _, v := range setupScriptVerbs() {
-		add("setup-script "+v.name, v)
-	}
-	for _, v := range clockVerbs() {
-		add("clock "+v.name, v)
-	}
-	for _, v := range []verb{usageVerb, sizesVerb, doctorVerb, completionVerb()} {
-		add(v.name, v)
-	}
-	for k := range flags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys, flags, files
-}
-
-func computeNames() string {
-	var names []string
-	for _, v := range computeVerbs() {
-		names = append(names, v.name)
-	}
-	return strings.Join(names, " ")
-}
-
-// writeCompletion fills a script template: @VERBS@, @COMPUTE@, @FILEFLAGS@
-// and @FLAGCASES@ (one case arm per verb key, in the shell's syntax).
-func writeCompletion(w io.Writer, tmpl string) error {
-	keys, flags, fileSet := completionSpec()
-	var files []string
-	for f := range fileSet {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	var cases strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&cases, "    %q) flags=%q ;;\n", k, strings.Join(flags[k], " "))
-	}
-	var top []string
-	for v := range verbs() {
-		top = append(top, v)
-	}
-	sort.Strings(top)
-	r := strings.NewReplacer(
-		"@VERBS@", strings.Join(top, " "),
-		"@COMPUTE@", computeNames(),
-		"@FILEFLAGS@", strings.Join(files, "|"),
-		"@FLAGCASES@", strings.TrimRight(cases.String(), "\n"),
-	)
-	_, err := io.WriteString(w, r.Replace(tmpl))
-	return err
-}
-
-const bashTemplate = `# bash completion for amlsim; load with: source <(amlsim completion bash)
-_amlsim() {
-  local cur prev verb sub key flags
-  cur="${COMP_WORDS[COMP_CWORD]}"
-  prev="${COMP_WORDS[COMP_CWORD-1]}"
-  verb="${COMP_WORDS[1]}"
-  sub="${COMP_WORDS[2]}"
-  COMPREPLY=()
-  if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W "@VERBS@" -- "$cur"))
-    return
-  fi
-  case "$prev" in
-    @FILEFLAGS@) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-    --output|-o) COMPREPLY=($(compgen -W "table json name" -- "$cur")); return ;;
-    --driver) COMPREPLY=($(compgen -W "libvirt fake" -- "$cur")); return ;;
-    --size) COMPREPLY=($(compgen -W "$(amlsim sizes 2>/dev/null | awk 'NR>1 {print $1}')" -- "$cur")); return ;;
-  esac
-  if [[ $COMP_CWORD -eq 2 ]]; then
-    case "$verb" in
-      compute) COMPREPLY=($(compgen -W "@COMPUTE@" -- "$cur")); return ;;
-      image) COMPREPLY=($(compgen -W "build" -- "$cur")); return ;;
-      role) COMPREPLY=($(compgen -W "assign list remove" -- "$cur")); return ;;
-      setup-script) COMPREPLY=($(compgen -W "run" -- "$cur")); return ;;
-      clock) COMPREPLY=($(compgen -W "show set advance" -- "$cur")); return ;;
-      completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")); return ;;
-    esac
-  fi
-  key="$verb"
-  case "$verb" in compute|image|role|setup-script|clock) key="$verb $sub" ;; esac
-  if [[ "$cur" == -* ]]; then
-    flags=""
-    case "$key" in
-@FLAGCASES@
-    esac
-    COMPREPLY=($(compgen -W "$flags" -- "$cur"))
-    return
-  fi
-  case "$key" in
-    "compute show"|"compute start"|"compute stop"|"compute restart"|"compute delete"|"compute ssh"|"compute logs")
-      COMPREPLY=($(compgen -W "$(amlsim compute list --output name 2>/dev/null)" -- "$cur")) ;;
-  esac
-}
-complete -o default -F _amlsim amlsim
-`
-
-const zshTemplate = `#compdef amlsim
-# zsh completion for amlsim; load with: source <(amlsim completion zsh)
-# (after compinit), or save it as _amlsim in a directory of $fpath.
-_amlsim() {
-  local cur=${words[CURRENT]} prev=${words[CURRENT-1]} verb=${words[2]} sub=${words[3]} key flags
-  if (( CURRENT == 2 )); then
-    compadd -- @VERBS@
-    return
-  fi
-  case "$prev" in
-    @FILEFLAGS@) _files; return ;;
-    --output|-o) compadd -- table json name; return ;;
-    --driver) compadd -- libvirt fake; return ;;
-    --size) compadd -- ${(f)"$(amlsim sizes 2>/dev/null | awk 'NR>1 {print $1}')"}; return ;;
-  esac
-  if (( CURRENT == 3 )); then
-    case "$verb" in
-      compute) compadd -- @COMPUTE@; return ;;
-      image) compadd -- build; return ;;
-      role) compadd -- assign list remove; return ;;
-      setup-script) compadd -- run; return ;;
-      clock) compadd -- show set advance; return ;;
-      completion) compadd -- bash zsh; return ;;
-    esac
-  fi
-  key="$verb"
-  case "$verb" in compute|image|role|setup-script|clock) key="$verb $sub" ;; esac
-  if [[ "$cur" == -* ]]; then
-    flags=""
-    case "$key" in
-@FLAGCASES@
-    esac
-    compadd -- ${=flags}
-    return
-  fi
-  case "$key" in
-    "compute show"|"compute start"|"compute stop"|"compute restart"|"compute delete"|"compute ssh"|"compute logs")
-      compadd -- ${(f)"$(amlsim compute list --output name 2>/dev/null)"} ;;
-    *) _files ;;
-  esac
-}
-if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
-  _amlsim "$@"
-else
-  compdef _amlsim amlsim
-fi
-`

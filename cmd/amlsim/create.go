@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,113 +10,142 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/amlsim/amlsim/sim"
 )
 
-var createVerb = verb{
-	name: "create",
-	args: "NAME --size SIZE [flags]",
-	summary: `Create a compute instance and wait until it is running.
+const createSummary = `Create a compute instance and wait until it is running.
 
 SSH public access is enabled with --ssh-key, or with ~/.ssh/id_ed25519.pub
 (else ~/.ssh/id_rsa.pub) when that exists; --no-ssh leaves it disabled.
 Scripts are sent inline (base64) as the instance's creation and startup
 scripts. While waiting, the instance's events are shown; --no-wait returns
-once the request is accepted.`,
-	setup: func(c *command) runFunc {
-		ws := c.workspaceFlags()
-		size := c.fs.String("size", "", "VM `SIZE`, such as Standard_D3_v2 (see 'amlsim sizes')")
-		key := c.fs.String("ssh-key", "", "public key `FILE` (.pub) to log in with; enables SSH public access")
-		noSSH := c.fs.Bool("no-ssh", false, "leave SSH public access disabled, even if a default key exists")
-		setup := c.fs.String("setup-script", "", "creation script `FILE`, run once when the instance is created")
-		setupArgs := c.fs.String("setup-args", "", "`ARGS` passed to the creation script")
-		setupTimeout := c.fs.String("setup-timeout", "", "`DURATION` the creation script may run, such as 10m")
-		startup := c.fs.String("startup-script", "", "startup script `FILE`, run on every start")
-		startupArgs := c.fs.String("startup-args", "", "`ARGS` passed to the startup script")
-		startupTimeout := c.fs.String("startup-timeout", "", "`DURATION` the startup script may run")
-		desc := c.fs.String("description", "", "`TEXT` describing the instance")
-		assigned := c.fs.String("assigned-user", "", "create the instance on behalf of the user with object `ID` (S9)")
-		noWait := c.fs.Bool("no-wait", false, "return once the request is accepted")
-		return func(ctx context.Context, args []string) error {
-			if err := exactArgs(c, args, "NAME"); err != nil {
-				return err
-			}
-			if *size == "" {
-				return usageErrorf("missing --size (see 'amlsim sizes' for the sizes)")
-			}
-			if *key != "" && *noSSH {
-				return usageErrorf("--ssh-key and --no-ssh contradict each other")
-			}
-			props := map[string]any{"vmSize": *size}
-			if !*noSSH {
-				pub, err := publicKey(*key)
-				if err != nil {
-					return err
-				}
-				if pub != "" {
-					props["sshSettings"] = map[string]string{"sshPublicAccess": "Enabled", "adminPublicKey": pub}
-				} else {
-					fmt.Fprintln(c.stderr, "amlsim: no ~/.ssh/id_ed25519.pub or id_rsa.pub: SSH public access stays disabled (make a key with ssh-keygen -t ed25519, or pass --ssh-key FILE)")
-				}
-			}
-			scripts := map[string]any{}
-			for _, s := range []struct{ field, file, args, timeout string }{
-				{"creationScript", *setup, *setupArgs, *setupTimeout},
-				{"startupScript", *startup, *startupArgs, *startupTimeout},
-			} {
-				if s.file == "" {
-					if s.args != "" || s.timeout != "" {
-						return usageErrorf("script arguments or timeout given without the script file")
-					}
-					continue
-				}
-				ref, err := inlineScript(s.file, s.args, s.timeout)
-				if err != nil {
-					return err
-				}
-				scripts[s.field] = ref
-			}
-			if len(scripts) > 0 {
-				props["setupScripts"] = map[string]any{"scripts": scripts}
-			}
-			if *assigned != "" {
-				props["personalComputeInstanceSettings"] = map[string]any{"assignedUser": map[string]string{"objectId": *assigned}}
-			}
-			outer := map[string]any{"computeType": "ComputeInstance", "properties": props}
-			if *desc != "" {
-				outer["description"] = *desc
-			}
-			body := map[string]any{"properties": outer}
-			cl, err := newClient(c.g)
-			if err != nil {
-				return err
-			}
-			name := args[0]
-			path := cl.computePath(ws, name)
-			resp, err := cl.do(ctx, http.MethodPut, path, nil, body)
-			if err != nil {
-				return err
-			}
-			var a armCompute
-			if err := json.Unmarshal(resp.body, &a); err != nil {
-				return fmt.Errorf("decode created instance %q: %w", name, err)
-			}
-			opURL := resp.header.Get("Azure-AsyncOperation")
-			if *noWait || opURL == "" {
-				return printInstance(c.stdout, c.g.output, instanceOf(a))
-			}
-			p := &progress{w: c.stderr, tty: isTerminal(os.Stderr), name: name}
-			if err := cl.wait(ctx, p, opURL, path); err != nil {
-				return err
-			}
-			in, err := cl.getInstance(ctx, ws, name)
-			if err != nil {
-				return err
-			}
-			return printInstance(c.stdout, c.g.output, in)
+once the request is accepted.`
+
+func newCreateCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create NAME --size SIZE",
+		Short: firstLine(createSummary),
+		Long:  createSummary,
+		Args:  exactArgs("NAME"),
+		// The name is new: nothing to complete.
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	ws := workspaceFlags(cmd)
+	f := cmd.Flags()
+	size := f.String("size", "", "VM `SIZE`, such as Standard_D3_v2 (see 'amlsim sizes')")
+	key := f.String("ssh-key", "", "public key `FILE` (.pub) to log in with; enables SSH public access")
+	noSSH := f.Bool("no-ssh", false, "leave SSH public access disabled, even if a default key exists")
+	setup := f.String("setup-script", "", "creation script `FILE`, run once when the instance is created")
+	setupArgs := f.String("setup-args", "", "`ARGS` passed to the creation script")
+	setupTimeout := f.String("setup-timeout", "", "`DURATION` the creation script may run, such as 10m")
+	startup := f.String("startup-script", "", "startup script `FILE`, run on every start")
+	startupArgs := f.String("startup-args", "", "`ARGS` passed to the startup script")
+	startupTimeout := f.String("startup-timeout", "", "`DURATION` the startup script may run")
+	desc := f.String("description", "", "`TEXT` describing the instance")
+	assigned := f.String("assigned-user", "", "create the instance on behalf of the user with object `ID` (S9)")
+	noWait := f.Bool("no-wait", false, "return once the request is accepted")
+	for _, name := range []string{"ssh-key", "setup-script", "startup-script"} {
+		cmd.MarkFlagFilename(name)
+	}
+	cmd.RegisterFlagCompletionFunc("size", completeSizes(g))
+	cmd.RegisterFlagCompletionFunc("assigned-user", completePrincipals(g))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		if *size == "" {
+			return usageErrorf("missing --size (see 'amlsim sizes' for the sizes)")
 		}
-	},
+		if *key != "" && *noSSH {
+			return usageErrorf("--ssh-key and --no-ssh contradict each other")
+		}
+		props := &ml.ComputeInstanceProperties{VMSize: size}
+		if !*noSSH {
+			pub, err := publicKey(*key)
+			if err != nil {
+				return err
+			}
+			if pub != "" {
+				props.SSHSettings = &ml.ComputeInstanceSSHSettings{SSHPublicAccess: to(ml.SSHPublicAccessEnabled), AdminPublicKey: &pub}
+			} else {
+				fmt.Fprintln(cmd.ErrOrStderr(), "amlsim: no ~/.ssh/id_ed25519.pub or id_rsa.pub: SSH public access stays disabled (make a key with ssh-keygen -t ed25519, or pass --ssh-key FILE)")
+			}
+		}
+		scripts := &ml.ScriptsToExecute{}
+		for _, s := range []struct {
+			ref                 **ml.ScriptReference
+			file, args, timeout string
+		}{
+			{&scripts.CreationScript, *setup, *setupArgs, *setupTimeout},
+			{&scripts.StartupScript, *startup, *startupArgs, *startupTimeout},
+		} {
+			if s.file == "" {
+				if s.args != "" || s.timeout != "" {
+					return usageErrorf("script arguments or timeout given without the script file")
+				}
+				continue
+			}
+			ref, err := inlineScript(s.file, s.args, s.timeout)
+			if err != nil {
+				return err
+			}
+			*s.ref = ref
+		}
+		if scripts.CreationScript != nil || scripts.StartupScript != nil {
+			props.SetupScripts = &ml.SetupScripts{Scripts: scripts}
+		}
+		if *assigned != "" {
+			props.PersonalComputeInstanceSettings = &ml.PersonalComputeInstanceSettings{AssignedUser: &ml.AssignedUser{
+				ObjectID: assigned, TenantID: to(sim.DefaultOwner.TenantID)}}
+		}
+		body := ml.ComputeResource{Properties: &ml.ComputeInstance{
+			ComputeType: to(ml.ComputeTypeComputeInstance),
+			Properties:  props,
+		}}
+		if *desc != "" {
+			body.Properties.(*ml.ComputeInstance).Description = desc
+		}
+		cl, err := newClient(g)
+		if err != nil {
+			return err
+		}
+		name := args[0]
+		in, err := cl.create(ctx, ws, name, body, !*noWait, newProgress(cmd, name))
+		if err != nil {
+			return err
+		}
+		return printInstance(stdout, g.output, in)
+	}
+	return cmd
 }
+
+// create PUTs an instance through the SDK; with wait, it waits for the
+// operation and answers the instance as it then is, else as the PUT
+// answered it (Creating).
+func (c *client) create(ctx context.Context, ws *workspaceRef, name string, body ml.ComputeResource, wait bool, p *progress) (instance, error) {
+	var put *http.Response
+	poller, err := c.ml.NewComputeClient().BeginCreateOrUpdate(runtime.WithCaptureResponse(ctx, &put), ws.rg, ws.name, name, body, nil)
+	if err != nil {
+		return instance{}, c.failure(ctx, err)
+	}
+	if !wait {
+		var r ml.ComputeResource
+		if err := runtime.UnmarshalAsJSON(put, &r); err != nil {
+			return instance{}, fmt.Errorf("decode created instance %q: %w", name, err)
+		}
+		return instanceOf(&r), nil
+	}
+	if err := waitFor(ctx, c, p, poller, c.computePath(ws, name)); err != nil {
+		return instance{}, err
+	}
+	return c.getInstance(ctx, ws, name)
+}
+
+// to returns a pointer to v, as the SDK's models want.
+func to[T any](v T) *T { return &v }
 
 // publicKey reads the public key to install: from file (a .pub, or a
 // private key with a .pub beside it), or the user's default key. It returns
@@ -164,7 +192,7 @@ func publicKey(file string) (string, error) {
 var defaultKeys = []string{"id_ed25519", "id_rsa"}
 
 // inlineScript is a script reference with the script inline, base64.
-func inlineScript(file, args, timeout string) (map[string]string, error) {
+func inlineScript(file, args, timeout string) (*ml.ScriptReference, error) {
 	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, usageErrorf("script %s does not exist", file)
@@ -172,12 +200,12 @@ func inlineScript(file, args, timeout string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read script %s: %w", file, err)
 	}
-	ref := map[string]string{"scriptSource": "inline", "scriptData": base64.StdEncoding.EncodeToString(b)}
+	ref := &ml.ScriptReference{ScriptSource: to("inline"), ScriptData: to(base64.StdEncoding.EncodeToString(b))}
 	if args != "" {
-		ref["scriptArguments"] = args
+		ref.ScriptArguments = &args
 	}
 	if timeout != "" {
-		ref["timeout"] = timeout
+		ref.Timeout = &timeout
 	}
 	return ref, nil
 }

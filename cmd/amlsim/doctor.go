@@ -18,6 +18,7 @@ import (
 	"github.com/amlsim/amlsim/hypervisor/libvirt"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/pki"
+	"github.com/spf13/cobra"
 	golibvirt "libvirt.org/go/libvirt"
 )
 
@@ -47,55 +48,57 @@ type doctorReport struct {
 // libvirtTimeout bounds the connection attempt to libvirtd.
 const libvirtTimeout = 5 * time.Second
 
-var doctorVerb = verb{
-	name: "doctor",
-	args: "[--config FILE] [flags]",
-	summary: `Check that this machine can run amlsim, with a one-line fix for each problem.
+const doctorSummary = `Check that this machine can run amlsim, with a one-line fix for each problem.
 
 Checks libvirtd, QEMU, KVM (or why TCG), the guest image, the CA in the
 home, the server at the endpoint and its port. Exits 1 when a check fails;
-warnings (TCG, server not started yet) do not fail.`,
-	setup: func(c *command) runFunc {
-		configPath := c.fs.String("config", "", "TOML config `FILE` the server uses (for the libvirt URI, state and image dirs)")
-		return func(ctx context.Context, args []string) error {
-			if err := exactArgs(c, args); err != nil {
-				return err
-			}
-			cfg, err := sim.LoadConfig(*configPath)
-			if err != nil {
-				return usageErrorf("--config: %v", err)
-			}
-			checks := []check{
-				checkLibvirt(ctx, cfg.Driver.URI),
-				checkBinary("qemu-system-x86_64", "apt-get install -y qemu-system-x86"),
-				checkBinary("qemu-img", "apt-get install -y qemu-utils"),
-				checkKVM(cfg),
-				checkImage(cfg),
-				checkFastCreate(cfg),
-				checkBinary("ssh", "apt-get install -y openssh-client (needed by 'amlsim compute ssh' only)"),
-				checkCA(c.g.home),
-			}
-			checks = append(checks, checkServer(ctx, c.g)...)
-			rep := doctorReport{OK: true, Checks: checks}
-			for _, ch := range checks {
-				rep.OK = rep.OK && ch.Status != checkFail
-			}
-			if c.g.output == outputJSON {
-				if err := printJSON(c.stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				printChecks(c.stdout, checks)
-			}
-			if !rep.OK {
-				return &cliError{Status: exitFailed, Code: "DoctorFoundProblems", Message: "some checks failed; see their fixes above"}
-			}
-			return nil
-		}
-	},
-}
+warnings (TCG, server not started yet) do not fail.`
 
-func doctor(args []string) error { return runVerb("doctor", doctorVerb, args) }
+func newDoctorCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "doctor [--config FILE]",
+		Short: "Check that this machine can run amlsim, with a one-line fix for each problem",
+		Long:  doctorSummary,
+		Args:  exactArgs(),
+	}
+	clientFlags(cmd, cmd.Flags(), g)
+	configPath := cmd.Flags().String("config", "", "TOML config `FILE` the server uses (for the libvirt URI, state and image dirs)")
+	cmd.MarkFlagFilename("config", "toml")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := sim.LoadConfig(*configPath)
+		if err != nil {
+			return usageErrorf("--config: %v", err)
+		}
+		checks := []check{
+			checkLibvirt(ctx, cfg.Driver.URI),
+			checkBinary("qemu-system-x86_64", "apt-get install -y qemu-system-x86"),
+			checkBinary("qemu-img", "apt-get install -y qemu-utils"),
+			checkKVM(cfg),
+			checkImage(cfg),
+			checkFastCreate(cfg),
+			checkBinary("ssh", "apt-get install -y openssh-client (needed by 'amlsim compute ssh' only)"),
+			checkCA(g.home),
+		}
+		checks = append(checks, checkServer(ctx, g)...)
+		rep := doctorReport{OK: true, Checks: checks}
+		for _, ch := range checks {
+			rep.OK = rep.OK && ch.Status != checkFail
+		}
+		err = render(cmd.OutOrStdout(), g.output, rep, func(w io.Writer) error {
+			printChecks(w, checks)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !rep.OK {
+			return &cliError{Status: exitFailed, Code: "DoctorFoundProblems", Message: "some checks failed; see their fixes above"}
+		}
+		return nil
+	}
+	return cmd
+}
 
 func printChecks(w io.Writer, checks []check) {
 	for _, ch := range checks {
@@ -286,7 +289,7 @@ func checkCA(home string) check {
 
 // checkServer checks the server answers at the endpoint, and that its port
 // is free or held by amlsim.
-func checkServer(ctx context.Context, g globals) []check {
+func checkServer(ctx context.Context, g *globals) []check {
 	srv := check{Name: "server"}
 	port := check{Name: "port"}
 	u, err := url.Parse(g.endpoint)
@@ -302,12 +305,9 @@ func checkServer(ctx context.Context, g globals) []check {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		var list struct {
-			Value []json.RawMessage `json:"value"`
-		}
-		err = cl.getJSON(ctx, "/subscriptions/"+url.PathEscape(g.sub)+"/providers/"+provider+"/workspaces", nil, &list)
-		if err == nil {
-			srv.Status, srv.Detail = checkOK, fmt.Sprintf("amlsim answers at %s (workspaces: %d)", g.endpoint, len(list.Value))
+		var n int
+		if n, err = cl.countWorkspaces(ctx); err == nil {
+			srv.Status, srv.Detail = checkOK, fmt.Sprintf("amlsim answers at %s (workspaces: %d)", g.endpoint, n)
 			port.Status, port.Detail = checkOK, host+" is in use by amlsim"
 			return []check{srv, port}
 		}
@@ -334,4 +334,18 @@ func checkServer(ctx context.Context, g globals) []check {
 	ln.Close()
 	port.Status, port.Detail = checkOK, host+" is free"
 	return []check{srv, port}
+}
+
+// countWorkspaces counts the subscription's workspaces.
+func (c *client) countWorkspaces(ctx context.Context) (int, error) {
+	n := 0
+	pager := c.ml.NewWorkspacesClient().NewListBySubscriptionPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return 0, c.failure(ctx, err)
+		}
+		n += len(page.Value)
+	}
+	return n, nil
 }

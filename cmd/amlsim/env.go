@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/auth"
 	"github.com/amlsim/amlsim/sim/pki"
+	"github.com/spf13/cobra"
 )
 
 // CABundleFile is the CA bundle `amlsim env` writes in the home: the
@@ -39,13 +39,11 @@ var systemBundles = []string{
 // the principal (IDENTITY_ENDPOINT and IDENTITY_HEADER for the SDKs'
 // DefaultAzureCredential and ManagedIdentityCredential, MSI_ENDPOINT for
 // `az login --identity`), and a CA bundle they trust.
-func envCmd(args []string) error {
-	fs := flag.NewFlagSet("env", flag.ContinueOnError)
-	home := fs.String("home", defaultHome(), "simulator state directory ($AMLSIM_HOME)")
-	endpoint := fs.String("endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
-	user := fs.String("user", sim.DefaultOwner.ObjectID, "object ID of the principal the identity speaks for")
-	tenant := fs.String("tenant", sim.DefaultOwner.TenantID, "tenant ID of the principal")
-	plainHelp(fs, "env [--home DIR] [--endpoint URL] [--user OBJECT_ID]", `Print export lines for a POSIX shell, to use as
+func newEnvCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "env",
+		Short: "Print shell exports after which Azure SDKs and az get tokens from amlsim",
+		Long: `Print export lines for a POSIX shell, to use as
     eval "$(amlsim env)"
 after which DefaultAzureCredential (Go, Python, .NET, JS, Java) and
 'az login --identity' get tokens from amlsim for --user (default: the
@@ -53,32 +51,42 @@ built-in owner; another principal must be in the server's config), and
 SSL_CERT_FILE and REQUESTS_CA_BUNDLE name a CA bundle with the system's
 CAs and amlsim's. For az, register amlsim as a cloud once:
     az cloud register -n amlsim --endpoint-resource-manager "$AMLSIM_ENDPOINT"
-    az cloud set -n amlsim && az login --identity`)
-	if err := fs.Parse(args); err != nil {
-		return err
+    az cloud set -n amlsim && az login --identity`,
+		Args: exactArgs(),
 	}
-	if fs.NArg() > 0 {
-		return usageErrorf("env takes no arguments")
+	f := cmd.Flags()
+	home := f.String("home", defaultHome(), "simulator state `DIR` ($AMLSIM_HOME)")
+	endpoint := f.String("endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
+	user := f.String("user", sim.DefaultOwner.ObjectID, "object `ID` of the principal the identity speaks for")
+	tenant := f.String("tenant", sim.DefaultOwner.TenantID, "tenant `ID` of the principal")
+	cmd.MarkFlagDirname("home")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return printEnv(cmd.OutOrStdout(), *home, *endpoint, *user, *tenant)
 	}
-	base := strings.TrimRight(*endpoint, "/")
-	signer, err := auth.LoadOrCreate(*home)
+	return cmd
+}
+
+// printEnv writes the export lines of `amlsim env`.
+func printEnv(w io.Writer, home, endpoint, user, tenant string) error {
+	base := strings.TrimRight(endpoint, "/")
+	signer, err := auth.LoadOrCreate(home)
 	if err != nil {
 		return err
 	}
-	bundle, err := writeCABundle(*home)
+	bundle, err := writeCABundle(home)
 	if err != nil {
 		return err
 	}
-	secret := signer.IdentitySecret(*user, *tenant)
-	abs, err := filepath.Abs(*home)
+	secret := signer.IdentitySecret(user, tenant)
+	abs, err := filepath.Abs(home)
 	if err != nil {
 		return err
 	}
 	lines := [][2]string{
 		{"AMLSIM_ENDPOINT", base},
 		{"AMLSIM_HOME", abs},
-		{"AZURE_SUBSCRIPTION_ID", subscriptionOf(base, *home, signer, *user, *tenant)},
-		{"AZURE_TENANT_ID", *tenant},
+		{"AZURE_SUBSCRIPTION_ID", subscriptionOf(base, home, signer, user, tenant)},
+		{"AZURE_TENANT_ID", tenant},
 		// The authority for service principals of the config
 		// (ClientSecretCredential, with DisableInstanceDiscovery).
 		{"AZURE_AUTHORITY_HOST", base + "/"},
@@ -90,7 +98,7 @@ CAs and amlsim's. For az, register amlsim as a cloud once:
 		{"NODE_EXTRA_CA_CERTS", filepath.Join(abs, pki.CAFile)},
 	}
 	for _, l := range lines {
-		fmt.Printf("export %s=%s\n", l[0], shellQuote(l[1]))
+		fmt.Fprintf(w, "export %s=%s\n", l[0], shellQuote(l[1]))
 	}
 	return nil
 }

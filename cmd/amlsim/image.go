@@ -1,31 +1,34 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"os"
-	"os/signal"
+
+	"github.com/spf13/cobra"
 
 	"github.com/amlsim/amlsim/fixtures"
 )
 
-// image builds the default guest image into the cache, once per recipe.
-func image(args []string) error {
-	if len(args) == 0 || args[0] != "build" {
-		return fmt.Errorf("usage: amlsim image build [--cache DIR]")
+// newImageCommand is `amlsim image`: the default guest image.
+func newImageCommand() *cobra.Command {
+	cmd := newGroupCommand("image", "Build the default guest image")
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build the default guest image into the cache, once per recipe",
+		Long: `Build the default guest image (Debian with cloud-init) into the cache, once
+per recipe: a second run with the same recipe returns at once. Prints the
+image's directory.`,
+		Args: exactArgs(),
 	}
-	fs := flag.NewFlagSet("image build", flag.ContinueOnError)
-	cache := fs.String("cache", fixtures.DefaultImageCache(), "image cache directory")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	cache := build.Flags().String("cache", fixtures.DefaultImageCache(), "image cache `DIR`")
+	build.MarkFlagDirname("cache")
+	build.RunE = func(cmd *cobra.Command, args []string) error {
+		img, err := fixtures.EnsureImage(cmd.Context(), *cache, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), img.Dir)
+		return nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	img, err := fixtures.EnsureImage(ctx, *cache, os.Stderr)
-	if err != nil {
-		return err
-	}
-	fmt.Println(img.Dir)
-	return nil
+	cmd.AddCommand(build)
+	return cmd
 }

@@ -1,22 +1,25 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+)
 
 // locationFlag adds --location (and the workspace flags that give its
-// default) to a verb about a region.
-func (c *command) locationFlag() func(ctx context.Context, cl *client) (string, error) {
-	ws := c.workspaceFlags()
-	loc := c.fs.String("location", envOr("AMLSIM_LOCATION", ""), "region `NAME`, such as eastus (default: the workspace's region; $AMLSIM_LOCATION)")
+// default) to a verb about a region; the function it returns resolves it.
+func locationFlag(cmd *cobra.Command, g *globals) func(ctx context.Context, cl *client) (string, error) {
+	ws := workspaceFlags(cmd)
+	loc := cmd.Flags().String("location", envOr("AMLSIM_LOCATION", ""), "region `NAME`, such as eastus (default: the workspace's region; $AMLSIM_LOCATION)")
+	cmd.RegisterFlagCompletionFunc("location", completeLocations(g))
 	return func(ctx context.Context, cl *client) (string, error) {
 		if *loc != "" {
 			return *loc, nil
 		}
-		var w struct {
-			Location string `json:"location"`
+		w, err := cl.ml.NewWorkspacesClient().Get(ctx, ws.rg, ws.name, nil)
+		if err != nil {
+			return "", cl.failure(ctx, err)
 		}
-		if err := cl.getJSON(ctx, cl.workspacePath(ws), nil, &w); err != nil {
-			return "", err
-		}
-		return w.Location, nil
+		return deref(w.Location), nil
 	}
 }

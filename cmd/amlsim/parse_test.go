@@ -13,37 +13,54 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/amlsim/amlsim/sim/auth"
 )
 
+// TestParseInterspersed: positional arguments may come before, between
+// or after flags, and everything after "--" is the verb's, untouched.
 func TestParseInterspersed(t *testing.T) {
-	v := verb{name: "x", args: "NAME", setup: func(c *command) runFunc { return nil }}
 	for _, args := range [][]string{
-		{"ci1", "--size", "S", "--no-wait"},
-		{"--size", "S", "ci1", "--no-wait"},
-		{"--size=S", "--no-wait", "ci1"},
+		{"compute", "ssh", "ci1", "--ssh-key", "K", "--print"},
+		{"compute", "ssh", "--ssh-key", "K", "ci1", "--print"},
+		{"compute", "ssh", "--ssh-key=K", "--print", "ci1"},
 	} {
-		c := newCommand("x", v)
-		size := c.fs.String("size", "", "")
-		noWait := c.fs.Bool("no-wait", false, "")
-		pos, rest, err := c.parse(args)
+		cmd, rest, err := newRootCommand().Find(args)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
 			t.Fatalf("parse %q: %v", args, err)
 		}
-		if len(pos) != 1 || pos[0] != "ci1" || *size != "S" || !*noWait || len(rest) != 0 {
-			t.Errorf("parse %q = pos %q size %q no-wait %v rest %q, want [ci1] S true []", args, pos, *size, *noWait, rest)
+		key, _ := cmd.Flags().GetString("ssh-key")
+		print, _ := cmd.Flags().GetBool("print")
+		if pos := cmd.Flags().Args(); len(pos) != 1 || pos[0] != "ci1" || key != "K" || !print {
+			t.Errorf("parse %q = %q key %q print %v, want [ci1] K true", args, pos, key, print)
 		}
 	}
-	c := newCommand("x", v)
-	pos, rest, err := c.parse([]string{"ci1", "--", "ls", "-la", "--size"})
-	if err != nil || len(pos) != 1 || strings.Join(rest, " ") != "ls -la --size" {
-		t.Errorf("parse with -- = %q %q %v, want [ci1] and everything after -- untouched", pos, rest, err)
+	cmd, rest, _ := newRootCommand().Find([]string{"compute", "ssh", "ci1", "--", "ls", "-la", "--size"})
+	if err := cmd.ParseFlags(rest); err != nil || strings.Join(cmd.Flags().Args(), " ") != "ci1 ls -la --size" || cmd.ArgsLenAtDash() != 1 {
+		t.Errorf("parse with -- = %q at %d (%v), want ci1 then everything after -- untouched", cmd.Flags().Args(), cmd.ArgsLenAtDash(), err)
 	}
-	var ce *cliError
-	if _, _, err := newCommand("x", v).parse([]string{"--nope"}); !errors.As(err, &ce) || ce.Status != exitUsage {
-		t.Errorf("unknown flag: %v, want a usage error", err)
-	}
-	if _, _, err := newCommand("x", v).parse([]string{"-o", "yaml"}); !errors.As(err, &ce) || ce.Status != exitUsage {
-		t.Errorf("--output yaml: %v, want a usage error", err)
+	var stderr bytes.Buffer
+	for _, args := range [][]string{
+		{"compute", "show", "ci1", "--nope"},
+		{"compute", "show", "ci1", "-o", "xml"},
+		{"compute", "show", "ci1", "--", "x"},
+		{"compute", "nope"},
+		{"nope"},
+	} {
+		root := newRootCommand()
+		root.SetErr(&stderr)
+		root.SetArgs(args)
+		var ce *cliError
+		if err := root.Execute(); !errors.As(err, &ce) || ce.Status != exitUsage {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
 	}
 }
 
@@ -96,8 +113,8 @@ func TestFollow(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		if r.URL.Query().Get("api-version") != apiVersion {
-			t.Errorf("api-version = %q, want %q", r.URL.Query().Get("api-version"), apiVersion)
+		if r.URL.Query().Get("api-version") != extensionAPIVersion {
+			t.Errorf("api-version = %q, want %q", r.URL.Query().Get("api-version"), extensionAPIVersion)
 		}
 		a := answers[0]
 		if len(answers) > 1 {
@@ -107,7 +124,7 @@ func TestFollow(t *testing.T) {
 		io.WriteString(w, a.body)
 	}))
 	defer srv.Close()
-	cl := &client{base: srv.URL, http: srv.Client()}
+	cl := testClient(t, srv)
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -126,11 +143,17 @@ func TestWaitFailedOperation(t *testing.T) {
 	start := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	polls := 0
 	var mu sync.Mutex
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
+		case "/c":
+			// The PUT that started the operation, as ARM answers it.
+			w.Header().Set("Azure-AsyncOperation", srv.URL+"/op")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"name":"ci1","properties":{"computeType":"ComputeInstance"}}`)
 		case "/op":
 			polls++
 			if polls < 3 {
@@ -149,17 +172,29 @@ func TestWaitFailedOperation(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	cl := &client{base: srv.URL, http: srv.Client()}
+	cl := testClient(t, srv)
 	for _, tty := range []bool{false, true} {
 		mu.Lock()
 		polls = 0
 		mu.Unlock()
+		req, err := runtime.NewRequest(context.Background(), http.MethodPut, srv.URL+"/c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cl.arm.Pipeline().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		poller, err := runtime.NewPoller[struct{}](resp, cl.arm.Pipeline(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var out bytes.Buffer
 		p := &progress{w: &out, tty: tty, name: "ci1"}
-		err := cl.wait(context.Background(), p, srv.URL+"/op", "/c")
+		err = waitFor(context.Background(), cl, p, poller, "/c")
 		var ce *cliError
-		if !errors.As(err, &ce) || ce.Code != "SetupScriptFailed" || ce.Status != exitFailed {
-			t.Fatalf("tty=%v: wait = %v, want the operation's SetupScriptFailed with exit status 1", tty, err)
+		if !errors.As(err, &ce) || ce.Code != "SetupScriptFailed" || ce.Status != exitFailed || ce.Message != "creation script exited with 3" {
+			t.Fatalf("tty=%v: wait = %#v, want the operation's SetupScriptFailed and message with exit status 1", tty, err)
 		}
 		got := out.String()
 		if strings.Contains(got, "07:00:00Z") {
@@ -182,4 +217,26 @@ func TestWaitFailedOperation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// testClient is a client of srv (a stand-in server) through the SDK's
+// pipeline, with a token no one checks.
+func testClient(t *testing.T, srv *httptest.Server) *client {
+	t.Helper()
+	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+		Cloud: cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: srv.URL, Audience: "https://management.azure.com"}}},
+		Transport: srv.Client(),
+		Retry:     policy.RetryOptions{MaxRetries: -1},
+	}}
+	signer, err := auth.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := &homeCredential{signer: signer, user: "11111111-1111-1111-1111-111111111111"}
+	a, err := arm.NewClient("amlsim-cli-test", "v1.0.0", cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{base: srv.URL, arm: a, cred: cred}
 }

@@ -1,3 +1,3 @@
 package main
 
-var restartVerb = actionVerb("restart", `Restart a running compute instance and wait until it is running again.`)
+const restartSummary = `Restart a running compute instance and wait until it is running again.`

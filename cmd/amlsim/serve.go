@@ -3,15 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/amlsim/amlsim/fixtures"
@@ -27,6 +25,7 @@ import (
 	"github.com/amlsim/amlsim/sim/pki"
 	"github.com/amlsim/amlsim/sim/store"
 	"github.com/amlsim/amlsim/sim/studio"
+	"github.com/spf13/cobra"
 )
 
 // Files in the home directory.
@@ -42,22 +41,41 @@ const (
 	fakeDomainsFile = "fake-domains.json"
 )
 
-// serve runs the simulator in the foreground until SIGINT or SIGTERM.
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	home := fs.String("home", defaultHome(), "state directory (CA, keys, database)")
-	listen := fs.String("listen", "127.0.0.1:9443", "address to serve HTTPS on")
-	configPath := fs.String("config", "", "TOML config file (built-in defaults when absent)")
-	driverName := fs.String("driver", "libvirt", "hypervisor driver: libvirt or fake")
-	verbose := fs.Bool("v", false, "log every request")
-	testClock := fs.Bool("test-clock", false, "serve a settable clock at /amlsim/clock (for tests of schedules and idle shutdown)")
-	plainHelp(fs, "serve [flags]", `Run the simulator in the foreground: the ARM API over HTTPS, backed by
+// serveOptions are the flags of `amlsim serve`.
+type serveOptions struct {
+	home, listen, config, driver string
+	verbose, testClock           bool
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the simulator: the ARM API over HTTPS, backed by VMs",
+		Long: `Run the simulator in the foreground: the ARM API over HTTPS, backed by
 libvirt VMs (or by nothing with --driver fake). It prints one line
 "amlsim: serving https://ADDR" once ready; SIGINT or SIGTERM stop it, and
-instance VMs keep running, to be taken back at the next start.`)
-	if err := fs.Parse(args); err != nil {
-		return err
+instance VMs keep running, to be taken back at the next start.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), o) },
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.home, "home", defaultHome(), "state `DIR` (CA, keys, database) ($AMLSIM_HOME)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9443", "`ADDRESS` to serve HTTPS on")
+	f.StringVar(&o.config, "config", "", "TOML config `FILE` (built-in defaults when absent)")
+	f.StringVar(&o.driver, "driver", "libvirt", "hypervisor `DRIVER`: "+strings.Join(driverNames(), " or "))
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every request")
+	f.BoolVar(&o.testClock, "test-clock", false, "serve a settable clock at /amlsim/clock (for tests of schedules and idle shutdown)")
+	cmd.MarkFlagDirname("home")
+	cmd.MarkFlagFilename("config", "toml")
+	cmd.RegisterFlagCompletionFunc("driver", cobra.FixedCompletions(driverNames(), cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// serve runs the simulator in the foreground until ctx ends (SIGINT or
+// SIGTERM).
+func serve(ctx context.Context, o *serveOptions) error {
+	home, listen, configPath, driverName, verbose, testClock := &o.home, &o.listen, &o.config, &o.driver, &o.verbose, &o.testClock
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -84,9 +102,6 @@ instance VMs keep running, to be taken back at the next start.`)
 		return err
 	}
 	defer st.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	if cfg.Driver.CloudImage != "" && cfg.Driver.FastCreate {
 		// The template guest runs amlsim's reidentify program, which is

@@ -1,26 +1,25 @@
 package main
 
-import "context"
+import "github.com/spf13/cobra"
 
-var showVerb = verb{
-	name:    "show",
-	args:    "NAME [flags]",
-	summary: "Show a compute instance: state, size, SSH access, last operation and errors.",
-	setup: func(c *command) runFunc {
-		ws := c.workspaceFlags()
-		return func(ctx context.Context, args []string) error {
-			if err := exactArgs(c, args, "NAME"); err != nil {
-				return err
-			}
-			cl, err := newClient(c.g)
-			if err != nil {
-				return err
-			}
-			in, err := cl.getInstance(ctx, ws, args[0])
-			if err != nil {
-				return err
-			}
-			return printInstance(c.stdout, c.g.output, in)
+func newShowCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "show NAME",
+		Short:             "Show a compute instance: state, size, SSH access, last operation and errors",
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: completeInstances(g),
+	}
+	ws := workspaceFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cl, err := newClient(g)
+		if err != nil {
+			return err
 		}
-	},
+		in, err := cl.getInstance(cmd.Context(), ws, args[0])
+		if err != nil {
+			return err
+		}
+		return printInstance(cmd.OutOrStdout(), g.output, in)
+	}
+	return cmd
 }

@@ -1,6 +1,6 @@
 package main
 
-var startVerb = actionVerb("start", `Start a stopped compute instance and wait until it is running.
+const startSummary = `Start a stopped compute instance and wait until it is running.
 
 The instance must be Stopped; starting any other state fails with
-StartComputeInstanceOnlyAllowedInStoppedState (exit status 4).`)
+StartComputeInstanceOnlyAllowedInStoppedState (exit status 4).`

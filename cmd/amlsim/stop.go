@@ -1,6 +1,6 @@
 package main
 
-var stopVerb = actionVerb("stop", `Stop a running compute instance and wait until it is stopped.
+const stopSummary = `Stop a running compute instance and wait until it is stopped.
 
 The VM is asked to power off (ACPI) and forced off after a grace period.
-A stopped instance keeps its disk and its quota.`)
+A stopped instance keeps its disk and its quota.`

@@ -1,9 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 )
 
 // usageEntry is one line of `amlsim usage --output json`.
@@ -16,54 +18,47 @@ type usageEntry struct {
 	Unit        string `json:"unit"`
 }
 
-var usageVerb = verb{
-	name:    "usage",
-	args:    "[--location L] [flags]",
-	summary: "Show a region's vCPU usage against its quotas: in total and per VM family.",
-	setup: func(c *command) runFunc {
-		location := c.locationFlag()
-		return func(ctx context.Context, args []string) error {
-			if err := exactArgs(c, args); err != nil {
-				return err
-			}
-			cl, err := newClient(c.g)
+func newUsageCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "usage [--location L]",
+		Short: "Show a region's vCPU usage against its quotas: in total and per VM family",
+		Args:  exactArgs(),
+	}
+	clientFlags(cmd, cmd.Flags(), g)
+	location := locationFlag(cmd, g)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cl, err := newClient(g)
+		if err != nil {
+			return err
+		}
+		loc, err := location(ctx, cl)
+		if err != nil {
+			return err
+		}
+		out := []usageEntry{}
+		pager := cl.ml.NewUsagesClient().NewListPager(loc, nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
 			if err != nil {
-				return err
+				return cl.failure(ctx, err)
 			}
-			loc, err := location(ctx, cl)
-			if err != nil {
-				return err
-			}
-			var page struct {
-				Value []struct {
-					Type         string `json:"type"`
-					Unit         string `json:"unit"`
-					CurrentValue int    `json:"currentValue"`
-					Limit        int    `json:"limit"`
-					Name         struct {
-						Value          string `json:"value"`
-						LocalizedValue string `json:"localizedValue"`
-					} `json:"name"`
-				} `json:"value"`
-			}
-			if err := cl.getJSON(ctx, cl.locationPath(loc)+"/usages", nil, &page); err != nil {
-				return err
-			}
-			out := []usageEntry{}
 			for _, u := range page.Value {
-				out = append(out, usageEntry{Name: u.Name.Value, DisplayName: u.Name.LocalizedValue, Type: u.Type, Current: u.CurrentValue, Limit: u.Limit, Unit: u.Unit})
+				e := usageEntry{Type: deref(u.Type), Current: int(deref(u.CurrentValue)), Limit: int(deref(u.Limit)), Unit: string(deref(u.Unit))}
+				if u.Name != nil {
+					e.Name, e.DisplayName = deref(u.Name.Value), deref(u.Name.LocalizedValue)
+				}
+				out = append(out, e)
 			}
-			if c.g.output == outputJSON {
-				return printJSON(c.stdout, out)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		}
+		return render(cmd.OutOrStdout(), g.output, out, func(w io.Writer) error {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "QUOTA (%s)\tUSED\tLIMIT\n", loc)
 			for _, u := range out {
 				fmt.Fprintf(tw, "%s\t%d\t%d\n", u.DisplayName, u.Current, u.Limit)
 			}
 			return tw.Flush()
-		}
-	},
+		})
+	}
+	return cmd
 }
-
-func usageCmd(args []string) error { return runVerb("usage", usageVerb, args) }

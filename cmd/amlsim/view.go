@@ -2,58 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-// armCompute is the part of an ARM ComputeResource the CLI reads.
-type armCompute struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Location   string `json:"location"`
-	Properties struct {
-		ProvisioningState string    `json:"provisioningState"`
-		CreatedOn         time.Time `json:"createdOn"`
-		Description       string    `json:"description"`
-		Properties        struct {
-			State       string `json:"state"`
-			VMSize      string `json:"vmSize"`
-			SSHSettings struct {
-				SSHPublicAccess string `json:"sshPublicAccess"`
-				AdminUserName   string `json:"adminUserName"`
-				SSHPort         int    `json:"sshPort"`
-				AdminPublicKey  string `json:"adminPublicKey"`
-			} `json:"sshSettings"`
-			ConnectivityEndpoints struct {
-				PublicIPAddress string `json:"publicIpAddress"`
-			} `json:"connectivityEndpoints"`
-			CreatedBy struct {
-				UserName string `json:"userName"`
-				UserID   string `json:"userId"`
-			} `json:"createdBy"`
-			PersonalComputeInstanceSettings *struct {
-				AssignedUser *struct {
-					ObjectID string `json:"objectId"`
-				} `json:"assignedUser"`
-			} `json:"personalComputeInstanceSettings"`
-			LastOperation *struct {
-				Name    string    `json:"operationName"`
-				Time    time.Time `json:"operationTime"`
-				Status  string    `json:"operationStatus"`
-				Trigger string    `json:"operationTrigger"`
-			} `json:"lastOperation"`
-			Errors       []armErrorBody `json:"errors"`
-			Applications []struct {
-				DisplayName string `json:"displayName"`
-				EndpointURI string `json:"endpointUri"`
-			} `json:"applications"`
-		} `json:"properties"`
-	} `json:"properties"`
-}
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+)
 
 // instance is the CLI's view of a compute instance: the JSON that
 // `--output json` prints for show, list, create, start, stop and restart.
@@ -114,45 +70,73 @@ type errorEntry struct {
 	Message string `json:"message"`
 }
 
-// instanceOf turns an ARM ComputeResource into the CLI's view.
-func instanceOf(a armCompute) instance {
-	p := a.Properties.Properties
+// instanceOf turns an ARM ComputeResource, as the SDK decoded it, into
+// the CLI's view. A compute that is not an instance keeps its name, ID
+// and provisioning state only.
+func instanceOf(r *ml.ComputeResource) instance {
 	in := instance{
-		Name:              a.Name,
-		State:             p.State,
-		ProvisioningState: a.Properties.ProvisioningState,
-		VMSize:            p.VMSize,
-		Location:          a.Location,
-		ID:                a.ID,
-		Description:       a.Properties.Description,
-		CreatedBy:         user{ID: p.CreatedBy.UserID, Name: p.CreatedBy.UserName},
-		CreatedOn:         a.Properties.CreatedOn,
-		SSH: sshAccess{
-			Enabled: strings.EqualFold(p.SSHSettings.SSHPublicAccess, "Enabled"),
-			User:    p.SSHSettings.AdminUserName,
-			Host:    p.ConnectivityEndpoints.PublicIPAddress,
-		},
+		Name:         deref(r.Name),
+		Location:     deref(r.Location),
+		ID:           deref(r.ID),
 		Errors:       []errorEntry{},
 		Applications: []application{},
 	}
+	in.ResourceGroup, in.Workspace = idPart(in.ID, "resourceGroups"), idPart(in.ID, "workspaces")
+	ci, ok := r.Properties.(*ml.ComputeInstance)
+	if !ok {
+		if r.Properties != nil {
+			in.ProvisioningState = string(deref(r.Properties.GetCompute().ProvisioningState))
+		}
+		return in
+	}
+	in.ProvisioningState = string(deref(ci.ProvisioningState))
+	in.Description = deref(ci.Description)
+	in.CreatedOn = deref(ci.CreatedOn)
+	p := ci.Properties
+	if p == nil {
+		return in
+	}
+	in.State = string(deref(p.State))
+	in.VMSize = deref(p.VMSize)
+	if cb := p.CreatedBy; cb != nil {
+		in.CreatedBy = user{ID: deref(cb.UserID), Name: deref(cb.UserName)}
+	}
+	if s := p.SSHSettings; s != nil {
+		in.SSH.Enabled = s.SSHPublicAccess != nil && strings.EqualFold(string(*s.SSHPublicAccess), "Enabled")
+		in.SSH.User = deref(s.AdminUserName)
+		if in.SSH.Enabled {
+			in.SSH.Port = int(deref(s.SSHPort))
+			in.SSH.PublicKey = deref(s.AdminPublicKey)
+		}
+	}
+	if ce := p.ConnectivityEndpoints; ce != nil {
+		in.SSH.Host = deref(ce.PublicIPAddress)
+	}
 	for _, a := range p.Applications {
-		in.Applications = append(in.Applications, application{Name: a.DisplayName, URL: a.EndpointURI})
+		in.Applications = append(in.Applications, application{Name: deref(a.DisplayName), URL: deref(a.EndpointURI)})
 	}
 	if pc := p.PersonalComputeInstanceSettings; pc != nil && pc.AssignedUser != nil {
-		in.AssignedUser = pc.AssignedUser.ObjectID
+		in.AssignedUser = deref(pc.AssignedUser.ObjectID)
 	}
-	if in.SSH.Enabled {
-		in.SSH.Port = p.SSHSettings.SSHPort
-		in.SSH.PublicKey = p.SSHSettings.AdminPublicKey
-	}
-	in.ResourceGroup, in.Workspace = idPart(a.ID, "resourceGroups"), idPart(a.ID, "workspaces")
 	if op := p.LastOperation; op != nil {
-		in.LastOperation = &lastOperation{Name: op.Name, Status: op.Status, Time: op.Time, Trigger: op.Trigger}
+		in.LastOperation = &lastOperation{Name: string(deref(op.OperationName)), Status: string(deref(op.OperationStatus)),
+			Time: deref(op.OperationTime), Trigger: string(deref(op.OperationTrigger))}
 	}
 	for _, e := range p.Errors {
-		in.Errors = append(in.Errors, errorEntry{Code: e.Error.Code, Message: e.Error.Message})
+		if e != nil && e.Error != nil {
+			in.Errors = append(in.Errors, errorEntry{Code: deref(e.Error.Code), Message: deref(e.Error.Message)})
+		}
 	}
 	return in
+}
+
+// deref is *p, or the zero value for nil: the SDK's models are pointers.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // idPart returns the segment after key in an ARM resource ID.
@@ -168,11 +152,29 @@ func idPart(id, key string) string {
 
 // getInstance GETs one compute instance.
 func (c *client) getInstance(ctx context.Context, w *workspaceRef, name string) (instance, error) {
-	var a armCompute
-	if err := c.getJSON(ctx, c.computePath(w, name), nil, &a); err != nil {
-		return instance{}, err
+	r, err := c.ml.NewComputeClient().Get(ctx, w.rg, w.name, name, nil)
+	if err != nil {
+		return instance{}, c.failure(ctx, err)
 	}
-	return instanceOf(a), nil
+	return instanceOf(&r.ComputeResource), nil
+}
+
+// listInstances lists every instance of the workspace, page after page.
+func (c *client) listInstances(ctx context.Context, w *workspaceRef) ([]instance, error) {
+	list := []instance{}
+	pager := c.ml.NewComputeClient().NewListPager(w.rg, w.name, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, c.failure(ctx, err)
+		}
+		for _, r := range page.Value {
+			if _, ok := r.Properties.(*ml.ComputeInstance); ok {
+				list = append(list, instanceOf(r))
+			}
+		}
+	}
+	return list, nil
 }
 
 // sshCommand is the command line a user types to reach the instance.
@@ -183,18 +185,13 @@ func (in instance) sshCommand() string {
 	return fmt.Sprintf("ssh -p %d %s@%s", in.SSH.Port, in.SSH.User, in.SSH.Host)
 }
 
-// printJSON writes v as indented JSON.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// printInstance writes one instance in the --output format.
+func printInstance(w io.Writer, output string, in instance) error {
+	return render(w, output, in, func(w io.Writer) error { return instanceTable(w, in) })
 }
 
-// printInstance writes one instance as a table of fields, or as JSON.
-func printInstance(w io.Writer, output string, in instance) error {
-	if output == outputJSON {
-		return printJSON(w, in)
-	}
+// instanceTable writes one instance as a table of fields.
+func instanceTable(w io.Writer, in instance) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("Name", in.Name)
@@ -232,17 +229,18 @@ func printInstance(w io.Writer, output string, in instance) error {
 	return tw.Flush()
 }
 
-// printInstances writes a list as a table, JSON array or names.
+// printInstances writes a list as a table, names, or any --output format.
 func printInstances(w io.Writer, output string, list []instance) error {
-	switch output {
-	case outputJSON:
-		return printJSON(w, list)
-	case outputName:
+	if output == outputName {
 		for _, in := range list {
 			fmt.Fprintln(w, in.Name)
 		}
 		return nil
 	}
+	return render(w, output, list, func(w io.Writer) error { return instancesTable(w, list) })
+}
+
+func instancesTable(w io.Writer, list []instance) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tSIZE\tSSH\tCREATED BY")
 	for _, in := range list {

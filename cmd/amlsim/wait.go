@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/spf13/cobra"
 )
 
 // Polling: start fast so quick operations (the fake driver) return at once,
@@ -15,14 +20,10 @@ const (
 	maxPoll   = time.Second
 )
 
-// operationStatus is the Azure-AsyncOperation status resource.
+// operationStatus is the part of the Azure-AsyncOperation status
+// resource the progress display reads.
 type operationStatus struct {
-	Status    string    `json:"status"`
 	StartTime time.Time `json:"startTime"`
-	Error     *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
 }
 
 // event is one entry of amlsim's events extension.
@@ -72,18 +73,26 @@ func (p *progress) done(state string) {
 	fmt.Fprintf(p.w, "%s: %s after %s\n", p.name, state, time.Since(p.start).Round(100*time.Millisecond))
 }
 
-// wait polls the operation at opURL until it ends, showing the events of
-// the instance at computePath that belong to it. It returns the
+// waitFor polls an operation the SDK started until it ends, showing the
+// events of the instance at computePath that belong to it. It returns the
 // operation's error, as a *cliError with its ARM code, when it failed.
-func (c *client) wait(ctx context.Context, p *progress, opURL, computePath string) error {
+func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime.Poller[T], computePath string) error {
 	p.start = time.Now()
 	seen := map[event]bool{}
 	state, latest := "", "waiting"
 	eventsGone := false
+	var op operationStatus
 	for interval := firstPoll; ; interval = min(2*interval, maxPoll) {
-		var op operationStatus
-		if err := c.getJSON(ctx, opURL, nil, &op); err != nil {
-			return fmt.Errorf("poll operation: %w", err)
+		if !poller.Done() {
+			resp, err := poller.Poll(ctx)
+			if err != nil {
+				return c.pollFailure(ctx, p, err)
+			}
+			// The status resource: its startTime tells this operation's
+			// events from earlier ones.
+			if b, err := runtime.Payload(resp); err == nil {
+				json.Unmarshal(b, &op)
+			}
 		}
 		// Events are read after the status: the server records an
 		// operation's last event and its end together, so a finished
@@ -112,32 +121,46 @@ func (c *client) wait(ctx context.Context, p *progress, opURL, computePath strin
 				}
 			}
 		}
-		switch op.Status {
-		case "Succeeded":
-			if eventsGone {
+		if poller.Done() {
+			_, err := poller.Result(ctx)
+			switch {
+			case err != nil && state == "":
+				state = "Failed"
+			case err == nil && eventsGone:
 				state = "Deleted"
 			}
 			p.done(state)
+			if err != nil {
+				return c.failure(ctx, err)
+			}
 			return nil
-		case "Failed", "Canceled":
-			if state == "" {
-				state = op.Status
-			}
-			p.done(state)
-			if op.Error != nil {
-				return apiError(0, op.Error.Code, op.Error.Message)
-			}
-			return &cliError{Status: exitFailed, Code: "OperationFailed", Message: "the operation " + op.Status}
 		}
 		p.status(state, latest)
 		select {
 		case <-ctx.Done():
-			if p.live {
-				fmt.Fprintln(p.w)
-			}
-			return &cliError{Status: exitFailed, Code: "Interrupted",
-				Message: "stopped waiting; the operation goes on in the server (see 'amlsim compute show')"}
+			return c.pollFailure(ctx, p, ctx.Err())
 		case <-time.After(interval):
 		}
 	}
+}
+
+// pollFailure ends a wait that could not go on: interrupted, or the
+// server gone.
+func (c *client) pollFailure(ctx context.Context, p *progress, err error) error {
+	if p.live {
+		fmt.Fprintln(p.w)
+	}
+	if ctx.Err() != nil {
+		return &cliError{Status: exitFailed, Code: "Interrupted",
+			Message: "stopped waiting; the operation goes on in the server (see 'amlsim compute show')"}
+	}
+	return fmt.Errorf("poll operation: %w", c.failure(ctx, err))
+}
+
+// newProgress is the progress display of a verb waiting for name: a live
+// line when its standard error is a terminal.
+func newProgress(cmd *cobra.Command, name string) *progress {
+	w := cmd.ErrOrStderr()
+	f, ok := w.(*os.File)
+	return &progress{w: w, tty: ok && isTerminal(f), name: name}
 }

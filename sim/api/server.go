@@ -160,6 +160,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	if known, ok := s.svc.Principal(who.ObjectID); ok && who.Name == "" {
 		who.Name = known.Name
 	}
+	if hr.URL.Path == PrincipalsPath {
+		return s.servePrincipals(w, hr, *who)
+	}
 	if strings.HasPrefix(hr.URL.Path, "/amlsim/") {
 		return s.serveClock(w, hr, *who, actions)
 	}

@@ -1,0 +1,4 @@
+package main
+
+// driverNames are the hypervisor drivers `serve --driver` takes.
+func driverNames() []string { return []string{"libvirt", "fake"} }
