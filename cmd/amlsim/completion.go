@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
+	"github.com/amlsim/amlsim/fixtures"
 	"github.com/amlsim/amlsim/sim/api"
 )
 
@@ -200,7 +201,16 @@ func newDocsCommand() *cobra.Command {
 			if err := os.MkdirAll(args[0], 0o755); err != nil {
 				return err
 			}
-			root := cmd.Root()
+			// A tree built without the environment's AMLSIM_* settings,
+			// whose defaults under $HOME read ~/…: the reference is the
+			// same whoever generates it.
+			for _, kv := range os.Environ() {
+				if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AMLSIM_") {
+					os.Unsetenv(name)
+				}
+			}
+			root := newRootCommand()
+			root.InitDefaultCompletionCmd()
 			root.DisableAutoGenTag = true
 			neutralDefaults(root)
 			return doc.GenMarkdownTree(root, args[0])
@@ -216,6 +226,9 @@ func neutralDefaults(cmd *cobra.Command) {
 		return
 	}
 	fix := func(f *pflag.Flag) {
+		if f.Name == "cache" {
+			f.DefValue = fixtures.DefaultImageCacheDoc
+		}
 		if strings.HasPrefix(f.DefValue, home+"/") {
 			f.DefValue = "~" + strings.TrimPrefix(f.DefValue, home)
 		}
