@@ -131,6 +131,17 @@ func TestCLIOnRealVM(t *testing.T) {
 	sshRun("amlsim-cloud-init: cloud-init init --local exited 0\namlsim-cloud-init: cloud-init init exited 0",
 		"sudo journalctl -b -o cat -u amlsim-cloud-init.service | grep -E 'cloud-init init( --local)? exited'")
 	sshRun("azureuser", "whoami")
+	// Without the wrapper: the printed command line, and plain ssh with
+	// the Host block of ssh-config (an OpenSSH config file of its own).
+	printed := strings.TrimSpace(ok(time.Minute, "compute", "ssh", name, "--ssh-key", keyFile, "--print", "--", "whoami").stdout)
+	if out, err := exec.Command("sh", "-c", printed).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "azureuser" {
+		t.Errorf("the printed command %q: %v, output %q, want azureuser", printed, err, out)
+	}
+	sshConfig := filepath.Join(userHome, "ssh_config")
+	os.WriteFile(sshConfig, []byte(ok(time.Minute, "compute", "ssh-config", name, "--ssh-key", keyFile).stdout), 0o600)
+	if out, err := exec.Command(sshBin, "-F", sshConfig, "amlsim-"+name, "cat", "/var/tmp/cli-setup").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "cli-setup from-the-cli" {
+		t.Errorf("ssh -F ssh-config's block amlsim-%s: %v, output %q", name, err, out)
+	}
 	if r := cli(2*time.Minute, "compute", "ssh", name, "--ssh-key", keyFile, "--", "exit 3"); r.code != 3 {
 		t.Errorf("ssh 'exit 3': exit status %d, want 3 (stderr: %s)", r.code, r.stderr)
 	}

@@ -496,7 +496,39 @@ func TestCLISSH(t *testing.T) {
 		t.Errorf("last ssh argument = %q, want the command's -a", args[len(args)-1])
 	}
 
+	// --print: the same command line, printed for a shell.
+	printed := strings.TrimSpace(e.ok("compute", "ssh", "ci-ssh", "--print", "--", "uname", "-a").stdout)
+	if want := "ssh " + shellJoinPlain(args); printed != want {
+		t.Errorf("ssh --print = %q, want %q", printed, want)
+	}
+
+	// ssh-config: a Host block OpenSSH itself reads back (ssh -G).
 	e.ok("compute", "create", "ci-nossh", "--size", "Standard_D1_v2", "--no-ssh")
+	block := e.ok("compute", "ssh-config").stdout
+	if strings.Contains(block, "ci-nossh") || !strings.Contains(block, "Host amlsim-ci-ssh\n") {
+		t.Errorf("ssh-config = %q, want the block of ci-ssh only", block)
+	}
+	if realSSH, err := exec.LookPath("ssh"); err == nil && !strings.HasPrefix(realSSH, bin) {
+		cfg := filepath.Join(t.TempDir(), "config")
+		os.WriteFile(cfg, []byte(block), 0o600)
+		out, err := exec.Command(realSSH, "-G", "-F", cfg, "amlsim-ci-ssh").Output()
+		if err != nil {
+			t.Fatalf("ssh -G: %v", err)
+		}
+		for _, want := range []string{
+			"hostname 127.0.0.1", "user azureuser", fmt.Sprintf("port %d", in.SSH.Port),
+			"identityfile " + filepath.Join(e.userHome, ".ssh", "id_ed25519"),
+			"userknownhostsfile " + filepath.Join(e.home, "known_hosts"),
+			"hostkeyalias amlsim-eastus-ci-ssh-",
+		} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("ssh -G of the block lacks %q:\n%s", want, out)
+			}
+		}
+	} else {
+		t.Errorf("no OpenSSH client to read the ssh-config block (Debian: openssh-client, which fixtures/host/setup.sh installs): %v", err)
+	}
+	e.fails(exitConflict, "SSHPublicAccessDisabled", "compute", "ssh-config", "ci-nossh")
 	e.fails(exitConflict, "SSHPublicAccessDisabled", "compute", "ssh", "ci-nossh")
 	e.ok("compute", "stop", "ci-ssh")
 	e.fails(exitConflict, "ComputeInstanceNotRunning", "compute", "ssh", "ci-ssh")
