@@ -236,12 +236,12 @@ func imageVersion(cfg sim.Config, driver string) string {
 
 // baseImage is the image instances boot: a configured cloud image through
 // the BIOS, or the default image with direct kernel boot.
-func baseImage(cfg sim.Config) (libvirt.BaseImage, error) {
+func baseImage(cfg sim.Config) (hypervisor.BaseImage, error) {
 	if cfg.Driver.CloudImage != "" {
 		if _, err := os.Stat(cfg.Driver.CloudImage); err != nil {
-			return libvirt.BaseImage{}, fmt.Errorf("cloud image: %w", err)
+			return hypervisor.BaseImage{}, fmt.Errorf("cloud image: %w", err)
 		}
-		return libvirt.BaseImage{Disk: cfg.Driver.CloudImage}, nil
+		return hypervisor.BaseImage{Disk: cfg.Driver.CloudImage}, nil
 	}
 	dir := cfg.Driver.ImageDir
 	if dir == "" {
@@ -249,9 +249,9 @@ func baseImage(cfg sim.Config) (libvirt.BaseImage, error) {
 	}
 	img, err := fixtures.LoadImage(dir)
 	if err != nil {
-		return libvirt.BaseImage{}, err
+		return hypervisor.BaseImage{}, err
 	}
-	return libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}, nil
+	return hypervisor.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}, nil
 }
 
 // fakeNotebook stands in for an instance's Jupyter under the fake driver,
