@@ -25,6 +25,9 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 )
 
+// defaultURI is the libvirt connection of a Config without URI.
+const defaultURI = "qemu:///system"
+
 // Config configures a Driver. One Driver talks to one libvirt connection.
 type Config struct {
 	// URI is the libvirt connection URI; empty means qemu:///system.
@@ -94,7 +97,7 @@ func DefaultStateDir() string {
 // libvirt is reported as hypervisor.ErrUnavailable.
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.URI == "" {
-		cfg.URI = "qemu:///system"
+		cfg.URI = defaultURI
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir()
