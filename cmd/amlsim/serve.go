@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/hypervisor/fake"
 	"github.com/amlsim/amlsim/hypervisor/guestssh"
-	"github.com/amlsim/amlsim/hypervisor/libvirt"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/auth"
@@ -157,10 +157,13 @@ instance VMs keep running, to be taken back at the next start.`)
 	return nil
 }
 
-// openDriver opens the hypervisor driver and the matching guest setup.
+// openDriver opens the hypervisor driver called name and the matching
+// guest setup: the fake directly, any other driver through the hypervisor
+// registry, with SSH into its guests. The func closes the driver. A name
+// this build has no driver for is an error naming those it has.
 func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slog.Logger) (hypervisor.Driver, sim.Guest, func(), error) {
 	switch name {
-	case "fake":
+	case fakeDriver:
 		d := cfg.Fake.Delay.Duration
 		drv, err := fake.Open(filepath.Join(home, fakeDomainsFile),
 			fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}),
@@ -169,7 +172,11 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 			return nil, nil, nil, err
 		}
 		return drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}}, func() { drv.Close() }, nil
-	case "libvirt":
+	default:
+		reg, ok := hypervisor.Lookup(name)
+		if !ok {
+			return nil, nil, nil, noDriverError(name)
+		}
 		base, err := baseImage(cfg)
 		if err != nil {
 			return nil, nil, nil, err
@@ -188,7 +195,7 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		}
 		// Snapshots (fast create) live beside the image they are made of.
 		snapshots := filepath.Join(filepath.Dir(base.Disk), "snapshots")
-		drv, err := libvirt.New(ctx, libvirt.Config{
+		drv, err := reg.Open(ctx, hypervisor.Options{
 			URI:          cfg.Driver.URI,
 			StateDir:     cfg.Driver.StateDir,
 			Image:        base,
@@ -200,23 +207,30 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		g := &guest.SSH{Key: key, SerialLog: drv.SerialLog, Restored: func(ctx context.Context, name string) bool {
+		closeDrv := func() {
+			if c, ok := drv.(io.Closer); ok {
+				c.Close()
+			}
+		}
+		g := &guest.SSH{Key: key, Restored: func(ctx context.Context, name string) bool {
 			d, err := drv.Lookup(ctx, name)
 			return err == nil && d.Restored
 		}}
+		if sl, ok := drv.(hypervisor.SerialLogger); ok {
+			g.SerialLog = sl.SerialLog
+		}
 		if cfg.Driver.FastCreate {
 			if err := os.MkdirAll(snapshots, 0o755); err != nil {
-				drv.Close()
+				closeDrv()
 				return nil, nil, nil, fmt.Errorf("snapshot directory: %w", err)
 			}
 			if g.Template, err = guest.LoadTemplateKeys(snapshots); err != nil {
-				drv.Close()
+				closeDrv()
 				return nil, nil, nil, fmt.Errorf("template keys: %w", err)
 			}
 		}
-		return drv, g, func() { drv.Close() }, nil
+		return drv, g, closeDrv, nil
 	}
-	return nil, nil, nil, fmt.Errorf("unknown driver %q (want libvirt or fake)", name)
 }
 
 // imageVersion names the guest image new instances boot, for their

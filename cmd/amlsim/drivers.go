@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/amlsim/amlsim/hypervisor"
+)
+
+// Drivers amlsim serve can run on. The fake is opened directly (its guest
+// stand-in needs the concrete driver); the others through the
+// hypervisor registry, which holds libvirt only in a build with cgo
+// (driver_libvirt.go).
+const (
+	fakeDriver    = "fake"
+	libvirtDriver = "libvirt"
+)
+
+// buildWithLibvirt tells how to get a binary with the libvirt driver.
+const buildWithLibvirt = "build amlsim with cgo: apt-get install -y gcc pkg-config libvirt-dev, then CGO_ENABLED=1 go build ./cmd/amlsim (or make build)"
+
+// driverNames returns the drivers this build has, sorted.
+func driverNames() []string {
+	names := append(hypervisor.Names(), fakeDriver)
+	slices.Sort(names)
+	return names
+}
+
+// noDriverError says that this build has no driver called name, and
+// which drivers it has.
+func noDriverError(name string) error {
+	have := strings.Join(driverNames(), ", ")
+	if name == libvirtDriver {
+		return fmt.Errorf("driver %q is not in this build of amlsim: it was built with CGO_ENABLED=0, and the libvirt driver needs cgo (this build has: %s); %s",
+			name, have, buildWithLibvirt)
+	}
+	return fmt.Errorf("unknown driver %q (this build has: %s)", name, have)
+}
