@@ -32,7 +32,7 @@ func driverNames() []string {
 func noDriverError(name string) error {
 	have := strings.Join(driverNames(), ", ")
 	if name == libvirtDriver {
-		return fmt.Errorf("driver %q is not in this build of amlsim: it was built with CGO_ENABLED=0, and the libvirt driver needs cgo (this build has: %s); %s",
+		return fmt.Errorf("driver %q is not in this build: amlsim was built with CGO_ENABLED=0 and the libvirt driver needs cgo (this build has: %s); to get it, %s",
 			name, have, buildWithLibvirt)
 	}
 	return fmt.Errorf("unknown driver %q (this build has: %s)", name, have)
