@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/amlsim/amlsim/hypervisor"
@@ -20,11 +19,11 @@ const (
 // buildWithLibvirt tells how to get a binary with the libvirt driver.
 const buildWithLibvirt = "build amlsim with cgo: apt-get install -y gcc pkg-config libvirt-dev, then CGO_ENABLED=1 go build ./cmd/amlsim (or make build)"
 
-// driverNames returns the drivers this build has, sorted.
+// driverNames returns the drivers `serve --driver` takes in this build:
+// the registered ones, sorted (libvirt, the default, in a cgo build), then
+// the fake.
 func driverNames() []string {
-	names := append(hypervisor.Names(), fakeDriver)
-	slices.Sort(names)
-	return names
+	return append(hypervisor.Names(), fakeDriver)
 }
 
 // noDriverError says that this build has no driver called name, and
