@@ -26,6 +26,7 @@ func driverChecks(ctx context.Context, cfg sim.Config) []check {
 			continue
 		}
 		for _, ch := range reg.Check(ctx, opts) {
+			// The same fields: doctor's JSON keeps check's tags.
 			checks = append(checks, check(ch))
 		}
 	}
