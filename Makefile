@@ -6,7 +6,7 @@ BIN     := bin/amlsim
 HOME_DIR ?= $(or $(AMLSIM_HOME),$(HOME)/.amlsim)
 E2E_TIMEOUT ?= 70m
 
-.PHONY: all build test unit clients e2e studio-assets image host run run-fake bench vet clean
+.PHONY: all build test unit clients e2e studio-assets image host run run-fake bench vet cgo-free clean
 
 all: build
 
@@ -21,8 +21,14 @@ host:
 image: build
 	./$(BIN) image build
 
-vet:
+vet: cgo-free
 	$(GO) vet ./...
+
+# cgo-free checks that amlsim builds without cgo, for Linux and macOS: only
+# hypervisor/libvirt needs it, and a build without it lacks that driver.
+cgo-free:
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/amlsim
+	GOOS=darwin CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/amlsim
 
 unit:
 	$(GO) test -short -count=1 ./...

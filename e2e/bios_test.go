@@ -147,7 +147,7 @@ func requireBIOSImage(t *testing.T, base fixtures.Image) string {
 func newBIOSDriver(t *testing.T, base fixtures.Image, disk string) *libvirt.Driver {
 	t.Helper()
 	newVMDriver(t, base)
-	d := openDriver(t, libvirt.BaseImage{Disk: disk}, vmStateDir(t))
+	d := openDriver(t, hypervisor.BaseImage{Disk: disk}, vmStateDir(t))
 	typeMu.Lock()
 	want := probedType
 	typeMu.Unlock()

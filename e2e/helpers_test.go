@@ -86,13 +86,13 @@ func vmStateDir(t *testing.T) string {
 func newVMDriver(t *testing.T, img fixtures.Image) (*libvirt.Driver, string) {
 	t.Helper()
 	state := vmStateDir(t)
-	base := libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}
+	base := hypervisor.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}
 	return openDriver(t, base, state), state
 }
 
 // openDriver connects a libvirt driver on base in state, with the domain
 // type the first driver of the run probed (this one probes when none has).
-func openDriver(t *testing.T, base libvirt.BaseImage, state string) *libvirt.Driver {
+func openDriver(t *testing.T, base hypervisor.BaseImage, state string) *libvirt.Driver {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

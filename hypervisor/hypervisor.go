@@ -2,6 +2,7 @@
 // virtual machine behind each compute instance, and the errors its
 // implementations return. Backends live in sub-packages: hypervisor/libvirt
 // (real QEMU/KVM guests through libvirt) and hypervisor/fake (in memory).
+// Backends that amlsim opens by name register themselves (Register).
 package hypervisor
 
 import (

@@ -618,7 +618,7 @@ func TestCLIDoctor(t *testing.T) {
 			t.Errorf("check %q has no detail", ch.Name)
 		}
 	}
-	for _, n := range []string{"libvirtd", "qemu-system-x86_64", "qemu-img", "kvm", "guest image", "CA", "server", "port"} {
+	for _, n := range append(wantDriverChecks(), "guest image", "CA", "server", "port") {
 		if _, ok := names[n]; !ok {
 			t.Errorf("doctor has no %q check; checks: %+v", n, rep.Checks)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +14,9 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/fixtures"
-	"github.com/amlsim/amlsim/hypervisor/libvirt"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/pki"
 	"github.com/spf13/cobra"
-	golibvirt "libvirt.org/go/libvirt"
 )
 
 // Statuses of a doctor check. Only "fail" makes doctor exit non-zero: a
@@ -45,9 +42,6 @@ type doctorReport struct {
 	Checks []check `json:"checks"`
 }
 
-// libvirtTimeout bounds the connection attempt to libvirtd.
-const libvirtTimeout = 5 * time.Second
-
 const doctorSummary = `Check that this machine can run amlsim, with a one-line fix for each problem.
 
 Checks libvirtd, QEMU, KVM (or why TCG), the guest image, the CA in the
@@ -70,16 +64,12 @@ func newDoctorCommand(g *globals) *cobra.Command {
 		if err != nil {
 			return usageErrorf("--config: %v", err)
 		}
-		checks := []check{
-			checkLibvirt(ctx, cfg.Driver.URI),
-			checkBinary("qemu-system-x86_64", "apt-get install -y qemu-system-x86"),
-			checkBinary("qemu-img", "apt-get install -y qemu-utils"),
-			checkKVM(cfg),
+		checks := append(driverChecks(ctx, cfg),
 			checkImage(cfg),
 			checkFastCreate(cfg),
 			checkBinary("ssh", "apt-get install -y openssh-client (needed by 'amlsim compute ssh' only)"),
 			checkCA(g.home),
-		}
+		)
 		checks = append(checks, checkServer(ctx, g)...)
 		rep := doctorReport{OK: true, Checks: checks}
 		for _, ch := range checks {
@@ -109,50 +99,6 @@ func printChecks(w io.Writer, checks []check) {
 	}
 }
 
-// checkLibvirt connects to libvirtd and asks its version.
-func checkLibvirt(ctx context.Context, uri string) check {
-	ch := check{Name: "libvirtd"}
-	type answer struct {
-		version uint32
-		err     error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		conn, err := golibvirt.NewConnect(uri)
-		if err != nil {
-			done <- answer{err: err}
-			return
-		}
-		defer conn.Close()
-		v, err := conn.GetLibVersion()
-		done <- answer{version: v, err: err}
-	}()
-	select {
-	case a := <-done:
-		if a.err != nil {
-			ch.Status, ch.Detail = checkFail, fmt.Sprintf("cannot connect to %s: %s", uri, firstLine(libvirtMessage(a.err)))
-			ch.Fix = "start it: virtlogd -d; libvirtd -d (install: apt-get install -y libvirt-daemon-system)"
-			return ch
-		}
-		ch.Status = checkOK
-		ch.Detail = fmt.Sprintf("reachable at %s (libvirt %d.%d.%d)", uri, a.version/1000000, a.version/1000%1000, a.version%1000)
-	case <-time.After(libvirtTimeout):
-		ch.Status, ch.Detail = checkFail, fmt.Sprintf("no answer from %s within %s", uri, libvirtTimeout)
-		ch.Fix = "restart it: kill the stuck libvirtd, then virtlogd -d; libvirtd -d"
-	case <-ctx.Done():
-		ch.Status, ch.Detail = checkFail, "interrupted"
-	}
-	return ch
-}
-
-func libvirtMessage(err error) string {
-	var le golibvirt.Error
-	if errors.As(err, &le) {
-		return le.Message
-	}
-	return err.Error()
-}
-
 // checkBinary looks for a program in PATH.
 func checkBinary(name, fix string) check {
 	ch := check{Name: name}
@@ -165,45 +111,6 @@ func checkBinary(name, fix string) check {
 		return ch
 	}
 	ch.Status, ch.Detail = checkOK, p
-	return ch
-}
-
-// checkKVM reports the libvirt driver's cached KVM verdict, or what will
-// happen at the first serve.
-func checkKVM(cfg sim.Config) check {
-	ch := check{Name: "kvm"}
-	switch cfg.Driver.DomainType {
-	case "kvm", "qemu":
-		ch.Status, ch.Detail = checkOK, fmt.Sprintf("domain type %q set in the configuration", cfg.Driver.DomainType)
-		return ch
-	}
-	dir := cfg.Driver.StateDir
-	if dir == "" {
-		dir = libvirt.DefaultStateDir()
-	}
-	// The file is the libvirt driver's cache (hypervisor/libvirt/probe.go).
-	b, err := os.ReadFile(filepath.Join(dir, "kvm-probe"))
-	if err == nil {
-		var v struct {
-			Type   string `json:"type"`
-			Reason string `json:"reason"`
-		}
-		if json.Unmarshal(b, &v) == nil && v.Type != "" {
-			if v.Type == "kvm" {
-				ch.Status, ch.Detail = checkOK, "KVM works: "+v.Reason
-			} else {
-				ch.Status, ch.Detail = checkWarn, "TCG (software emulation, boots take ~45 s): "+v.Reason
-				ch.Fix = "run on a host with working KVM (nested virtualisation enabled) for boots of a few seconds"
-			}
-			return ch
-		}
-	}
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		ch.Status, ch.Detail = checkWarn, "no /dev/kvm: VMs will run under TCG (software emulation, boots take ~45 s)"
-		ch.Fix = "load kvm (modprobe kvm_intel or kvm_amd) or enable nested virtualisation; TCG works meanwhile"
-		return ch
-	}
-	ch.Status, ch.Detail = checkOK, "/dev/kvm present; whether guests really boot under KVM is probed at the first 'amlsim serve'"
 	return ch
 }
 

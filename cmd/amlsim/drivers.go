@@ -1,4 +1,38 @@
 package main
 
-// driverNames are the hypervisor drivers `serve --driver` takes.
-func driverNames() []string { return []string{"libvirt", "fake"} }
+import (
+	"fmt"
+	"strings"
+
+	"github.com/amlsim/amlsim/hypervisor"
+)
+
+// Drivers amlsim serve can run on. The fake is opened directly (its guest
+// stand-in needs the concrete driver); the others through the
+// hypervisor registry, which holds libvirt only in a build with cgo
+// (driver_libvirt.go).
+const (
+	fakeDriver    = "fake"
+	libvirtDriver = "libvirt"
+)
+
+// buildWithLibvirt tells how to get a binary with the libvirt driver.
+const buildWithLibvirt = "build amlsim with cgo: apt-get install -y gcc pkg-config libvirt-dev, then CGO_ENABLED=1 go build ./cmd/amlsim (or make build)"
+
+// driverNames returns the drivers `serve --driver` takes in this build:
+// the registered ones, sorted (libvirt, the default, in a cgo build), then
+// the fake.
+func driverNames() []string {
+	return append(hypervisor.Names(), fakeDriver)
+}
+
+// noDriverError says that this build has no driver called name, and
+// which drivers it has.
+func noDriverError(name string) error {
+	have := strings.Join(driverNames(), ", ")
+	if name == libvirtDriver {
+		return fmt.Errorf("driver %q is not in this build: amlsim was built with CGO_ENABLED=0 and the libvirt driver needs cgo (this build has: %s); to get it, %s",
+			name, have, buildWithLibvirt)
+	}
+	return fmt.Errorf("unknown driver %q (this build has: %s)", name, have)
+}

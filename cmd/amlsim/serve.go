@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/hypervisor/fake"
 	"github.com/amlsim/amlsim/hypervisor/guestssh"
-	"github.com/amlsim/amlsim/hypervisor/libvirt"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/auth"
@@ -172,10 +172,13 @@ func serve(ctx context.Context, o *serveOptions) error {
 	return nil
 }
 
-// openDriver opens the hypervisor driver and the matching guest setup.
+// openDriver opens the hypervisor driver called name and the matching
+// guest setup: the fake directly, any other driver through the hypervisor
+// registry, with SSH into its guests. The func closes the driver. A name
+// this build has no driver for is an error naming those it has.
 func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slog.Logger) (hypervisor.Driver, sim.Guest, func(), error) {
 	switch name {
-	case "fake":
+	case fakeDriver:
 		d := cfg.Fake.Delay.Duration
 		drv, err := fake.Open(filepath.Join(home, fakeDomainsFile),
 			fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d}),
@@ -184,7 +187,11 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 			return nil, nil, nil, err
 		}
 		return drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}}, func() { drv.Close() }, nil
-	case "libvirt":
+	default:
+		reg, ok := hypervisor.Lookup(name)
+		if !ok {
+			return nil, nil, nil, noDriverError(name)
+		}
 		base, err := baseImage(cfg)
 		if err != nil {
 			return nil, nil, nil, err
@@ -203,7 +210,7 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		}
 		// Snapshots (fast create) live beside the image they are made of.
 		snapshots := filepath.Join(filepath.Dir(base.Disk), "snapshots")
-		drv, err := libvirt.New(ctx, libvirt.Config{
+		drv, err := reg.Open(ctx, hypervisor.Options{
 			URI:          cfg.Driver.URI,
 			StateDir:     cfg.Driver.StateDir,
 			Image:        base,
@@ -215,23 +222,30 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		g := &guest.SSH{Key: key, SerialLog: drv.SerialLog, Restored: func(ctx context.Context, name string) bool {
+		closeDrv := func() {
+			if c, ok := drv.(io.Closer); ok {
+				c.Close()
+			}
+		}
+		g := &guest.SSH{Key: key, Restored: func(ctx context.Context, name string) bool {
 			d, err := drv.Lookup(ctx, name)
 			return err == nil && d.Restored
 		}}
+		if sl, ok := drv.(hypervisor.SerialLogger); ok {
+			g.SerialLog = sl.SerialLog
+		}
 		if cfg.Driver.FastCreate {
 			if err := os.MkdirAll(snapshots, 0o755); err != nil {
-				drv.Close()
+				closeDrv()
 				return nil, nil, nil, fmt.Errorf("snapshot directory: %w", err)
 			}
 			if g.Template, err = guest.LoadTemplateKeys(snapshots); err != nil {
-				drv.Close()
+				closeDrv()
 				return nil, nil, nil, fmt.Errorf("template keys: %w", err)
 			}
 		}
-		return drv, g, func() { drv.Close() }, nil
+		return drv, g, closeDrv, nil
 	}
-	return nil, nil, nil, fmt.Errorf("unknown driver %q (want libvirt or fake)", name)
 }
 
 // imageVersion names the guest image new instances boot, for their
@@ -251,12 +265,12 @@ func imageVersion(cfg sim.Config, driver string) string {
 
 // baseImage is the image instances boot: a configured cloud image through
 // the BIOS, or the default image with direct kernel boot.
-func baseImage(cfg sim.Config) (libvirt.BaseImage, error) {
+func baseImage(cfg sim.Config) (hypervisor.BaseImage, error) {
 	if cfg.Driver.CloudImage != "" {
 		if _, err := os.Stat(cfg.Driver.CloudImage); err != nil {
-			return libvirt.BaseImage{}, fmt.Errorf("cloud image: %w", err)
+			return hypervisor.BaseImage{}, fmt.Errorf("cloud image: %w", err)
 		}
-		return libvirt.BaseImage{Disk: cfg.Driver.CloudImage}, nil
+		return hypervisor.BaseImage{Disk: cfg.Driver.CloudImage}, nil
 	}
 	dir := cfg.Driver.ImageDir
 	if dir == "" {
@@ -264,9 +278,9 @@ func baseImage(cfg sim.Config) (libvirt.BaseImage, error) {
 	}
 	img, err := fixtures.LoadImage(dir)
 	if err != nil {
-		return libvirt.BaseImage{}, err
+		return hypervisor.BaseImage{}, err
 	}
-	return libvirt.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}, nil
+	return hypervisor.BaseImage{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline}, nil
 }
 
 // fakeNotebook stands in for an instance's Jupyter under the fake driver,

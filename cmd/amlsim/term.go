@@ -2,14 +2,12 @@ package main
 
 import (
 	"os"
-	"syscall"
-	"unsafe"
+
+	"golang.org/x/term"
 )
 
-// isTerminal reports whether f is a terminal: the TCGETS ioctl succeeds only
-// on one (a character device such as /dev/null is not enough).
+// isTerminal reports whether f is a terminal (a character device such as
+// /dev/null is not one).
 func isTerminal(f *os.File) bool {
-	var t syscall.Termios
-	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
-	return errno == 0
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -126,7 +126,7 @@ func parseDomainMeta(s string) (domainMeta, error) {
 type domainParams struct {
 	// Type is the libvirt domain type: "kvm", "qemu" or "test".
 	Type  string
-	Image BaseImage
+	Image hypervisor.BaseImage
 	// Dir is the domain's own directory (StateDir/<name>).
 	Dir string
 }

@@ -35,7 +35,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestDomainXML(t *testing.T) {
-	debian := BaseImage{
+	debian := hypervisor.BaseImage{
 		Disk:    "/var/cache/amlsim/images/abc/disk.qcow2",
 		Kernel:  "/var/cache/amlsim/images/abc/vmlinuz",
 		Initrd:  "/var/cache/amlsim/images/abc/initrd.img",
@@ -44,7 +44,7 @@ func TestDomainXML(t *testing.T) {
 	cases := []struct {
 		golden string
 		typ    string
-		image  BaseImage
+		image  hypervisor.BaseImage
 		spec   hypervisor.Spec
 	}{
 		{
@@ -59,7 +59,7 @@ func TestDomainXML(t *testing.T) {
 		{
 			golden: "bios-boot-kvm-shares.xml",
 			typ:    "kvm",
-			image:  BaseImage{Disk: "/srv/images/ubuntu-24.04.qcow2"},
+			image:  hypervisor.BaseImage{Disk: "/srv/images/ubuntu-24.04.qcow2"},
 			spec: hypervisor.Spec{
 				Name: "ci-two", VCPUs: 4, MemoryMiB: 4096, DiskSizeGB: 120, SSHPort: 50023,
 				Shares: []hypervisor.Share{

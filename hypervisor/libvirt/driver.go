@@ -25,18 +25,8 @@ import (
 	"github.com/amlsim/amlsim/hypervisor"
 )
 
-// BaseImage is the guest image every domain's disk is layered on.
-type BaseImage struct {
-	// Disk is the base disk image (qcow2 unless Format says otherwise).
-	Disk string
-	// Format is the format of Disk; empty means qcow2.
-	Format string
-	// Kernel, Initrd and Cmdline boot the guest directly. With Kernel empty
-	// the guest boots from Disk through the BIOS, as a cloud image does.
-	Kernel  string
-	Initrd  string
-	Cmdline string
-}
+// defaultURI is the libvirt connection of a Config without URI.
+const defaultURI = "qemu:///system"
 
 // Config configures a Driver. One Driver talks to one libvirt connection.
 type Config struct {
@@ -47,7 +37,7 @@ type Config struct {
 	// /var/lib/amlsim/vms, never something under /root.
 	StateDir string
 	// Image is the base image of every domain.
-	Image BaseImage
+	Image hypervisor.BaseImage
 	// DomainType is "kvm", "qemu" (TCG) or "auto" (empty): decide by
 	// booting the image's kernel under KVM once.
 	DomainType string
@@ -107,7 +97,7 @@ func DefaultStateDir() string {
 // libvirt is reported as hypervisor.ErrUnavailable.
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.URI == "" {
-		cfg.URI = "qemu:///system"
+		cfg.URI = defaultURI
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir()

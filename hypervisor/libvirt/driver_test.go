@@ -19,7 +19,7 @@ import (
 )
 
 // testBaseImage writes a small real qcow2 for overlays to sit on.
-func testBaseImage(t *testing.T) BaseImage {
+func testBaseImage(t *testing.T) hypervisor.BaseImage {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		t.Skip("qemu-img not installed (Debian package qemu-utils): cannot create overlays")
@@ -33,12 +33,12 @@ func testBaseImage(t *testing.T) BaseImage {
 	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return BaseImage{Disk: disk, Kernel: kernel, Cmdline: "console=ttyS0"}
+	return hypervisor.BaseImage{Disk: disk, Kernel: kernel, Cmdline: "console=ttyS0"}
 }
 
 // newTestDriver connects to libvirt's in-process test driver, which needs
 // no daemon and no QEMU.
-func newTestDriver(t *testing.T, img BaseImage) (*Driver, string) {
+func newTestDriver(t *testing.T, img hypervisor.BaseImage) (*Driver, string) {
 	t.Helper()
 	state := t.TempDir()
 	d, err := New(context.Background(), Config{URI: "test:///default", StateDir: state, Image: img})

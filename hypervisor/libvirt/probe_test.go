@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amlsim/amlsim/hypervisor"
 )
 
 // fakeQemu writes a shell script standing in for qemu-system-x86_64 and
@@ -100,7 +102,7 @@ func TestDecideTypeProbesWithProbeKernel(t *testing.T) {
 	os.WriteFile(kernel, []byte("kernel"), 0o644)
 	qemu, runs := fakeQemu(t, `echo "failed to set MSR 0x10a" >&2; exit 1`)
 	d := &Driver{cfg: Config{URI: "qemu:///system", StateDir: t.TempDir(), QemuSystem: qemu, DomainType: "auto",
-		Image: BaseImage{Disk: "/cloud.qcow2"}, ProbeKernel: kernel}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Image: hypervisor.BaseImage{Disk: "/cloud.qcow2"}, ProbeKernel: kernel}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := d.decideType(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/sim"
+)
+
+// wantDriverChecks returns the names of the driver checks doctor prints,
+// which depend on the build: with cgo, the libvirt driver's own; without,
+// one failed "libvirtd" check saying why.
+func wantDriverChecks() []string {
+	if _, ok := hypervisor.Lookup(libvirtDriver); ok {
+		return []string{"libvirtd", "qemu-system-x86_64", "qemu-img", "kvm"}
+	}
+	return []string{"libvirtd"}
+}
+
+func TestDriverChecks(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Driver.URI = "test:///default" // libvirt's in-process driver: no daemon needed
+	cfg.Driver.StateDir = t.TempDir()
+	checks := driverChecks(context.Background(), cfg)
+	var names []string
+	for _, ch := range checks {
+		names = append(names, ch.Name)
+	}
+	if want := wantDriverChecks(); !slices.Equal(names, want) {
+		t.Fatalf("driver checks = %q, want %q", names, want)
+	}
+	if _, ok := hypervisor.Lookup(libvirtDriver); ok {
+		if checks[0].Status != checkOK {
+			t.Errorf("libvirtd check on test:///default = %+v, want ok", checks[0])
+		}
+		return
+	}
+	ch := checks[0]
+	if ch.Name != "libvirtd" || ch.Status != checkFail || !strings.Contains(ch.Detail, "CGO_ENABLED=0") || !strings.Contains(ch.Fix, "CGO_ENABLED=1") {
+		t.Errorf("libvirtd check without libvirt = %+v, want fail, CGO_ENABLED=0 in the detail and how to build with cgo in the fix", ch)
+	}
+}
+
+func TestOpenDriverNamesTheDriversOfThisBuild(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, _, _, err := openDriver(context.Background(), "xen", t.TempDir(), sim.DefaultConfig(), log)
+	if err == nil {
+		t.Fatal(`openDriver("xen") succeeded, want an error`)
+	}
+	for _, name := range append(hypervisor.Names(), `"xen"`, fakeDriver) {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("openDriver(xen) = %q, want it to name %s", err, name)
+		}
+	}
+	// What serve --driver libvirt says in a build without cgo.
+	msg := noDriverError(libvirtDriver).Error()
+	for _, want := range []string{`"libvirt"`, "CGO_ENABLED=0", "this build has: " + strings.Join(driverNames(), ", ")} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("noDriverError(libvirt) = %q, want it to contain %q", msg, want)
+		}
+	}
+}
