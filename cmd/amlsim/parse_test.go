@@ -240,3 +240,20 @@ func testClient(t *testing.T, srv *httptest.Server) *client {
 	}
 	return &client{base: srv.URL, arm: a, cred: cred}
 }
+
+func TestFitLine(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		width int
+		want  string
+	}{
+		{"ci1: Creating - VM started (3s)", 0, "ci1: Creating - VM started (3s)"},
+		{"ci1: Creating - VM started (3s)", 80, "ci1: Creating - VM started (3s)"},
+		{"ci1: Creating - VM started (3s)", 12, "ci1: Creat…"},
+		{"ci1: é é é", 6, "ci1:…"},
+	} {
+		if got := fitLine(tc.line, tc.width); got != tc.want {
+			t.Errorf("fitLine(%q, %d) = %q, want %q", tc.line, tc.width, got, tc.want)
+		}
+	}
+}

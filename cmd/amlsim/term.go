@@ -11,3 +11,13 @@ import (
 func isTerminal(f *os.File) bool {
 	return term.IsTerminal(int(f.Fd()))
 }
+
+// terminalWidth is the width of the terminal f in columns, or 0 when it
+// cannot be told.
+func terminalWidth(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
+}

@@ -44,9 +44,12 @@ type eventList struct {
 // terminal one live line (state, latest event, elapsed time), elsewhere one
 // plain line per event, for logs.
 type progress struct {
-	w     io.Writer
-	tty   bool
-	name  string
+	w    io.Writer
+	tty  bool
+	name string
+	// width is the terminal's width in columns (0: unknown): a live line
+	// is cut to fit, since one that wraps cannot be redrawn in place.
+	width int
 	start time.Time
 	live  bool // a live line is on screen
 }
@@ -62,7 +65,8 @@ func (p *progress) status(state, latest string) {
 	if !p.tty {
 		return
 	}
-	fmt.Fprintf(p.w, "\r\033[K%s: %s - %s (%s)", p.name, state, latest, time.Since(p.start).Round(time.Second))
+	line := fmt.Sprintf("%s: %s - %s (%s)", p.name, state, latest, time.Since(p.start).Round(time.Second))
+	fmt.Fprint(p.w, "\r\033[K"+fitLine(line, p.width))
 	p.live = true
 }
 
@@ -162,5 +166,19 @@ func (c *client) pollFailure(ctx context.Context, p *progress, err error) error 
 func newProgress(cmd *cobra.Command, name string) *progress {
 	w := cmd.ErrOrStderr()
 	f, ok := w.(*os.File)
-	return &progress{w: w, tty: ok && isTerminal(f), name: name}
+	p := &progress{w: w, tty: ok && isTerminal(f), name: name}
+	if p.tty {
+		p.width = terminalWidth(f)
+	}
+	return p
+}
+
+// fitLine cuts line to fewer than width columns (counting runes), ending
+// it with "…"; width 0 leaves it whole.
+func fitLine(line string, width int) string {
+	r := []rune(line)
+	if width <= 1 || len(r) < width {
+		return line
+	}
+	return string(r[:width-2]) + "…"
 }
