@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +18,7 @@ func newActionCommand(g *globals, action, summary string) *cobra.Command {
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	noWait := cmd.Flags().Bool("no-wait", false, "return once the request is accepted")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
@@ -49,29 +50,28 @@ func newActionCommand(g *globals, action, summary string) *cobra.Command {
 // when wait is set.
 func (c *client) act(ctx context.Context, ws *workspaceRef, name, action string, wait bool, p *progress) error {
 	computes := c.ml.NewComputeClient()
-	path := c.computePath(ws, name)
-	var err error
 	switch action {
 	case "start":
-		poller, e := computes.BeginStart(ctx, ws.rg, ws.name, name, nil)
-		if err = e; err == nil && wait {
-			return waitFor(ctx, c, p, poller, path)
-		}
+		poller, err := computes.BeginStart(ctx, ws.rg, ws.name, name, nil)
+		return finish(ctx, c, poller, err, wait, p, c.computePath(ws, name))
 	case "stop":
-		poller, e := computes.BeginStop(ctx, ws.rg, ws.name, name, nil)
-		if err = e; err == nil && wait {
-			return waitFor(ctx, c, p, poller, path)
-		}
+		poller, err := computes.BeginStop(ctx, ws.rg, ws.name, name, nil)
+		return finish(ctx, c, poller, err, wait, p, c.computePath(ws, name))
 	case "restart":
-		poller, e := computes.BeginRestart(ctx, ws.rg, ws.name, name, nil)
-		if err = e; err == nil && wait {
-			return waitFor(ctx, c, p, poller, path)
-		}
-	default:
-		return fmt.Errorf("unknown action %q", action)
+		poller, err := computes.BeginRestart(ctx, ws.rg, ws.name, name, nil)
+		return finish(ctx, c, poller, err, wait, p, c.computePath(ws, name))
 	}
+	return fmt.Errorf("unknown action %q", action)
+}
+
+// finish reports the failure of a Begin call, or waits for its operation
+// when wait is set.
+func finish[T any](ctx context.Context, c *client, poller *runtime.Poller[T], err error, wait bool, p *progress, computePath string) error {
 	if err != nil {
 		return c.failure(ctx, err)
 	}
-	return nil
+	if wait {
+		_, err = waitFor(ctx, c, p, poller, computePath)
+	}
+	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -107,7 +106,15 @@ Azure SDK for Go, and print --output table, json, yaml or tsv.`,
 	add(groupAccess, newRoleCommand(g), newEnvCommand(), newTokenCommand(), newStudioCommand())
 	add(groupSimulator, newServeCommand(), newImageCommand(), newDoctorCommand(g), newClockCommand(g))
 	root.AddCommand(newDocsCommand())
-	root.CompletionOptions.HiddenDefaultCmd = false
+	// cobra's completion verb, made now so that a missing or unknown
+	// shell is a usage error like any missing verb.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args, c.RunE = cobra.ArbitraryArgs, groupRun
+		}
+	}
+	noFileFallback(root)
 	return root
 }
 
@@ -125,6 +132,9 @@ func newGroupCommand(use, short string) *cobra.Command {
 }
 
 func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 1 && args[0] == "help" {
+		return cmd.Help()
+	}
 	if len(args) == 0 {
 		cmd.SetOut(cmd.ErrOrStderr())
 		cmd.Usage()
@@ -177,10 +187,11 @@ func outputsOf(cmd *cobra.Command) []string {
 type workspaceRef struct{ rg, name string }
 
 // workspaceFlags adds --workspace and --resource-group to cmd.
-func workspaceFlags(cmd *cobra.Command) *workspaceRef {
+func workspaceFlags(cmd *cobra.Command, g *globals) *workspaceRef {
 	w := &workspaceRef{}
 	cmd.Flags().StringVar(&w.name, "workspace", envOr("AMLSIM_WORKSPACE", defaultWorkspace), "workspace `NAME` ($AMLSIM_WORKSPACE)")
 	cmd.Flags().StringVar(&w.rg, "resource-group", envOr("AMLSIM_RESOURCE_GROUP", defaultResourceGroup), "resource group `NAME` of the workspace ($AMLSIM_RESOURCE_GROUP)")
+	cmd.RegisterFlagCompletionFunc("workspace", completeWorkspaces(g))
 	return w
 }
 
@@ -188,7 +199,7 @@ func workspaceFlags(cmd *cobra.Command) *workspaceRef {
 // none after a "--".
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if n := cmd.ArgsLenAtDash(); n >= 0 {
+		if n := cmd.ArgsLenAtDash(); n >= 0 && n < len(args) {
 			return usageErrorf("unexpected arguments after --: %s", strings.Join(args[n:], " "))
 		}
 		if len(args) < len(names) {
@@ -205,16 +216,12 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 // (after "--" or not) are passed on: a command, a script's arguments.
 func leadingArg(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
+		if len(args) == 0 {
 			return usageErrorf("missing %s (usage: %s)", name, cmd.UseLine())
 		}
 		return nil
 	}
 }
-
-// errHelp is returned when the user asked for help: it went to stdout and
-// the exit status is 0.
-var errHelp = errors.New("help requested")
 
 // firstLine is the first line of a verb's description, without its full
 // stop: its summary in lists.

@@ -105,10 +105,19 @@ func newClient(g *globals) (*client, error) {
 				cloud.ResourceManager: {Endpoint: base, Audience: auth.Audience},
 			},
 		},
-		Transport: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		// The SDK's retry policy, kept short: a server that is not
-		// running should be reported in a second, not in half a minute.
-		Retry:     policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second},
+		Transport: &http.Client{Transport: tr},
+		// The SDK's retry policy, for what a client should retry: ARM
+		// throttling (429) and a service that is briefly unavailable
+		// (503), honouring Retry-After. Not a connection refused or a
+		// timeout (the server is not running: say so at once), and not
+		// a 500 of a POST that may have been acted on.
+		Retry: policy.RetryOptions{
+			MaxRetries: 3, RetryDelay: 500 * time.Millisecond, MaxRetryDelay: 10 * time.Second,
+			TryTimeout: 30 * time.Second,
+			ShouldRetry: func(resp *http.Response, err error) bool {
+				return err == nil && resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable)
+			},
+		},
 		Telemetry: policy.TelemetryOptions{ApplicationID: "amlsim-cli"},
 		// Plain HTTP is for a server behind a TLS-terminating proxy.
 		InsecureAllowCredentialWithHTTP: u.Scheme == "http",
@@ -150,9 +159,7 @@ func (c *client) workspacePath(w *workspaceRef) string {
 
 // response is an answer of the server that was not an error.
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	body []byte
 }
 
 // do sends one request to an amlsim extension endpoint through the SDK's
@@ -197,7 +204,7 @@ func (c *client) do(ctx context.Context, method, target string, query url.Values
 	if resp.StatusCode >= 400 {
 		return nil, decodeError(resp.StatusCode, b)
 	}
-	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return &response{body: b}, nil
 }
 
 // getJSON GETs an extension endpoint and decodes the JSON answer into v.
@@ -225,6 +232,15 @@ func (c *client) failure(ctx context.Context, err error) error {
 		var b []byte
 		if re.RawResponse != nil {
 			b, _ = runtime.Payload(re.RawResponse)
+		}
+		if re.StatusCode < 400 && re.ErrorCode == "" {
+			// An operation that ended Failed or Canceled without an
+			// error object in its status.
+			var op struct {
+				Status string `json:"status"`
+			}
+			json.Unmarshal(b, &op)
+			return &cliError{Status: exitFailed, Code: "OperationFailed", Message: "the operation ended " + op.Status}
 		}
 		e := decodeError(re.StatusCode, b).(*cliError)
 		if re.ErrorCode != "" {

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
-	"github.com/amlsim/amlsim/fixtures"
 	"github.com/amlsim/amlsim/sim/api"
 )
 
@@ -54,11 +53,12 @@ func flagWorkspace(cmd *cobra.Command) *workspaceRef {
 }
 
 // completeInstances completes the first argument with the names of the
-// workspace's instances, each described by its state and size.
+// workspace's instances, each described by its state and size; nothing
+// after it.
 func completeInstances(g *globals) completeFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveDefault
+			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		ctx, cancel, cl, ok := completionClient(cmd, g)
 		if !ok {
@@ -91,12 +91,10 @@ func completeSizes(g *globals) completeFunc {
 			loc = f.Value.String()
 		}
 		if loc == "" {
-			w := flagWorkspace(cmd)
-			ws, err := cl.ml.NewWorkspacesClient().Get(ctx, w.rg, w.name, nil)
-			if err != nil {
+			var err error
+			if loc, err = cl.workspaceLocation(ctx, flagWorkspace(cmd)); err != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			loc = deref(ws.Location)
 		}
 		sizes, err := cl.sizes(ctx, loc)
 		if err != nil {
@@ -125,7 +123,7 @@ func completeLocations(g *globals) completeFunc {
 				DisplayName string `json:"displayName"`
 			} `json:"value"`
 		}
-		if err := cl.getJSON(ctx, "/subscriptions/"+cl.sub+"/locations", map[string][]string{"api-version": {"2022-12-01"}}, &locs); err != nil {
+		if err := cl.getJSON(ctx, "/subscriptions/"+url.PathEscape(cl.sub)+"/locations", map[string][]string{"api-version": {"2022-12-01"}}, &locs); err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		var out []cobra.Completion
@@ -182,60 +180,59 @@ func completeRoles(g *globals) completeFunc {
 		for _, name := range byID {
 			out = append(out, name)
 		}
+		slices.Sort(out)
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
-// newDocsCommand is `amlsim docs DIR`: one markdown page per command.
-func newDocsCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "docs DIR",
-		Short: "Write the CLI's reference, one markdown page per command, into DIR",
-		Long: `Write the CLI's reference, one markdown page per command, into DIR
-(created if needed). The pages in cmd/amlsim/docs are made this way.`,
-		Args: exactArgs("DIR"),
-		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveFilterDirs
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := os.MkdirAll(args[0], 0o755); err != nil {
-				return err
+// completeWorkspaces completes --workspace with the subscription's
+// workspaces (of --resource-group, when it was given), described by
+// their regions.
+func completeWorkspaces(g *globals) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ctx, cancel, cl, ok := completionClient(cmd, g)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer cancel()
+		rg := ""
+		if f := cmd.Flags().Lookup("resource-group"); f != nil && f.Changed {
+			rg = f.Value.String()
+		}
+		var out []cobra.Completion
+		pager := cl.ml.NewWorkspacesClient().NewListBySubscriptionPager(nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			// A tree built without the environment's AMLSIM_* settings,
-			// whose defaults under $HOME read ~/…: the reference is the
-			// same whoever generates it.
-			for _, kv := range os.Environ() {
-				if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AMLSIM_") {
-					os.Unsetenv(name)
+			for _, w := range page.Value {
+				if rg == "" || strings.EqualFold(idPart(deref(w.ID), "resourceGroups"), rg) {
+					out = append(out, cobra.CompletionWithDesc(deref(w.Name), idPart(deref(w.ID), "resourceGroups")+", "+deref(w.Location)))
 				}
 			}
-			root := newRootCommand()
-			root.InitDefaultCompletionCmd()
-			root.DisableAutoGenTag = true
-			neutralDefaults(root)
-			return doc.GenMarkdownTree(root, args[0])
-		},
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
-// neutralDefaults writes the defaults under the user's home directory as
-// ~/…, so the reference reads the same whoever generates it.
-func neutralDefaults(cmd *cobra.Command) {
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" || home == "/" {
+// noFileFallback makes every flag of the tree that takes a value but has
+// no completion of its own complete nothing, rather than the shells'
+// default of file names: a file is offered only where one is meant.
+func noFileFallback(cmd *cobra.Command) {
+	cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) { noFileFor(cmd, f) })
+	cmd.PersistentFlags().VisitAll(func(f *pflag.Flag) { noFileFor(cmd, f) })
+	for _, c := range cmd.Commands() {
+		noFileFallback(c)
+	}
+}
+
+func noFileFor(cmd *cobra.Command, f *pflag.Flag) {
+	if f.NoOptDefVal != "" || f.Annotations[cobra.BashCompFilenameExt] != nil || f.Annotations[cobra.BashCompSubdirsInDir] != nil {
+		return // a boolean, or a file or directory
+	}
+	if _, ok := cmd.GetFlagCompletionFunc(f.Name); ok {
 		return
 	}
-	fix := func(f *pflag.Flag) {
-		if f.Name == "cache" {
-			f.DefValue = fixtures.DefaultImageCacheDoc
-		}
-		if strings.HasPrefix(f.DefValue, home+"/") {
-			f.DefValue = "~" + strings.TrimPrefix(f.DefValue, home)
-		}
-	}
-	cmd.LocalFlags().VisitAll(fix)
-	cmd.PersistentFlags().VisitAll(fix)
-	for _, c := range cmd.Commands() {
-		neutralDefaults(c)
-	}
+	cmd.RegisterFlagCompletionFunc(f.Name, cobra.NoFileCompletions)
 }

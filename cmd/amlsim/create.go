@@ -35,7 +35,7 @@ func newCreateCommand(g *globals) *cobra.Command {
 		// The name is new: nothing to complete.
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	f := cmd.Flags()
 	size := f.String("size", "", "VM `SIZE`, such as Standard_D3_v2 (see 'amlsim sizes')")
 	key := f.String("ssh-key", "", "public key `FILE` (.pub) to log in with; enables SSH public access")
@@ -138,10 +138,11 @@ func (c *client) create(ctx context.Context, ws *workspaceRef, name string, body
 		}
 		return instanceOf(&r), nil
 	}
-	if err := waitFor(ctx, c, p, poller, c.computePath(ws, name)); err != nil {
+	r, err := waitFor(ctx, c, p, poller, c.computePath(ws, name))
+	if err != nil {
 		return instance{}, err
 	}
-	return c.getInstance(ctx, ws, name)
+	return instanceOf(&r.ComputeResource), nil
 }
 
 // to returns a pointer to v, as the SDK's models want.

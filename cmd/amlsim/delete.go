@@ -25,7 +25,7 @@ func newDeleteCommand(g *globals) *cobra.Command {
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	yes := cmd.Flags().BoolP("yes", "y", false, "do not ask for confirmation")
 	noWait := cmd.Flags().Bool("no-wait", false, "return once the request is accepted")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -64,7 +64,7 @@ func newDeleteCommand(g *globals) *cobra.Command {
 			result["deleted"] = false
 			result["state"] = "Deleting"
 		default:
-			if err := waitFor(ctx, cl, newProgress(cmd, name), poller, cl.computePath(ws, name)); err != nil {
+			if _, err := waitFor(ctx, cl, newProgress(cmd, name), poller, cl.computePath(ws, name)); err != nil {
 				return err
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/fixtures"
+	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/pki"
 	"github.com/spf13/cobra"
@@ -22,19 +23,14 @@ import (
 // Statuses of a doctor check. Only "fail" makes doctor exit non-zero: a
 // warning is something that works, slower or later.
 const (
-	checkOK   = "ok"
-	checkWarn = "warn"
-	checkFail = "fail"
+	checkOK   = hypervisor.CheckOK
+	checkWarn = hypervisor.CheckWarn
+	checkFail = hypervisor.CheckFail
 )
 
-// check is one line of `amlsim doctor`; Fix is a one-line remedy when the
-// status is not ok.
-type check struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-	Detail string `json:"detail"`
-	Fix    string `json:"fix,omitempty"`
-}
+// check is one line of `amlsim doctor` (the drivers' checks and amlsim's
+// own); Fix is a one-line remedy when the status is not ok.
+type check = hypervisor.Check
 
 // doctorReport is what `amlsim doctor --output json` prints.
 type doctorReport struct {

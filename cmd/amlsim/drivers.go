@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/amlsim/amlsim/hypervisor"
@@ -31,8 +30,8 @@ func driverNames() []string {
 func noDriverError(name string) error {
 	have := strings.Join(driverNames(), ", ")
 	if name == libvirtDriver {
-		return fmt.Errorf("driver %q is not in this build: amlsim was built with CGO_ENABLED=0 and the libvirt driver needs cgo (this build has: %s); to get it, %s",
+		return usageErrorf("driver %q is not in this build: the libvirt driver needs cgo and Linux, and this amlsim was built without them (it has: %s); to get it, %s",
 			name, have, buildWithLibvirt)
 	}
-	return fmt.Errorf("unknown driver %q (this build has: %s)", name, have)
+	return usageErrorf("unknown driver %q (this build has: %s)", name, have)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -63,7 +62,7 @@ func exitStatusOf(httpStatus int, code string) int {
 
 // report prints err as the CLI's one error line and returns the exit status.
 func report(err error) int {
-	if err == nil || errors.Is(err, errHelp) || errors.Is(err, flag.ErrHelp) {
+	if err == nil {
 		return exitOK
 	}
 	var ec *exitCodeError

@@ -16,7 +16,7 @@ func newListCommand(g *globals) *cobra.Command {
 		Args:        exactArgs(),
 		Annotations: map[string]string{annotationOutputs: outputName},
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	mine := cmd.Flags().Bool("mine", false, "only instances of the principal the CLI acts as (--user): created by or for it")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cl, err := newClient(g)

@@ -32,7 +32,7 @@ func newLogsCommand(g *globals) *cobra.Command {
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	f := cmd.Flags()
 	serial := f.Bool("serial", false, "the VM's serial console log (default)")
 	setup := f.Bool("setup", false, "the creation script's output")

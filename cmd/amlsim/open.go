@@ -15,7 +15,7 @@ func newOpenCommand(g *globals) *cobra.Command {
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	app := cmd.Flags().String("app", "Jupyter", "the `APPLICATION` to open")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()

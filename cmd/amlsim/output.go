@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -63,37 +66,19 @@ func blockStyle(n *yaml.Node) {
 
 // printTSV writes v as az's tsv does ("tab-separated values, with no
 // keys", format-output-azure-cli.md): a list one line per element, an
-// object one line of its scalar fields in order; nested objects and lists
-// are left out, null is empty.
+// object one line of its scalar fields in their order (a map's in the
+// order of its keys); nested objects and lists are left out, empty and
+// null values are empty fields, so every line of a list has the same
+// columns.
 func printTSV(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.UseNumber()
+	rv := reflect.ValueOf(v)
 	var rows [][]string
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch tok {
-	case json.Delim('['):
-		for dec.More() {
-			row, err := tsvRow(dec)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, row)
+	if rv.Kind() == reflect.Slice {
+		for i := range rv.Len() {
+			rows = append(rows, tsvRow(rv.Index(i)))
 		}
-	case json.Delim('{'):
-		row, err := tsvFields(dec)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row)
-	default:
-		rows = append(rows, []string{scalarText(tok)})
+	} else {
+		rows = append(rows, tsvRow(rv))
 	}
 	for _, r := range rows {
 		if _, err := fmt.Fprintln(w, strings.Join(r, "\t")); err != nil {
@@ -103,72 +88,60 @@ func printTSV(w io.Writer, v any) error {
 	return nil
 }
 
-// tsvRow reads one element of a list: an object's scalar fields, or a
-// scalar.
-func tsvRow(dec *json.Decoder) ([]string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+// tsvRow is the fields of one object (or the one field of a scalar).
+func tsvRow(v reflect.Value) []string {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return []string{""}
+		}
+		v = v.Elem()
 	}
-	switch tok {
-	case json.Delim('{'):
-		return tsvFields(dec)
-	case json.Delim('['):
-		return nil, skipRest(dec)
-	}
-	return []string{scalarText(tok)}, nil
-}
-
-// tsvFields reads the rest of an object whose '{' was read.
-func tsvFields(dec *json.Decoder) ([]string, error) {
 	var row []string
-	for dec.More() {
-		if _, err := dec.Token(); err != nil { // the key
-			return nil, err
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
-			if err := skipRest(dec); err != nil {
-				return nil, err
+	switch {
+	case v.Kind() == reflect.Struct && v.Type() != timeType:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() || f.Tag.Get("json") == "-" {
+				continue
 			}
-			continue
+			if text, ok := tsvScalar(v.Field(i)); ok {
+				row = append(row, text)
+			}
 		}
-		row = append(row, scalarText(tok))
+	case v.Kind() == reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		for _, k := range keys {
+			if text, ok := tsvScalar(v.MapIndex(k)); ok {
+				row = append(row, text)
+			}
+		}
+	default:
+		text, _ := tsvScalar(v)
+		row = append(row, text)
 	}
-	_, err := dec.Token() // '}'
-	return row, err
+	return row
 }
 
-// skipRest reads to the end of the object or list whose opening was read.
-func skipRest(dec *json.Decoder) error {
-	for depth := 1; depth > 0; {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-	}
-	return nil
-}
+var timeType = reflect.TypeFor[time.Time]()
 
-func scalarText(tok json.Token) string {
-	switch t := tok.(type) {
-	case nil:
-		return ""
-	case string:
-		return t
-	case bool:
-		return fmt.Sprint(t)
-	case json.Number:
-		return t.String()
+// tsvScalar is the text of a scalar field as JSON gives it (times in RFC
+// 3339), and false for a nested object or list.
+func tsvScalar(v reflect.Value) (string, bool) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return "", true
+		}
+		v = v.Elem()
 	}
-	return fmt.Sprint(tok)
+	switch v.Kind() {
+	case reflect.Struct:
+		if t, ok := v.Interface().(time.Time); ok {
+			return t.Format(time.RFC3339Nano), true
+		}
+		return "", false
+	case reflect.Slice, reflect.Array, reflect.Map:
+		return "", false
+	}
+	return fmt.Sprint(v.Interface()), true
 }

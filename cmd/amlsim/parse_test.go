@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,7 +192,7 @@ func TestWaitFailedOperation(t *testing.T) {
 		}
 		var out bytes.Buffer
 		p := &progress{w: &out, tty: tty, name: "ci1"}
-		err = waitFor(context.Background(), cl, p, poller, "/c")
+		_, err = waitFor(context.Background(), cl, p, poller, "/c")
 		var ce *cliError
 		if !errors.As(err, &ce) || ce.Code != "SetupScriptFailed" || ce.Status != exitFailed || ce.Message != "creation script exited with 3" {
 			t.Fatalf("tty=%v: wait = %#v, want the operation's SetupScriptFailed and message with exit status 1", tty, err)
@@ -255,5 +256,32 @@ func TestFitLine(t *testing.T) {
 		if got := fitLine(tc.line, tc.width); got != tc.want {
 			t.Errorf("fitLine(%q, %d) = %q, want %q", tc.line, tc.width, got, tc.want)
 		}
+	}
+}
+
+// TSV as az prints it: one line per element, scalar fields only, in
+// order, empty ones kept so the columns line up.
+func TestPrintTSV(t *testing.T) {
+	created := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	list := []instance{
+		{Name: "a", State: "Running", Description: "two words", CreatedOn: created, SSH: sshAccess{Enabled: true}},
+		{Name: "b", State: "Stopped", CreatedOn: created},
+	}
+	var out bytes.Buffer
+	if err := printTSV(&out, list); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("tsv = %q, want two lines", out.String())
+	}
+	a, b := strings.Split(lines[0], "\t"), strings.Split(lines[1], "\t")
+	if len(a) != len(b) || a[0] != "a" || a[1] != "Running" || b[0] != "b" || !slices.Contains(a, "two words") || !slices.Contains(b, "2026-11-27T08:00:00Z") {
+		t.Errorf("tsv rows %q and %q: want the same columns, names first, the description and createdOn", a, b)
+	}
+	out.Reset()
+	printTSV(&out, map[string]any{"name": "a", "deleted": true})
+	if out.String() != "true\ta\n" {
+		t.Errorf("tsv of a map = %q, want its values in key order", out.String())
 	}
 }

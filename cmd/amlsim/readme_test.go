@@ -73,10 +73,17 @@ func TestREADMECommands(t *testing.T) {
 	for _, f := range []string{"setup.sh"} {
 		os.WriteFile(filepath.Join(dir, f), []byte("#!/bin/bash\necho set up \"$@\"\n"), 0o755)
 	}
-	// A stand-in ssh: the README's ssh lines exec it with the instance's
-	// options, which it shows.
+	// The README's ssh lines run OpenSSH itself, asked only to resolve
+	// its configuration (-G), with $HOME/.ssh/config (OpenSSH reads the
+	// passwd entry's home, not $HOME): the options amlsim gives it, and
+	// the Host blocks of ssh-config, must be valid and reach the instance.
+	realSSH, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Fatalf("no OpenSSH client (Debian: openssh-client, which fixtures/host/setup.sh installs): %v", err)
+	}
 	stub := t.TempDir()
-	os.WriteFile(filepath.Join(stub, "ssh"), []byte("#!/bin/sh\necho ssh \"$@\"\n"), 0o755)
+	os.WriteFile(filepath.Join(stub, "ssh"), []byte("#!/bin/sh\nexec "+realSSH+" -G -F \"$HOME/.ssh/config\" \"$@\"\n"), 0o755)
+	os.WriteFile(filepath.Join(e.userHome, ".ssh", "config"), nil, 0o600)
 	env := append(os.Environ(),
 		"AMLSIM_ENDPOINT="+e.endpoint, "AMLSIM_HOME="+e.home, "HOME="+e.userHome,
 		"PATH="+stub+string(os.PathListSeparator)+os.Getenv("PATH"),
@@ -104,6 +111,12 @@ func TestREADMECommands(t *testing.T) {
 			t.Errorf("README: %s: %v, want ScriptNotRun on the fake driver\n%s", line, err, out)
 		case !wantFail && err != nil:
 			t.Errorf("README: %s: %v\n%s", line, err, out)
+		case strings.Contains(line, "ssh amlsim-") || strings.Contains(line, "compute ssh my-ci -- "):
+			for _, want := range []string{"\nhostname 127.0.0.1\n", "\nuser azureuser\n", "\nport "} {
+				if !strings.Contains("\n"+string(out), want) {
+					t.Errorf("README: %s: OpenSSH resolves no %q:\n%s", line, strings.TrimSpace(want), out)
+				}
+			}
 		}
 	}
 }

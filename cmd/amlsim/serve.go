@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/amlsim/amlsim/fixtures"
@@ -57,13 +56,20 @@ libvirt VMs (or by nothing with --driver fake). It prints one line
 "amlsim: serving https://ADDR" once ready; SIGINT or SIGTERM stop it, and
 instance VMs keep running, to be taken back at the next start.`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Before the home is touched: a driver this build lacks is a
+			// usage error that leaves nothing behind.
+			if _, ok := hypervisor.Lookup(o.driver); !ok && o.driver != fakeDriver {
+				return noDriverError(o.driver)
+			}
+			return serve(cmd.Context(), o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.home, "home", defaultHome(), "state `DIR` (CA, keys, database) ($AMLSIM_HOME)")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:9443", "`ADDRESS` to serve HTTPS on")
 	f.StringVar(&o.config, "config", "", "TOML config `FILE` (built-in defaults when absent)")
-	f.StringVar(&o.driver, "driver", "libvirt", "hypervisor `DRIVER`: "+strings.Join(driverNames(), " or "))
+	f.StringVar(&o.driver, "driver", "libvirt", "hypervisor `DRIVER`: libvirt (real VMs; needs a build with cgo, on Linux) or fake (no VMs)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every request")
 	f.BoolVar(&o.testClock, "test-clock", false, "serve a settable clock at /amlsim/clock (for tests of schedules and idle shutdown)")
 	cmd.MarkFlagDirname("home")
@@ -253,7 +259,7 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 // file or directory name.
 func imageVersion(cfg sim.Config, driver string) string {
 	switch {
-	case driver != "libvirt":
+	case driver != libvirtDriver:
 		return driver
 	case cfg.Driver.CloudImage != "":
 		return filepath.Base(cfg.Driver.CloudImage)

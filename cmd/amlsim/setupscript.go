@@ -40,7 +40,7 @@ func newSetupScriptRunCommand(g *globals) *cobra.Command {
 		Long:  setupScriptRunSummary,
 		Args:  leadingArg("FILE"),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	f := cmd.Flags()
 	size := f.String("size", "Standard_DS1_v2", "VM `SIZE` of the throwaway instance")
 	name := f.String("name", "", "instance `NAME` (default: repro followed by random letters)")
@@ -87,7 +87,7 @@ func newSetupScriptRunCommand(g *globals) *cobra.Command {
 		// Boot progress goes to stderr; the script's output to stdout.
 		// Plain lines, not a live one: the script's output interleaves.
 		p := &progress{w: stderr, name: *name}
-		waitErr := waitFor(ctx, cl, p, poller, path)
+		_, waitErr := waitFor(ctx, cl, p, poller, path)
 		stopStream()
 		printed := <-streamed
 		// What the script wrote after the last poll.

@@ -9,7 +9,7 @@ func newShowCommand(g *globals) *cobra.Command {
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cl, err := newClient(g)
 		if err != nil {

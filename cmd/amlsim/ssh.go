@@ -37,7 +37,7 @@ func newSSHCommand(g *globals) *cobra.Command {
 		Args:              leadingArg("NAME"),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	key := cmd.Flags().String("ssh-key", "", "key `FILE` (the private key, or its .pub) to log in with")
 	print := cmd.Flags().Bool("print", false, "print the ssh command line instead of running it")
 	cmd.MarkFlagFilename("ssh-key")

@@ -34,7 +34,7 @@ func newSSHConfigCommand(g *globals) *cobra.Command {
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeInstances(g),
 	}
-	ws := workspaceFlags(cmd)
+	ws := workspaceFlags(cmd, g)
 	key := cmd.Flags().String("ssh-key", "", "key `FILE` (the private key, or its .pub) to log in with")
 	cmd.MarkFlagFilename("ssh-key")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -52,8 +52,10 @@ func newSSHConfigCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := sshReachable(in); err != nil && in.SSH.Port == 0 {
-				return err
+			// A stopped instance keeps its port, so its block is good
+			// for its next start; one without SSH details has none.
+			if in.SSH.Port == 0 {
+				return sshReachable(in)
 			}
 			list = []instance{in}
 		} else if list, err = cl.listInstances(ctx, ws); err != nil {

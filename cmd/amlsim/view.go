@@ -159,7 +159,8 @@ func (c *client) getInstance(ctx context.Context, w *workspaceRef, name string) 
 	return instanceOf(&r.ComputeResource), nil
 }
 
-// listInstances lists every instance of the workspace, page after page.
+// listInstances lists every compute of the workspace (amlsim serves
+// instances only), page after page.
 func (c *client) listInstances(ctx context.Context, w *workspaceRef) ([]instance, error) {
 	list := []instance{}
 	pager := c.ml.NewComputeClient().NewListPager(w.rg, w.name, nil)
@@ -169,9 +170,7 @@ func (c *client) listInstances(ctx context.Context, w *workspaceRef) ([]instance
 			return nil, c.failure(ctx, err)
 		}
 		for _, r := range page.Value {
-			if _, ok := r.Properties.(*ml.ComputeInstance); ok {
-				list = append(list, instanceOf(r))
-			}
+			list = append(list, instanceOf(r))
 		}
 	}
 	return list, nil

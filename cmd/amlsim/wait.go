@@ -78,9 +78,19 @@ func (p *progress) done(state string) {
 }
 
 // waitFor polls an operation the SDK started until it ends, showing the
-// events of the instance at computePath that belong to it. It returns the
-// operation's error, as a *cliError with its ARM code, when it failed.
-func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime.Poller[T], computePath string) error {
+// events of the instance at computePath that belong to it, and returns its
+// result; or the operation's error, as a *cliError with its ARM code,
+// when it failed. An operation that ended in its first answer (a PUT
+// that changed nothing) shows nothing.
+func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime.Poller[T], computePath string) (T, error) {
+	if poller.Done() {
+		v, err := poller.Result(ctx)
+		if err != nil {
+			return v, c.failure(ctx, err)
+		}
+		return v, nil
+	}
+	var zero T
 	p.start = time.Now()
 	seen := map[event]bool{}
 	state, latest := "", "waiting"
@@ -90,7 +100,7 @@ func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime
 		if !poller.Done() {
 			resp, err := poller.Poll(ctx)
 			if err != nil {
-				return c.pollFailure(ctx, p, err)
+				return zero, c.pollFailure(ctx, p, err)
 			}
 			// The status resource: its startTime tells this operation's
 			// events from earlier ones.
@@ -109,8 +119,10 @@ func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime
 			case errors.As(err, &ce) && ce.Status == exitNotFound:
 				// A deleted instance has no events any more.
 				eventsGone = true
+			case err != nil && ctx.Err() != nil:
+				return zero, c.pollFailure(ctx, p, err)
 			case err != nil:
-				return fmt.Errorf("poll events: %w", err)
+				return zero, fmt.Errorf("poll events: %w", err)
 			default:
 				state = ev.State
 				for _, e := range ev.Value {
@@ -126,7 +138,7 @@ func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime
 			}
 		}
 		if poller.Done() {
-			_, err := poller.Result(ctx)
+			v, err := poller.Result(ctx)
 			switch {
 			case err != nil && state == "":
 				state = "Failed"
@@ -135,14 +147,14 @@ func waitFor[T any](ctx context.Context, c *client, p *progress, poller *runtime
 			}
 			p.done(state)
 			if err != nil {
-				return c.failure(ctx, err)
+				return v, c.failure(ctx, err)
 			}
-			return nil
+			return v, nil
 		}
 		p.status(state, latest)
 		select {
 		case <-ctx.Done():
-			return c.pollFailure(ctx, p, ctx.Err())
+			return zero, c.pollFailure(ctx, p, ctx.Err())
 		case <-time.After(interval):
 		}
 	}

@@ -1,9 +1,5 @@
-// Package libvirt runs amlsim's compute-instance VMs as libvirt domains:
-// real QEMU guests (KVM, or TCG where KVM does not work) with a qcow2
-// overlay on a shared base image, a cloud-init seed disk, user-mode
-// networking with SSH and the caller's other ports forwarded from
-// 127.0.0.1, and the serial console logged to a file. It is the only
-// package of amlsim that uses cgo.
+//go:build linux && cgo
+
 package libvirt
 
 import (
