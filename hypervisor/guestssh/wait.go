@@ -88,8 +88,12 @@ func WaitForSSH(ctx context.Context, addr, user string, signer ssh.Signer, hostK
 		if errors.Is(err, ErrHostKeyMismatch) || errors.Is(err, ErrAuthFailed) {
 			return nil, err
 		}
-		if ctx.Err() == nil || last == nil {
-			// An attempt cut short by ctx itself says nothing new.
+		// An attempt cut short by ctx itself says nothing new. ctx's
+		// deadline may have passed before ctx says so (its timer fires
+		// apart): a dial begun then fails at once with an i/o timeout.
+		dl, hasDeadline := ctx.Deadline()
+		cutShort := ctx.Err() != nil || hasDeadline && !time.Now().Before(dl)
+		if !cutShort || last == nil {
 			last = err
 		}
 		if ctx.Err() != nil {
