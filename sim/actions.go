@@ -16,14 +16,18 @@ import (
 // ends as Canceled. The work goes on in the background under the returned
 // operation.
 func (s *Service) Begin(p Principal, ref WorkspaceRef, name string, action Action) (Operation, error) {
-	return s.begin(ref, name, action, TriggerUser, requestedBy(action, p))
+	op, err := s.request(ref, name, action, TriggerUser, requestedBy(action, p), p.ObjectID, false, nil)
+	if err != nil {
+		return Operation{}, err
+	}
+	return *op, nil
 }
 
 // Delete starts deleting an instance, as Begin does. In a workspace that
 // exists, an instance that does not is no error and no operation (nil):
 // ARM's 204 for a DELETE of what is not there.
 func (s *Service) Delete(p Principal, ref WorkspaceRef, name string) (*Operation, error) {
-	return s.request(ref, name, ActionDelete, TriggerUser, requestedBy(ActionDelete, p), true, nil)
+	return s.request(ref, name, ActionDelete, TriggerUser, requestedBy(ActionDelete, p), p.ObjectID, true, nil)
 }
 
 // Resize starts changing a stopped instance's VM size (Compute_Resize of
@@ -56,7 +60,7 @@ func (s *Service) Resize(p Principal, ref WorkspaceRef, name, target string) (Op
 			}
 		}
 		key = inst.key()
-		op, err = s.enter(tx, inst, ActionResize, TriggerUser, fmt.Sprintf("Resize to %s requested by %s", target, describe(p)))
+		op, err = s.enter(tx, inst, ActionResize, TriggerUser, fmt.Sprintf("Resize to %s requested by %s", target, describe(p)), p.ObjectID)
 		return err
 	})
 	if err != nil {
@@ -81,7 +85,7 @@ var errChanged = errors.New("the instance changed since it was looked at")
 // transaction, still(inst) must hold of the instance as it is now, else
 // nothing happens and the error is errChanged.
 func (s *Service) beginIf(ref WorkspaceRef, name string, action Action, trigger Trigger, why string, still func(Instance) bool) (Operation, error) {
-	op, err := s.request(ref, name, action, trigger, why, false, still)
+	op, err := s.request(ref, name, action, trigger, why, "", false, still)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -89,9 +93,10 @@ func (s *Service) beginIf(ref WorkspaceRef, name string, action Action, trigger 
 }
 
 // request moves an instance into action's transitional state and launches
-// the work. With absentOK, a missing instance in an existing workspace
+// the work; by is the object ID of the principal who asked (a user
+// trigger's). With absentOK, a missing instance in an existing workspace
 // gives a nil operation and no error; with still, see beginIf.
-func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger Trigger, why string, absentOK bool, still func(Instance) bool) (*Operation, error) {
+func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger Trigger, why, by string, absentOK bool, still func(Instance) bool) (*Operation, error) {
 	var op *Operation
 	var key string
 	err := s.st.Update(func(tx *store.Tx) error {
@@ -106,7 +111,7 @@ func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger 
 			return errChanged
 		}
 		key = inst.key()
-		o, err := s.enter(tx, inst, action, trigger, why)
+		o, err := s.enter(tx, inst, action, trigger, why, by)
 		op = &o
 		return err
 	})
@@ -120,10 +125,11 @@ func (s *Service) request(ref WorkspaceRef, name string, action Action, trigger 
 }
 
 // enter moves inst into the transitional state of action, as the lifecycle
-// table allows, and records the operation; an operation it cuts in on (a
-// delete during a create) ends as Canceled. The caller launches the work
-// once the transaction has committed.
-func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trigger, why string) (Operation, error) {
+// table allows, and records the operation, with the fault rule it matches
+// (asked by the principal with object ID by, if a user asked); an
+// operation it cuts in on (a delete during a create) ends as Canceled.
+// The caller launches the work once the transaction has committed.
+func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trigger, why, by string) (Operation, error) {
 	if !slices.Contains(requests[action].Triggers, trigger) {
 		return Operation{}, fmt.Errorf("%s of %s: trigger %s may not make it (lifecycle table)", action, inst.Name, trigger)
 	}
@@ -165,6 +171,9 @@ func (s *Service) enter(tx *store.Tx, inst Instance, action Action, trigger Trig
 	inst.ModifiedOn = now
 	inst.LastOperation = &LastOperation{Name: string(action), Time: now, Status: string(OpInProgress), Trigger: string(trigger)}
 	inst.addEvent(Event{Time: now, State: to, Message: why})
+	if err := attachFault(tx, &op, &inst, by, now); err != nil {
+		return Operation{}, err
+	}
 	if err := putOperation(tx, op); err != nil {
 		return Operation{}, err
 	}

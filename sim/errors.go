@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error the way a client must react to it. The API maps
@@ -10,17 +11,19 @@ import (
 type Kind int
 
 const (
-	KindInternal     Kind = iota // the simulator failed
-	KindBadRequest               // the request is malformed or invalid
-	KindUnauthorized             // no valid credentials
-	KindForbidden                // credentials valid, action not allowed
-	KindNotFound                 // the resource does not exist
-	KindConflict                 // the resource's state forbids the request
-	KindQuota                    // a quota would be exceeded
-	KindTooLarge                 // the request body is too large
-	KindMethod                   // the verb is not allowed on this path
-	KindUnavailable              // a guest service behind the simulator does not answer
-	KindMediaType                // the request body is not JSON
+	KindInternal           Kind = iota // the simulator failed
+	KindBadRequest                     // the request is malformed or invalid
+	KindUnauthorized                   // no valid credentials
+	KindForbidden                      // credentials valid, action not allowed
+	KindNotFound                       // the resource does not exist
+	KindConflict                       // the resource's state forbids the request
+	KindQuota                          // a quota would be exceeded
+	KindTooLarge                       // the request body is too large
+	KindMethod                         // the verb is not allowed on this path
+	KindUnavailable                    // a guest service behind the simulator does not answer
+	KindMediaType                      // the request body is not JSON
+	KindThrottled                      // too many requests: ARM's throttling
+	KindServiceUnavailable             // the service is briefly unavailable
 )
 
 // Error is an error a client sees: an ARM error code and message.
@@ -32,6 +35,10 @@ type Error struct {
 	// Details are the errors this one sums up (a failed deployment's
 	// per-resource errors).
 	Details []*Error `json:",omitempty"`
+	// RetryAfter, when set, is the answer's Retry-After.
+	RetryAfter time.Duration `json:"-"`
+	// Fault is the ID of the fault rule that injected the error, if any.
+	Fault string `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -226,6 +226,9 @@ type Operation struct {
 	Error         *Error          `json:"error,omitempty"`
 	Start         time.Time       `json:"start"`
 	End           time.Time       `json:"end,omitzero"`
+	// Fault is the fault rule the operation was started under, which
+	// the runner applies when the work begins.
+	Fault *OperationFault `json:"fault,omitempty"`
 }
 
 // CreateRequest is what a PUT of a compute instance asks for.

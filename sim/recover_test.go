@@ -371,3 +371,43 @@ func TestRestartFailsARunningDeployment(t *testing.T) {
 		t.Errorf("after a restart: %s, %+v, operation %s", got.State, got.Error, got.Operations[0].State)
 	}
 }
+
+// An operation keeps the fault it was started under across a restart: a
+// create failed by a rule (used up at the request) still fails when the
+// restarted server resumes it, and the rules themselves are kept.
+func TestRestartKeepsInjectedFaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New()
+	s := open(t, path, drv)
+	once := 1
+	for _, r := range []sim.FaultRule{
+		{ID: "hold", Operation: "Create", Match: sim.FaultMatch{Name: "ci-held"}, Effect: sim.FaultEffect{Delay: "PT1H"}, Times: &once},
+		{ID: "later", Operation: "Start", Effect: sim.FaultEffect{Status: 503}},
+	} {
+		if _, err := s.svc.PutFault(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-held", sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // inside the hour-long delay
+	if inst := waitState(t, s.svc, "ci-held", sim.StateCreating); len(inst.Events) < 2 || inst.Events[1].Message != "Fault hold injected: delay PT1H" {
+		t.Errorf("events = %+v, want the injected delay", inst.Events)
+	}
+	s.close()
+
+	s = open(t, path, drv)
+	defer s.close()
+	time.Sleep(50 * time.Millisecond)
+	if inst := waitState(t, s.svc, "ci-held", sim.StateCreating); inst.State != sim.StateCreating {
+		t.Errorf("after a restart the delayed create is %s, want still Creating", inst.State)
+	}
+	if doms, _ := drv.List(context.Background()); len(doms) != 0 {
+		t.Errorf("domains = %+v: the delayed create defined its VM", doms)
+	}
+	rules, err := s.svc.Faults()
+	if err != nil || len(rules) != 1 || rules[0].ID != "later" {
+		t.Errorf("rules after the restart = %+v, %v; want the unused one", rules, err)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/sim/clock"
 	"github.com/amlsim/amlsim/sim/store"
+	"github.com/sosodev/duration"
 )
 
 // runner runs the work of operations in the background, one worker per
@@ -24,6 +26,8 @@ type runner struct {
 	guest Guest
 	log   *slog.Logger
 	now   func() time.Time
+	// clock is the service's clock (a test clock in tests), for waits.
+	clock clock.Clock
 	// settle checks an instance against its VM once its operation ended
 	// (the reconciler's check): a failure's nominal outcome gives way to
 	// what the VM really does.
@@ -119,11 +123,16 @@ func (r *runner) close() {
 // records its outcome.
 func (r *runner) run(ctx context.Context, key, op string, resume bool) error {
 	var inst Instance
+	var rec Operation
 	var current bool
 	err := r.st.View(func(tx *store.Tx) error {
 		var err error
 		inst, current, err = getInstance(tx, key)
 		current = current && inst.Operation == op
+		if err != nil || !current {
+			return err
+		}
+		rec, _, err = getOperation(tx, op)
 		return err
 	})
 	if err != nil || !current {
@@ -137,7 +146,10 @@ func (r *runner) run(ctx context.Context, key, op string, resume bool) error {
 	if resume {
 		w = row.Op.Resume
 	}
-	werr := w(r, job{ctx: ctx, op: op, inst: inst})
+	werr := r.injected(ctx, rec.Fault)
+	if werr == nil {
+		werr = w(r, job{ctx: ctx, op: op, inst: inst})
+	}
 	if ctx.Err() != nil {
 		// Closing (the reconciler resumes it at the next start) or
 		// superseded (ended as Canceled by the request that cut in).
@@ -148,6 +160,25 @@ func (r *runner) run(ctx context.Context, key, op string, resume bool) error {
 		r.settle(r.ctx, key)
 	}
 	return errors.Join(werr, ferr)
+}
+
+// injected applies the fault an operation was started under before its
+// work: a delay waits on the service's clock, a failure is the outcome
+// (the work does not run).
+func (r *runner) injected(ctx context.Context, f *OperationFault) error {
+	switch {
+	case f == nil:
+		return nil
+	case f.Effect.Delay != "":
+		d, err := duration.Parse(f.Effect.Delay)
+		if err != nil {
+			return err
+		}
+		return clock.Sleep(ctx, r.clock, d.ToTimeDuration())
+	case f.Effect.Fail != nil:
+		return Errorf(KindBadRequest, f.Effect.Fail.Code, "%s", f.Effect.Fail.Message)
+	}
+	return nil
 }
 
 // finish records the end of operation op on the instance at key: the

@@ -126,7 +126,7 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	s.now = s.clock.Now
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ledger = ledger{cfg: cfg, catalog: s.catalog}
-	s.runner = &runner{cfg: cfg, st: st, drv: drv, guest: guest, log: s.log, now: s.now,
+	s.runner = &runner{cfg: cfg, st: st, drv: drv, guest: guest, log: s.log, now: s.now, clock: s.clock,
 		ctx: s.ctx, cancel: s.cancel, workers: map[string]*worker{}}
 	if snap, ok := drv.(hypervisor.Snapshotter); ok && cfg.Driver.FastCreate {
 		if tg, ok := guest.(Templater); ok {
@@ -394,7 +394,7 @@ func (s *Service) beginWorkspaceDelete(tx *store.Tx, p Principal, ws Workspace) 
 		if inst.Workspace.key() != ref.key() {
 			continue
 		}
-		del, err := s.enter(tx, inst, ActionDelete, TriggerUser, fmt.Sprintf("Delete: workspace %s deleted by %s", ws.Name, describe(p)))
+		del, err := s.enter(tx, inst, ActionDelete, TriggerUser, fmt.Sprintf("Delete: workspace %s deleted by %s", ws.Name, describe(p)), p.ObjectID)
 		if IsKind(err, KindConflict) {
 			continue // being deleted already
 		}
@@ -703,6 +703,9 @@ func (s *Service) CreateOrUpdate(p Principal, ref WorkspaceRef, name string, req
 		}
 		if req.SSHPublic {
 			inst.AdminKey = req.AdminKey
+		}
+		if err := attachFault(tx, &o, &inst, p.ObjectID, now); err != nil {
+			return err
 		}
 		op = &o
 		if err := putOperation(tx, o); err != nil {

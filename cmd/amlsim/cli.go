@@ -45,6 +45,7 @@ const (
 	groupAccess    = "access"
 	groupRegions   = "regions"
 	groupSimulator = "simulator"
+	groupTesting   = "testing"
 )
 
 // globals are the flags every client verb takes.
@@ -94,6 +95,7 @@ Azure SDK for Go, and print --output table, json, yaml or tsv.`,
 		&cobra.Group{ID: groupRegions, Title: "Regions and quota:"},
 		&cobra.Group{ID: groupAccess, Title: "Access:"},
 		&cobra.Group{ID: groupSimulator, Title: "The simulator:"},
+		&cobra.Group{ID: groupTesting, Title: "For tests (serve --test-clock, --faults):"},
 	)
 	add := func(group string, cmds ...*cobra.Command) {
 		for _, c := range cmds {
@@ -104,7 +106,8 @@ Azure SDK for Go, and print --output table, json, yaml or tsv.`,
 	add(groupInstances, newComputeCommand(g), newSetupScriptCommand(g))
 	add(groupRegions, newUsageCommand(g), newSizesCommand(g))
 	add(groupAccess, newRoleCommand(g), newEnvCommand(), newTokenCommand(), newStudioCommand())
-	add(groupSimulator, newServeCommand(), newImageCommand(), newDoctorCommand(g), newClockCommand(g))
+	add(groupSimulator, newServeCommand(), newImageCommand(), newDoctorCommand(g))
+	add(groupTesting, newClockCommand(g), newFaultCommand(g))
 	root.AddCommand(newDocsCommand())
 	// cobra's completion verb, made now so that a missing or unknown
 	// shell is a usage error like any missing verb.

@@ -98,7 +98,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	addr := l.Addr().String()
 	l.Close()
 	e.endpoint = "https://" + addr
-	cmd := startServe(t, e.log, e.bin, "serve", "--driver", "fake", "--test-clock", "--home", e.home, "--listen", addr, "--config", config)
+	cmd := startServe(t, e.log, e.bin, "serve", "--driver", "fake", "--test-clock", "--faults", "--home", e.home, "--listen", addr, "--config", config)
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -973,4 +973,35 @@ func TestCLIClock(t *testing.T) {
 	}
 	e.fails(exitFailed, "InvalidRequestContent", "clock", "set", "2030-01-01T00:00:00Z")
 	e.fails(exitUsage, "UsageError", "clock", "set", "tomorrow")
+}
+
+// `amlsim fault` adds, lists and removes the rules of `serve --faults`;
+// an injected AllocationFailed reaches the CLI as Azure's error.
+func TestCLIFaults(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.ok("fault", "add", "cap", "--operation", "create", "--name", "cap-*", "--fail", "AllocationFailed", "--times", "1")
+	if !regexp.MustCompile(`(?m)^cap\s+Create\s+name=cap-\*\s+fail with AllocationFailed\s+1\s+0$`).MatchString(r.stdout) {
+		t.Errorf("fault add table:\n%s", r.stdout)
+	}
+	e.ok("fault", "add", "slow", "--rule", `{"operation": "Start", "effect": {"delay": "PT10M"}}`)
+	var rules []sim.FaultRule
+	if err := json.Unmarshal([]byte(e.ok("fault", "list", "-o", "json").stdout), &rules); err != nil || len(rules) != 2 || rules[0].ID != "cap" || rules[1].Effect.Delay != "PT10M" {
+		t.Errorf("fault list -o json = %+v (%v), want cap then slow", rules, err)
+	}
+	r = e.fails(exitFailed, "AllocationFailed", "compute", "create", "cap-a", "--size", "Standard_D1_v2")
+	checkProgress(t, r, "Fault cap injected: fail with AllocationFailed")
+	if !strings.Contains(r.stderr, "We do not have sufficient capacity") {
+		t.Errorf("create under the rule: stderr lacks Azure's message:\n%s", r.stderr)
+	}
+	if in := e.instanceJSON("compute", "show", "cap-a"); in.State != "CreateFailed" || len(in.Errors) == 0 || in.Errors[0].Code != "AllocationFailed" {
+		t.Errorf("cap-a = %s %+v, want CreateFailed with AllocationFailed", in.State, in.Errors)
+	}
+	e.ok("compute", "create", "cap-b", "--size", "Standard_D1_v2")
+	e.ok("fault", "remove", "slow")
+	e.fails(exitNotFound, "FaultRuleNotFound", "fault", "remove", "slow")
+	e.fails(exitFailed, "InvalidFaultRule", "fault", "add", "x", "--status", "404")
+	e.fails(exitUsage, "UsageError", "fault", "add", "x", "--message", "no code")
+	if got := strings.TrimSpace(e.ok("fault", "list", "-o", "tsv").stdout); got != "" {
+		t.Errorf("fault list after the rules are gone = %q, want nothing", got)
+	}
 }

@@ -159,7 +159,8 @@ func (c *client) workspacePath(w *workspaceRef) string {
 
 // response is an answer of the server that was not an error.
 type response struct {
-	body []byte
+	status int
+	body   []byte
 }
 
 // do sends one request to an amlsim extension endpoint through the SDK's
@@ -204,7 +205,7 @@ func (c *client) do(ctx context.Context, method, target string, query url.Values
 	if resp.StatusCode >= 400 {
 		return nil, decodeError(resp.StatusCode, b)
 	}
-	return &response{body: b}, nil
+	return &response{status: resp.StatusCode, body: b}, nil
 }
 
 // getJSON GETs an extension endpoint and decodes the JSON answer into v.

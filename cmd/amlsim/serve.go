@@ -43,7 +43,7 @@ const (
 // serveOptions are the flags of `amlsim serve`.
 type serveOptions struct {
 	home, listen, config, driver string
-	verbose, testClock           bool
+	verbose, testClock, faults   bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -72,6 +72,7 @@ instance VMs keep running, to be taken back at the next start.`,
 	f.StringVar(&o.driver, "driver", "libvirt", "hypervisor `DRIVER`: libvirt (real VMs; needs a build with cgo, on Linux) or fake (no VMs)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every request")
 	f.BoolVar(&o.testClock, "test-clock", false, "serve a settable clock at /amlsim/clock (for tests of schedules and idle shutdown)")
+	f.BoolVar(&o.faults, "faults", false, "serve fault rules at /amlsim/faults and apply them (for tests of how clients cope with Azure's failures)")
 	cmd.MarkFlagDirname("home")
 	cmd.MarkFlagFilename("config", "toml")
 	cmd.RegisterFlagCompletionFunc("driver", cobra.FixedCompletions(driverNames(), cobra.ShellCompDirectiveNoFileComp))
@@ -81,29 +82,28 @@ instance VMs keep running, to be taken back at the next start.`,
 // serve runs the simulator in the foreground until ctx ends (SIGINT or
 // SIGTERM).
 func serve(ctx context.Context, o *serveOptions) error {
-	home, listen, configPath, driverName, verbose, testClock := &o.home, &o.listen, &o.config, &o.driver, &o.verbose, &o.testClock
 	level := slog.LevelInfo
-	if *verbose {
+	if o.verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg, err := sim.LoadConfig(*configPath)
+	cfg, err := sim.LoadConfig(o.config)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*home, 0o700); err != nil {
+	if err := os.MkdirAll(o.home, 0o700); err != nil {
 		return err
 	}
-	tlsCfg, err := pki.ServerTLS(*home)
+	tlsCfg, err := pki.ServerTLS(o.home)
 	if err != nil {
 		return err
 	}
-	signer, err := auth.LoadOrCreate(*home)
+	signer, err := auth.LoadOrCreate(o.home)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(filepath.Join(*home, stateFile), sim.Buckets()...)
+	st, err := store.Open(filepath.Join(o.home, stateFile), sim.Buckets()...)
 	if err != nil {
 		return err
 	}
@@ -115,20 +115,24 @@ func serve(ctx context.Context, o *serveOptions) error {
 		log.Info("fast create is off: it works with the default image, not a cloud image")
 		cfg.Driver.FastCreate = false
 	}
-	drv, g, closeDrv, err := openDriver(ctx, *driverName, *home, cfg, log)
+	drv, g, closeDrv, err := openDriver(ctx, o.driver, o.home, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeDrv()
 
-	svcOpts := []sim.Option{sim.WithLogger(log), sim.WithShares(filepath.Join(*home, sharesDir)),
-		sim.WithDomainPrefix(sim.HomeDomainPrefix(*home)), sim.WithImageVersion(imageVersion(cfg, *driverName))}
+	svcOpts := []sim.Option{sim.WithLogger(log), sim.WithShares(filepath.Join(o.home, sharesDir)),
+		sim.WithDomainPrefix(sim.HomeDomainPrefix(o.home)), sim.WithImageVersion(imageVersion(cfg, o.driver))}
 	apiOpts := []api.Option{api.WithLogger(log)}
-	if *testClock {
+	if o.testClock {
 		c := clock.NewTest()
 		svcOpts = append(svcOpts, sim.WithClock(c))
 		apiOpts = append(apiOpts, api.WithTestClock(c))
 		log.Info("test clock on: GET or POST " + api.ClockPath)
+	}
+	if o.faults {
+		apiOpts = append(apiOpts, api.WithFaults())
+		log.Info("fault injection on: PUT, GET or DELETE " + api.FaultsPath)
 	}
 	svc, err := sim.New(cfg, st, drv, g, svcOpts...)
 	if err != nil {
@@ -139,11 +143,11 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	defer svc.Close()
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
-	audit, err := os.OpenFile(filepath.Join(*home, auditFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	audit, err := os.OpenFile(filepath.Join(o.home, auditFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ type auditRecord struct {
 	Path      string    `json:"path"`
 	Actions   []string  `json:"actions,omitempty"`
 	Status    int       `json:"status"`
+	// Fault is the fault rule that answered the request, if one did.
+	Fault string `json:"fault,omitempty"`
 }
 
 // WithAudit writes one JSON line per request to w: time, principal,
@@ -35,14 +37,14 @@ type lockedEncoder struct {
 
 // audit records a request, dated by the service's clock (the test clock
 // when there is one), as every timestamp amlsim records.
-func (s *Server) audit(who sim.Principal, r *http.Request, actions []string, status int) {
+func (s *Server) audit(who sim.Principal, r *http.Request, actions []string, status int, fault string) {
 	if s.auditLog == nil {
 		return
 	}
 	at := s.svc.Now()
 	s.auditLog.mu.Lock()
 	defer s.auditLog.mu.Unlock()
-	s.auditLog.enc.Encode(auditRecord{Time: at.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: redactPath(r.URL.Path), Actions: actions, Status: status})
+	s.auditLog.enc.Encode(auditRecord{Time: at.UTC(), Principal: who.ObjectID, Name: who.Name, Method: r.Method, Path: redactPath(r.URL.Path), Actions: actions, Status: status, Fault: fault})
 }
 
 // redactPath hides the identity secret an MSI_ENDPOINT path carries: any

@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/amlsim/amlsim/sim"
 )
@@ -21,6 +23,10 @@ var statusOf = map[sim.Kind]int{
 	sim.KindMethod:       http.StatusMethodNotAllowed,
 	sim.KindUnavailable:  http.StatusBadGateway,
 	sim.KindMediaType:    http.StatusUnsupportedMediaType,
+	// ARM's throttling: 429 with Retry-After in seconds
+	// (request-limits-and-throttling.md).
+	sim.KindThrottled:          http.StatusTooManyRequests,
+	sim.KindServiceUnavailable: http.StatusServiceUnavailable,
 }
 
 // armError is the ARM error body.
@@ -49,6 +55,9 @@ func writeError(w http.ResponseWriter, err error) {
 	status, ok := statusOf[e.Kind]
 	if !ok {
 		status = http.StatusInternalServerError
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	if e.Kind == sim.KindUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token"`)

@@ -34,6 +34,8 @@ type Server struct {
 	poll   time.Duration
 	// bodyTimeout bounds the reading of a request's body.
 	bodyTimeout time.Duration
+	// faults serves FaultsPath and applies its rules (serve --faults).
+	faults bool
 	// testClock, when set, is served at ClockPath.
 	testClock *clock.Test
 	routes    []route
@@ -126,12 +128,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
 	var who sim.Principal
 	var actions []string
+	var fault string
 	defer func() {
 		s.log.Debug("request", "method", hr.Method, "path", redactPath(hr.URL.Path), "status", rec.status, "took", time.Since(start))
-		s.audit(who, hr, actions, rec.status)
+		s.audit(who, hr, actions, rec.status, fault)
 	}()
 
 	if err := s.serve(rec, hr, &who, &actions); err != nil {
+		fault = sim.AsError(err).Fault
 		writeError(rec, err)
 	}
 }
@@ -159,6 +163,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	*who = sim.Principal{ObjectID: claims.ObjectID, TenantID: claims.TenantID, Name: claims.Name}
 	if known, ok := s.svc.Principal(who.ObjectID); ok && who.Name == "" {
 		who.Name = known.Name
+	}
+	if hr.URL.Path == FaultsPath || strings.HasPrefix(hr.URL.Path, FaultsPath+"/") {
+		return s.serveFaults(w, hr, *who, actions)
 	}
 	if hr.URL.Path == PrincipalsPath {
 		return s.servePrincipals(w, hr, *who)
@@ -207,6 +214,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 		if _, err := s.svc.ResourceGroup(rg); err != nil {
 			return err
 		}
+	}
+	if err := s.requestFault(w, hr, rt, vars, *who); err != nil {
+		return err
 	}
 	limit := int64(MaxBody)
 	if rt.maxBody > 0 {

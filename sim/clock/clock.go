@@ -122,3 +122,25 @@ func Every(ctx context.Context, c Clock, period time.Duration, fn func()) {
 		}
 	}
 }
+
+// Sleep waits until d has passed on c, or ctx ends (its error). A test
+// clock moved past the end ends the wait at once.
+func Sleep(ctx context.Context, c Clock, d time.Duration) error {
+	end := c.Now().Add(d)
+	jumps := c.Jumps()
+	for {
+		left := end.Sub(c.Now())
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-jumps:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}

@@ -1,0 +1,226 @@
+package api_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+
+	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/api"
+	"github.com/amlsim/amlsim/sim/clock"
+)
+
+// newFaultEnv is an environment served with --faults, on a test clock.
+func newFaultEnv(t *testing.T, tweak ...func(*sim.Config)) (*env, *clock.Test) {
+	t.Helper()
+	clk := clock.NewTest()
+	e := newEnvFull(t, nil, []api.Option{api.WithFaults(), api.WithTestClock(clk)}, []sim.Option{sim.WithClock(clk)}, tweak...)
+	if err := e.svc.Recover(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return e, clk
+}
+
+// putFault PUTs a rule and returns the status and body.
+func (e *env) putFault(id, rule string) (int, string) {
+	e.t.Helper()
+	resp := e.raw("PUT", api.FaultsPath+"/"+id, e.token, rule)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
+}
+
+func TestFaultRules(t *testing.T) {
+	plain := newEnv(t)
+	if resp := plain.raw("GET", api.FaultsPath, plain.token, ""); resp.StatusCode != 404 {
+		t.Errorf("GET %s without --faults: %d, want 404", api.FaultsPath, resp.StatusCode)
+	}
+
+	e, _ := newFaultEnv(t, func(c *sim.Config) {
+		c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: "22222222-2222-2222-2222-222222222222", Name: "contributor"})
+		c.RoleAssignments = append(c.RoleAssignments, sim.RoleAssignmentConfig{Principal: "22222222-2222-2222-2222-222222222222", Role: "Contributor"})
+	})
+	rule := `{"operation": "Create", "match": {"name": "cap-*"}, "effect": {"fail": {"code": "AllocationFailed"}}, "times": 1}`
+	if status, body := e.putFault("cap", rule); status != 201 || !strings.Contains(body, "sufficient capacity") {
+		t.Errorf("PUT a new rule: %d %s, want 201 with Azure's AllocationFailed text filled in", status, body)
+	}
+	if status, _ := e.putFault("cap", rule); status != 200 {
+		t.Errorf("PUT the rule again: %d, want 200", status)
+	}
+	for name, bad := range map[string]string{
+		"two effects":        `{"effect": {"status": 429, "delay": "PT1M"}}`,
+		"no effect":          `{"operation": "Start", "effect": {}}`,
+		"unknown operation":  `{"operation": "Explode", "effect": {"status": 500}}`,
+		"status 404":         `{"effect": {"status": 404}}`,
+		"fail a read":        `{"operation": "Get", "effect": {"fail": {"code": "AllocationFailed"}}}`,
+		"bad delay":          `{"effect": {"delay": "ten minutes"}}`,
+		"bad glob":           `{"match": {"name": "["}, "effect": {"status": 503}}`,
+		"times 0":            `{"effect": {"status": 503}, "times": 0}`,
+		"retryAfter on 500":  `{"effect": {"status": 500, "retryAfter": "PT5S"}}`,
+		"fail without code":  `{"effect": {"fail": {}}}`,
+		"unknown properties": `{"effect": {"status": 503}, "explode": true}`,
+	} {
+		if status, body := e.putFault("bad", bad); status != 400 || !strings.Contains(body, `"InvalidFaultRule"`) {
+			t.Errorf("%s: PUT %s = %d %s, want 400 InvalidFaultRule", name, bad, status, body)
+		}
+	}
+	if status, body := e.putFault("vm", `{"effect": {"vm": "crash"}}`); status != 400 || !strings.Contains(body, "FaultEffectNotSupported") {
+		t.Errorf("a vm effect: %d %s, want 400 FaultEffectNotSupported (not served yet)", status, body)
+	}
+	contributor, err := e.tokens.Mint("22222222-2222-2222-2222-222222222222", sim.DefaultOwner.TenantID, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := e.raw("PUT", api.FaultsPath+"/mine", contributor, `{"effect": {"status": 503}}`); resp.StatusCode != 403 {
+		t.Errorf("a Contributor puts a rule: %d, want 403", resp.StatusCode)
+	}
+
+	resp := e.raw("GET", api.FaultsPath, e.token, "")
+	var list struct{ Value []sim.FaultRule }
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Value) != 1 || list.Value[0].ID != "cap" || *list.Value[0].Times != 1 {
+		t.Errorf("GET %s = %+v (%v), want the one rule cap, 1 time left", api.FaultsPath, list.Value, err)
+	}
+	if resp := e.raw("DELETE", api.FaultsPath+"/cap", e.token, ""); resp.StatusCode != 200 {
+		t.Errorf("DELETE the rule: %d, want 200", resp.StatusCode)
+	}
+	if resp := e.raw("DELETE", api.FaultsPath+"/cap", e.token, ""); resp.StatusCode != 204 {
+		t.Errorf("DELETE it again: %d, want 204", resp.StatusCode)
+	}
+}
+
+// An AllocationFailed create ends CreateFailed with Azure's code and
+// message in its operation and in the instance's errors; the rule, used
+// up, lets the next create through.
+func TestFaultAllocationFailed(t *testing.T) {
+	e, _ := newFaultEnv(t)
+	if status, body := e.putFault("cap", `{"operation": "Create", "match": {"name": "cap-*", "vmSize": "standard_ds2_v2"}, "effect": {"fail": {"code": "AllocationFailed"}}, "times": 1}`); status != 201 {
+		t.Fatalf("PUT rule: %d %s", status, body)
+	}
+	e.mustCreate("other-a", "Standard_DS2_v2") // another name: untouched
+	_, err := e.create("cap-a", instanceBody("Standard_DS2_v2"))
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.ErrorCode != "AllocationFailed" || !strings.Contains(err.Error(), "We do not have sufficient capacity for the requested VM size in this region") {
+		t.Fatalf("create cap-a = %v, want the operation failed with AllocationFailed and Azure's message", err)
+	}
+	ci := e.get("cap-a")
+	if *ci.Properties.State != ml.ComputeInstanceStateCreateFailed {
+		t.Errorf("cap-a is %s, want CreateFailed", *ci.Properties.State)
+	}
+	if errs := ci.Properties.Errors; len(errs) == 0 || *errs[0].Error.Code != "AllocationFailed" {
+		t.Errorf("cap-a errors = %+v, want AllocationFailed", errs)
+	}
+	if !e.hasEvent("cap-a", "Fault cap injected: fail with AllocationFailed") {
+		t.Errorf("cap-a has no event of the injected fault")
+	}
+	e.mustCreate("cap-b", "Standard_DS2_v2")
+	if rules, _ := e.svc.Faults(); len(rules) != 0 {
+		t.Errorf("rules after their one use = %+v, want none", rules)
+	}
+}
+
+// The Go SDK's retry policy meets an injected 429, waits Retry-After, and
+// succeeds; without retries the client sees ARM's throttling answer.
+func TestFaultThrottlingRetried(t *testing.T) {
+	e, _ := newFaultEnv(t)
+	e.mustCreate("ci-busy", "Standard_DS2_v2")
+	if status, body := e.putFault("throttle", `{"operation": "Get", "match": {"name": "ci-*"}, "effect": {"status": 429, "retryAfter": "PT1S"}, "times": 1}`); status != 201 {
+		t.Fatalf("PUT rule: %d %s", status, body)
+	}
+	var tries atomic.Int32
+	opts := *e.opts
+	opts.Retry = policy.RetryOptions{} // the SDK's defaults
+	opts.PerRetryPolicies = []policy.Policy{countTries{&tries}}
+	f, err := ml.NewClientFactory(sub, staticToken(e.token), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.NewComputeClient().Get(ctx(t), rg, ws, "ci-busy", nil); err != nil {
+		t.Fatalf("get with the SDK's retries: %v", err)
+	}
+	if n := tries.Load(); n != 2 {
+		t.Errorf("the SDK sent %d requests, want 2: the throttled one and its retry", n)
+	}
+
+	e.putFault("throttle", `{"operation": "List", "effect": {"status": 429, "retryAfter": "PT7S"}, "times": 1}`)
+	resp := e.raw("GET", "/subscriptions/"+sub+"/resourceGroups/"+rg+"/providers/Microsoft.MachineLearningServices/workspaces/"+ws+"/computes?api-version=2024-04-01", e.token, "")
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || resp.Header.Get("x-ms-ratelimit-remaining-subscription-reads") != "0" ||
+		!strings.Contains(string(b), `"SubscriptionRequestsThrottled"`) || !strings.Contains(string(b), "Please try again after '7' seconds") {
+		t.Errorf("throttled list: %d, Retry-After %q, body %s; want 429, 7 and ARM's SubscriptionRequestsThrottled", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	e.putFault("down", `{"operation": "Start", "effect": {"status": 503}, "times": 1}`)
+	resp = e.raw("POST", "/subscriptions/"+sub+"/resourceGroups/"+rg+"/providers/Microsoft.MachineLearningServices/workspaces/"+ws+"/computes/ci-busy/start?api-version=2024-04-01", e.token, "")
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 503 || !strings.Contains(string(b), "ServerTimeout") {
+		t.Errorf("start under a 503 rule: %d %s, want 503 ServerTimeout", resp.StatusCode, b)
+	}
+	if e.state("ci-busy") != ml.ComputeInstanceStateRunning {
+		t.Errorf("a start answered 503 changed the instance")
+	}
+}
+
+type countTries struct{ n *atomic.Int32 }
+
+func (c countTries) Do(req *policy.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return req.Next()
+}
+
+// A delayed start waits on the test clock: it stays Starting until the
+// clock passes the delay.
+func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
+	e, clk := newFaultEnv(t)
+	e.mustCreate("ci-slow", "Standard_DS2_v2")
+	stop, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-slow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stop.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	e.putFault("slow", `{"operation": "Start", "effect": {"delay": "PT10M"}}`)
+	start, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-slow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake VM starts in 20 ms: half a second later, only the delay
+	// can hold it.
+	time.Sleep(500 * time.Millisecond)
+	if got := e.state("ci-slow"); got != ml.ComputeInstanceStateStarting {
+		t.Fatalf("ci-slow is %s during the injected delay, want Starting", got)
+	}
+	if _, err := clk.Advance(10 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatalf("start after the delay: %v", err)
+	}
+	if got := e.state("ci-slow"); got != ml.ComputeInstanceStateRunning {
+		t.Errorf("ci-slow is %s after the delay, want Running", got)
+	}
+	if !e.hasEvent("ci-slow", "Fault slow injected: delay PT10M") {
+		t.Errorf("ci-slow has no event of the injected delay")
+	}
+}
+
+// hasEvent reports whether an instance's events include one with msg.
+func (e *env) hasEvent(name, msg string) bool {
+	e.t.Helper()
+	resp := e.raw("GET", "/subscriptions/"+sub+"/resourceGroups/"+rg+"/providers/Microsoft.MachineLearningServices/workspaces/"+ws+"/computes/"+name+"/amlsim/events?api-version=2024-04-01", e.token, "")
+	var ev struct{ Value []sim.Event }
+	json.NewDecoder(resp.Body).Decode(&ev)
+	for _, v := range ev.Value {
+		if v.Message == msg {
+			return true
+		}
+	}
+	return false
+}

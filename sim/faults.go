@@ -1,0 +1,313 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sosodev/duration"
+
+	"github.com/amlsim/amlsim/sim/store"
+)
+
+// Fault injection: rules that make amlsim fail the way Azure fails, for the
+// CI suites that test how their code copes (`amlsim serve --faults`). A
+// rule matches requests by operation and by the instance's name (a glob),
+// location, VM size and the requesting principal; its effect acts either
+// on the request itself (an HTTP status: ARM's throttling, a transient
+// error) or on the operation the request starts (a failure with an ARM
+// code, a delay), through the lifecycle table like any other outcome. A
+// rule applies to its next Times matches (then it is gone), or until it
+// is removed. Rules live in the state database: they survive a restart,
+// as the operations they were attached to do.
+
+// bucketFaults holds the fault rules by ID.
+const bucketFaults = "faults"
+
+// Operations a fault rule can match: the actions on an instance, and the
+// reads. "" matches any of them.
+const (
+	FaultGet  = "Get"
+	FaultList = "List"
+)
+
+// FaultRule is one rule, as PUT /amlsim/faults/{id} takes it and GET
+// /amlsim/faults lists it.
+type FaultRule struct {
+	ID        string      `json:"id"`
+	Operation string      `json:"operation,omitempty"`
+	Match     FaultMatch  `json:"match"`
+	Effect    FaultEffect `json:"effect"`
+	// Times is how many more matches the rule applies to; nil: until it
+	// is removed.
+	Times *int `json:"times,omitempty"`
+	// Applied counts the matches the rule has applied to.
+	Applied   int       `json:"applied"`
+	CreatedOn time.Time `json:"createdOn"`
+}
+
+// FaultMatch selects what a rule applies to; empty fields match anything.
+type FaultMatch struct {
+	// Name is a glob (path.Match) over the instance's name.
+	Name      string `json:"name,omitempty"`
+	Location  string `json:"location,omitempty"`
+	VMSize    string `json:"vmSize,omitempty"`
+	Principal string `json:"principal,omitempty"`
+}
+
+// FaultEffect is what a matching request gets: exactly one of its fields.
+type FaultEffect struct {
+	// Fail fails the operation with an ARM error; the instance ends where
+	// the lifecycle table puts a failed operation (CreateFailed, back to
+	// Stopped, …).
+	Fail *FaultFailure `json:"fail,omitempty"`
+	// Status answers the request itself with 429 (ARM throttling, with
+	// RetryAfter), 500 or 503, before anything is done.
+	Status int `json:"status,omitempty"`
+	// RetryAfter is the ISO 8601 duration of a 429's or 503's Retry-After.
+	RetryAfter string `json:"retryAfter,omitempty"`
+	// Delay holds the operation for an ISO 8601 duration before its work,
+	// on the service's clock (the test clock makes it pass at once).
+	Delay string `json:"delay,omitempty"`
+	// VM and SetupScript are effects on the guest, not served yet.
+	VM          string          `json:"vm,omitempty"`
+	SetupScript *FaultScriptRun `json:"setupScript,omitempty"`
+}
+
+// FaultFailure is an ARM error an operation ends with.
+type FaultFailure struct {
+	Code    string `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+// FaultScriptRun is the exit code the next setup script run ends with.
+type FaultScriptRun struct {
+	ExitCode int `json:"exitCode"`
+}
+
+// FaultTarget is a request as fault rules see it.
+type FaultTarget struct {
+	Operation string
+	Name      string
+	Location  string
+	VMSize    string
+	Principal string
+}
+
+// faultOperations are the operations a rule may name.
+var faultOperations = []string{string(ActionCreate), string(ActionStart), string(ActionStop), string(ActionRestart), string(ActionDelete), FaultGet, FaultList}
+
+// faultIDRE is what a rule's ID may be: a name for a URL path segment.
+var faultIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// defaultFaultMessages are Azure's texts for the codes CI suites inject
+// most, used when a rule gives none.
+var defaultFaultMessages = map[string]string{
+	// Microsoft.Compute's capacity errors: the troubleshooting article
+	// (SupportArticles-docs, virtual-machines/windows/allocation-failure.md)
+	// and real ones (vmware-tanzu/community-edition#3963, regional;
+	// openshift/release#5181, zonal).
+	"AllocationFailed":      "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at https://aka.ms/allocation-guidance",
+	"ZonalAllocationFailed": "Allocation failed. We do not have sufficient capacity for the requested VM size in this zone. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance",
+	// A regional quota refusal's opening (nforgeio/neonKUBE#1671).
+	"OperationNotAllowed": "Operation could not be completed as it results in exceeding approved Total Regional Cores quota.",
+	// ARM's (Azure/azure-powershell#11291), without its diagnostics.
+	"InternalServerError": "Encountered internal server error.",
+}
+
+// onRequest reports whether the effect answers the request itself, rather
+// than acting on the operation it starts.
+func (e FaultEffect) onRequest() bool { return e.Status != 0 }
+
+// String says what the effect does, in a few words: "fail with
+// AllocationFailed", "answer 429, retry after PT5S", "delay PT10M".
+func (e FaultEffect) String() string {
+	switch {
+	case e.Fail != nil:
+		return "fail with " + e.Fail.Code
+	case e.Status != 0 && e.RetryAfter != "":
+		return fmt.Sprintf("answer %d, retry after %s", e.Status, e.RetryAfter)
+	case e.Status != 0:
+		return fmt.Sprintf("answer %d", e.Status)
+	case e.Delay != "":
+		return "delay " + e.Delay
+	}
+	return "none"
+}
+
+// validate checks a rule as PUT gives it, filling in defaults.
+func (r *FaultRule) validate() error {
+	bad := func(format string, args ...any) error {
+		return Errorf(KindBadRequest, "InvalidFaultRule", format, args...)
+	}
+	if !faultIDRE.MatchString(r.ID) {
+		return bad("The fault rule ID '%s' must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.", r.ID)
+	}
+	if r.Operation != "" {
+		i := slices.IndexFunc(faultOperations, func(o string) bool { return strings.EqualFold(o, r.Operation) })
+		if i < 0 {
+			return bad("The operation '%s' is not one of %s (or empty for any).", r.Operation, strings.Join(faultOperations, ", "))
+		}
+		r.Operation = faultOperations[i]
+	}
+	if _, err := path.Match(r.Match.Name, ""); err != nil {
+		return bad("The name pattern '%s' is not a glob: %v.", r.Match.Name, err)
+	}
+	if r.Times != nil && *r.Times < 1 {
+		return bad("times must be at least 1, or absent for a rule that stays until removed.")
+	}
+	e := &r.Effect
+	n := 0
+	for _, set := range []bool{e.Fail != nil, e.Status != 0, e.Delay != "", e.VM != "", e.SetupScript != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return bad("A fault rule has exactly one effect: fail, status, delay, vm or setupScript (it has %d).", n)
+	}
+	switch {
+	case e.VM != "" || e.SetupScript != nil:
+		return Errorf(KindBadRequest, "FaultEffectNotSupported", "The effects vm and setupScript are not served yet; fail, status and delay are.")
+	case e.Fail != nil:
+		if e.Fail.Code == "" {
+			return bad("fail needs an ARM error code, such as AllocationFailed.")
+		}
+		if e.Fail.Message == "" {
+			e.Fail.Message = cmp.Or(defaultFaultMessages[e.Fail.Code], "The operation failed with "+e.Fail.Code+" (injected fault).")
+		}
+	case e.Status != 0:
+		if e.Status != 429 && e.Status != 500 && e.Status != 503 {
+			return bad("status must be 429, 500 or 503, not %d.", e.Status)
+		}
+	case e.Delay != "":
+		if d, err := duration.Parse(e.Delay); err != nil || d.Negative || d.ToTimeDuration() <= 0 {
+			return bad("delay '%s' is not a positive ISO 8601 duration such as PT10M.", e.Delay)
+		}
+	}
+	if e.RetryAfter != "" {
+		if d, err := duration.Parse(e.RetryAfter); err != nil || d.Negative || e.Status == 500 || e.Status == 0 {
+			return bad("retryAfter '%s' must be an ISO 8601 duration such as PT5S, with status 429 or 503.", e.RetryAfter)
+		}
+	}
+	if !e.onRequest() && (r.Operation == FaultGet || r.Operation == FaultList) {
+		return bad("%s is a read: it can only be answered with a status, not %s.", r.Operation, e.String())
+	}
+	return nil
+}
+
+// matches reports whether r applies to t, and to requests (onRequest) or
+// to operations.
+func (r FaultRule) matches(t FaultTarget, onRequest bool) bool {
+	ok, _ := path.Match(r.Match.Name, t.Name)
+	return r.Effect.onRequest() == onRequest &&
+		(r.Operation == "" || r.Operation == t.Operation) &&
+		(r.Match.Name == "" || ok) &&
+		(r.Match.Location == "" || strings.EqualFold(r.Match.Location, t.Location)) &&
+		(r.Match.VMSize == "" || strings.EqualFold(r.Match.VMSize, t.VMSize)) &&
+		(r.Match.Principal == "" || strings.EqualFold(r.Match.Principal, t.Principal))
+}
+
+// PutFault creates or replaces a rule.
+func (s *Service) PutFault(r FaultRule) (FaultRule, error) {
+	if err := r.validate(); err != nil {
+		return FaultRule{}, err
+	}
+	r.Applied, r.CreatedOn = 0, s.now().UTC()
+	return r, s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketFaults, r.ID, r) })
+}
+
+// Faults lists the rules, oldest first (the order they are tried in).
+func (s *Service) Faults() ([]FaultRule, error) {
+	var rules []FaultRule
+	err := s.st.View(func(tx *store.Tx) error {
+		var err error
+		rules, err = faultRules(tx)
+		return err
+	})
+	return rules, err
+}
+
+// DeleteFault removes a rule; ok is false when there was none.
+func (s *Service) DeleteFault(id string) (ok bool, err error) {
+	err = s.st.Update(func(tx *store.Tx) error {
+		var r FaultRule
+		if ok, err = tx.Get(bucketFaults, id, &r); err != nil || !ok {
+			return err
+		}
+		return tx.Delete(bucketFaults, id)
+	})
+	return ok, err
+}
+
+// TakeRequestFault applies the first rule whose effect answers a request
+// matching t, if any: it counts the match and returns the rule, whose
+// Effect.Status the API answers with.
+func (s *Service) TakeRequestFault(t FaultTarget) (*FaultRule, error) {
+	var rule *FaultRule
+	err := s.st.Update(func(tx *store.Tx) error {
+		var err error
+		rule, err = takeFault(tx, t, true)
+		return err
+	})
+	if err == nil && rule != nil {
+		s.log.Info("fault injected", "rule", rule.ID, "effect", rule.Effect.String(), "operation", t.Operation, "instance", t.Name)
+	}
+	return rule, err
+}
+
+// takeFault finds the first rule matching t whose effect acts on requests
+// (onRequest) or on operations, counts the match (removing a rule whose
+// times are used up), and returns it; nil when none matches.
+func takeFault(tx *store.Tx, t FaultTarget, onRequest bool) (*FaultRule, error) {
+	rules, err := faultRules(tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if !r.matches(t, onRequest) {
+			continue
+		}
+		r.Applied++
+		if r.Times != nil {
+			left := *r.Times - 1
+			r.Times = &left
+			if left == 0 {
+				return &r, tx.Delete(bucketFaults, r.ID)
+			}
+		}
+		return &r, tx.Put(bucketFaults, r.ID, r)
+	}
+	return nil, nil
+}
+
+func faultRules(tx *store.Tx) ([]FaultRule, error) {
+	rules, err := store.All[FaultRule](tx, bucketFaults)
+	slices.SortFunc(rules, func(a, b FaultRule) int {
+		return cmp.Or(a.CreatedOn.Compare(b.CreatedOn), strings.Compare(a.ID, b.ID))
+	})
+	return rules, err
+}
+
+// attachFault takes the first operation rule matching the operation op is
+// starting on inst (asked by principal), and records it on op and as an
+// event of inst; the runner applies it when the work begins.
+func attachFault(tx *store.Tx, op *Operation, inst *Instance, principal string, now time.Time) error {
+	rule, err := takeFault(tx, FaultTarget{Operation: op.Action, Name: inst.Name, Location: inst.Location, VMSize: inst.Size.Name, Principal: principal}, false)
+	if err != nil || rule == nil {
+		return err
+	}
+	op.Fault = &OperationFault{Rule: rule.ID, Effect: rule.Effect}
+	inst.addEvent(Event{Time: now, State: inst.State, Message: fmt.Sprintf("Fault %s injected: %s", rule.ID, rule.Effect.String())})
+	return nil
+}
+
+// OperationFault is the fault rule an operation was started under.
+type OperationFault struct {
+	Rule   string      `json:"rule"`
+	Effect FaultEffect `json:"effect"`
+}
