@@ -174,6 +174,13 @@ type Watcher interface {
 	Watch(ctx context.Context) (<-chan Event, error)
 }
 
+// Suspender is implemented by drivers that can pause a running domain's
+// vCPUs (libvirt's virDomainSuspend): its guest stops answering while
+// the domain stays active, as a hung VM does. Fault injection uses it.
+type Suspender interface {
+	Suspend(ctx context.Context, name string) error
+}
+
 // SerialLogger is implemented by drivers that capture the guest's serial
 // console; SerialLog returns the path of the log file.
 type SerialLogger interface {

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/sosodev/duration"
 
+	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/sim/store"
 )
 
@@ -73,9 +76,45 @@ type FaultEffect struct {
 	// Delay holds the operation for an ISO 8601 duration before its work,
 	// on the service's clock (the test clock makes it pass at once).
 	Delay string `json:"delay,omitempty"`
-	// VM and SetupScript are effects on the guest, not served yet.
-	VM          string          `json:"vm,omitempty"`
+	// VM acts on the VM of a Running instance: "crash" forces it off at
+	// once (as when QEMU dies), "poweroff" shuts it down from the guest
+	// (ACPI), "hang" freezes it (paused: it stops answering SSH and
+	// Jupyter while the instance still says Running). The instance's
+	// state then follows its VM, as for any drift. With no operation the
+	// rule acts on matching instances that are Running when it is put,
+	// and on those that become Running; with Create, Start or Restart,
+	// when such an operation ends Running.
+	VM string `json:"vm,omitempty"`
+	// SetupScript is an effect on the guest's setup script, not served
+	// yet.
 	SetupScript *FaultScriptRun `json:"setupScript,omitempty"`
+}
+
+// Effects on a VM.
+const (
+	FaultVMCrash    = "crash"
+	FaultVMPowerOff = "poweroff"
+	FaultVMHang     = "hang"
+)
+
+// faultClass is where an effect acts: on the request, on the operation
+// it starts, or on a running instance's VM.
+type faultClass int
+
+const (
+	onRequest faultClass = iota
+	onOperation
+	onVM
+)
+
+func (e FaultEffect) class() faultClass {
+	switch {
+	case e.Status != 0:
+		return onRequest
+	case e.VM != "":
+		return onVM
+	}
+	return onOperation
 }
 
 // FaultFailure is an ARM error an operation ends with.
@@ -119,10 +158,6 @@ var defaultFaultMessages = map[string]string{
 	"InternalServerError": "Encountered internal server error.",
 }
 
-// onRequest reports whether the effect answers the request itself, rather
-// than acting on the operation it starts.
-func (e FaultEffect) onRequest() bool { return e.Status != 0 }
-
 // String says what the effect does, in a few words: "fail with
 // AllocationFailed", "answer 429, retry after PT5S", "delay PT10M".
 func (e FaultEffect) String() string {
@@ -135,6 +170,12 @@ func (e FaultEffect) String() string {
 		return fmt.Sprintf("answer %d", e.Status)
 	case e.Delay != "":
 		return "delay " + e.Delay
+	case e.VM == FaultVMCrash:
+		return "crash the VM"
+	case e.VM == FaultVMPowerOff:
+		return "power the VM off"
+	case e.VM == FaultVMHang:
+		return "hang the VM"
 	}
 	return "none"
 }
@@ -171,8 +212,15 @@ func (r *FaultRule) validate() error {
 		return bad("A fault rule has exactly one effect: fail, status, delay, vm or setupScript (it has %d).", n)
 	}
 	switch {
-	case e.VM != "" || e.SetupScript != nil:
-		return Errorf(KindBadRequest, "FaultEffectNotSupported", "The effects vm and setupScript are not served yet; fail, status and delay are.")
+	case e.SetupScript != nil:
+		return Errorf(KindBadRequest, "FaultEffectNotSupported", "The effect setupScript is not served yet; fail, status, delay and vm are.")
+	case e.VM != "":
+		if e.VM != FaultVMCrash && e.VM != FaultVMPowerOff && e.VM != FaultVMHang {
+			return bad("vm must be crash, poweroff or hang, not '%s'.", e.VM)
+		}
+		if r.Operation != "" && r.Operation != string(ActionCreate) && r.Operation != string(ActionStart) && r.Operation != string(ActionRestart) {
+			return bad("A vm effect acts on a Running instance: its operation is Create, Start or Restart (the one that made it Running), or none.")
+		}
 	case e.Fail != nil:
 		if e.Fail.Code == "" {
 			return bad("fail needs an ARM error code, such as AllocationFailed.")
@@ -194,17 +242,16 @@ func (r *FaultRule) validate() error {
 			return bad("retryAfter '%s' must be an ISO 8601 duration such as PT5S, with status 429 or 503.", e.RetryAfter)
 		}
 	}
-	if !e.onRequest() && (r.Operation == FaultGet || r.Operation == FaultList) {
+	if e.class() == onOperation && (r.Operation == FaultGet || r.Operation == FaultList) {
 		return bad("%s is a read: it can only be answered with a status, not %s.", r.Operation, e.String())
 	}
 	return nil
 }
 
-// matches reports whether r applies to t, and to requests (onRequest) or
-// to operations.
-func (r FaultRule) matches(t FaultTarget, onRequest bool) bool {
+// matches reports whether r, an effect of class c, applies to t.
+func (r FaultRule) matches(t FaultTarget, c faultClass) bool {
 	ok, _ := path.Match(r.Match.Name, t.Name)
-	return r.Effect.onRequest() == onRequest &&
+	return r.Effect.class() == c &&
 		(r.Operation == "" || r.Operation == t.Operation) &&
 		(r.Match.Name == "" || ok) &&
 		(r.Match.Location == "" || strings.EqualFold(r.Match.Location, t.Location)) &&
@@ -212,13 +259,32 @@ func (r FaultRule) matches(t FaultTarget, onRequest bool) bool {
 		(r.Match.Principal == "" || strings.EqualFold(r.Match.Principal, t.Principal))
 }
 
-// PutFault creates or replaces a rule.
+// PutFault creates or replaces a rule. A VM rule without an operation
+// acts at once on the Running instances it matches.
 func (s *Service) PutFault(r FaultRule) (FaultRule, error) {
 	if err := r.validate(); err != nil {
 		return FaultRule{}, err
 	}
 	r.Applied, r.CreatedOn = 0, s.now().UTC()
-	return r, s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketFaults, r.ID, r) })
+	if err := s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketFaults, r.ID, r) }); err != nil {
+		return FaultRule{}, err
+	}
+	if r.Effect.class() == onVM && r.Operation == "" {
+		s.injectVMFaults("", "")
+		rules, err := s.Faults()
+		if err != nil {
+			return FaultRule{}, err
+		}
+		for _, now := range rules {
+			if now.ID == r.ID {
+				return now, nil
+			}
+		}
+		// Used up at once.
+		none := 0
+		r.Applied, r.Times = *r.Times, &none
+	}
+	return r, nil
 }
 
 // Faults lists the rules, oldest first (the order they are tried in).
@@ -251,7 +317,7 @@ func (s *Service) TakeRequestFault(t FaultTarget) (*FaultRule, error) {
 	var rule *FaultRule
 	err := s.st.Update(func(tx *store.Tx) error {
 		var err error
-		rule, err = takeFault(tx, t, true)
+		rule, err = takeFault(tx, t, onRequest)
 		return err
 	})
 	if err == nil && rule != nil {
@@ -260,16 +326,16 @@ func (s *Service) TakeRequestFault(t FaultTarget) (*FaultRule, error) {
 	return rule, err
 }
 
-// takeFault finds the first rule matching t whose effect acts on requests
-// (onRequest) or on operations, counts the match (removing a rule whose
-// times are used up), and returns it; nil when none matches.
-func takeFault(tx *store.Tx, t FaultTarget, onRequest bool) (*FaultRule, error) {
+// takeFault finds the first rule matching t whose effect is of class c,
+// counts the match (removing a rule whose times are used up), and returns
+// it; nil when none matches.
+func takeFault(tx *store.Tx, t FaultTarget, c faultClass) (*FaultRule, error) {
 	rules, err := faultRules(tx)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
-		if !r.matches(t, onRequest) {
+		if !r.matches(t, c) {
 			continue
 		}
 		r.Applied++
@@ -297,7 +363,7 @@ func faultRules(tx *store.Tx) ([]FaultRule, error) {
 // starting on inst (asked by principal), and records it on op and as an
 // event of inst; the runner applies it when the work begins.
 func attachFault(tx *store.Tx, op *Operation, inst *Instance, principal string, now time.Time) error {
-	rule, err := takeFault(tx, FaultTarget{Operation: op.Action, Name: inst.Name, Location: inst.Location, VMSize: inst.Size.Name, Principal: principal}, false)
+	rule, err := takeFault(tx, FaultTarget{Operation: op.Action, Name: inst.Name, Location: inst.Location, VMSize: inst.Size.Name, Principal: principal}, onOperation)
 	if err != nil || rule == nil {
 		return err
 	}
@@ -310,4 +376,85 @@ func attachFault(tx *store.Tx, op *Operation, inst *Instance, principal string, 
 type OperationFault struct {
 	Rule   string      `json:"rule"`
 	Effect FaultEffect `json:"effect"`
+}
+
+// injectVMFaults applies the VM rules to the Running instances they
+// match: all of them (key ""), or the one at key whose operation action
+// has just ended Running. Each rule acts on its next Times instances: the
+// match is recorded (with an event) at once, the VM is acted on in the
+// background (a power-off waits for the guest), and the instance's state
+// then follows its VM through the reconciler.
+func (s *Service) injectVMFaults(key string, action Action) {
+	var hits []vmHit
+	err := s.st.Update(func(tx *store.Tx) error {
+		insts, err := store.All[Instance](tx, bucketInstances)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		for _, inst := range insts {
+			if inst.State != StateRunning || key != "" && inst.key() != key {
+				continue
+			}
+			t := FaultTarget{Operation: string(action), Name: inst.Name, Location: inst.Location, VMSize: inst.Size.Name, Principal: inst.CreatedBy.ObjectID}
+			rule, err := takeFault(tx, t, onVM)
+			if err != nil || rule == nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			inst.addEvent(Event{Time: now, State: inst.State, Message: fmt.Sprintf("Fault %s injected: %s", rule.ID, rule.Effect.String())})
+			if err := putInstance(tx, inst); err != nil {
+				return err
+			}
+			hits = append(hits, vmHit{inst, *rule})
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("inject VM faults", "err", err)
+		return
+	}
+	if len(hits) == 0 {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.actOnVMs(s.ctx, hits)
+	}()
+}
+
+// vmHit is a VM rule that matched a Running instance.
+type vmHit struct {
+	inst Instance
+	rule FaultRule
+}
+
+// actOnVMs does what VM rules ask of the VMs they matched.
+func (s *Service) actOnVMs(ctx context.Context, hits []vmHit) {
+	for _, h := range hits {
+		var err error
+		switch h.rule.Effect.VM {
+		case FaultVMCrash:
+			err = s.drv.Destroy(ctx, h.inst.Domain)
+		case FaultVMPowerOff:
+			err = s.drv.Shutdown(ctx, h.inst.Domain, s.cfg.Timeouts.ShutdownGrace.Duration)
+		case FaultVMHang:
+			sus, ok := s.drv.(hypervisor.Suspender)
+			if !ok {
+				err = errors.New("this driver cannot pause a VM")
+				break
+			}
+			err = sus.Suspend(ctx, h.inst.Domain)
+		}
+		if err != nil {
+			s.log.Error("inject a VM fault", "rule", h.rule.ID, "instance", h.inst.Name, "err", err)
+			continue
+		}
+		s.log.Info("fault injected", "rule", h.rule.ID, "effect", h.rule.Effect.String(), "instance", h.inst.Name)
+		// The driver's event moves the instance; a check makes sure.
+		s.reconciler.settle(ctx, h.inst.key())
+	}
 }

@@ -32,6 +32,9 @@ type runner struct {
 	// (the reconciler's check): a failure's nominal outcome gives way to
 	// what the VM really does.
 	settle func(ctx context.Context, key string)
+	// ended is told of each operation that succeeded (fault injection
+	// acts on the VMs of instances that became Running).
+	ended func(key string, action Action)
 	// snaps gives new VMs a snapshot to start from (fast create); nil
 	// when the driver or guest cannot, or the configuration says no.
 	snaps *snapshots
@@ -158,6 +161,9 @@ func (r *runner) run(ctx context.Context, key, op string, resume bool) error {
 	ferr := r.finish(key, op, wrapOpError(row.Op.Action, inst.Name, werr))
 	if ferr == nil && r.settle != nil {
 		r.settle(r.ctx, key)
+	}
+	if ferr == nil && werr == nil && r.ended != nil {
+		r.ended(key, row.Op.Action)
 	}
 	return errors.Join(werr, ferr)
 }

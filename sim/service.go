@@ -136,6 +136,7 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	}
 	s.reconciler = &reconciler{st: st, drv: drv, runner: s.runner, log: s.log, now: s.now, prefix: s.domainPrefix}
 	s.runner.settle = s.reconciler.settle
+	s.runner.ended = s.injectVMFaults
 	s.scheduler = &scheduler{svc: s, st: st, clock: s.clock, log: s.log}
 	s.idler = &idler{svc: s, clock: s.clock, log: s.log, lastActive: map[string]time.Time{}}
 	err := st.Update(func(tx *store.Tx) error {

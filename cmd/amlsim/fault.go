@@ -37,6 +37,9 @@ Delete, Get, List; any when absent), --name (a glob over instance names),
                                  the request itself is answered so
   --delay PT10M                  the operation waits first (on the test
                                  clock, if the server has one)
+  --vm crash|poweroff|hang       the VM of a Running instance crashes,
+                                 powers off or hangs (at once, or after
+                                 the --operation Create, Start or Restart)
 
 It applies to the next --times matches, or until removed. --rule takes the
 whole rule as JSON instead: {"operation", "match", "effect", "times"}.`
@@ -62,11 +65,13 @@ func newFaultAddCommand(g *globals) *cobra.Command {
 	f.IntVar(&rule.Effect.Status, "status", 0, "answer the request with HTTP `STATUS` 429, 500 or 503")
 	f.StringVar(&rule.Effect.RetryAfter, "retry-after", "", "Retry-After of a 429 or 503, an ISO 8601 `DURATION`")
 	f.StringVar(&rule.Effect.Delay, "delay", "", "hold the operation for an ISO 8601 `DURATION`, such as PT10M")
+	f.StringVar(&rule.Effect.VM, "vm", "", "`EFFECT` on a Running instance's VM: crash, poweroff or hang")
 	f.IntVar(&times, "times", 0, "apply to the next `N` matches only (default: until removed)")
 	f.StringVar(&ruleJSON, "rule", "", "the whole rule as `JSON`, instead of the flags above")
 	cmd.RegisterFlagCompletionFunc("operation", cobra.FixedCompletions([]string{"Create", "Start", "Stop", "Restart", "Delete", "Get", "List"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("fail", cobra.FixedCompletions([]string{"AllocationFailed", "ZonalAllocationFailed", "OperationNotAllowed", "InternalServerError"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"429", "500", "503"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("vm", cobra.FixedCompletions([]string{sim.FaultVMCrash, sim.FaultVMPowerOff, sim.FaultVMHang}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("principal", completePrincipals(g))
 	cmd.RegisterFlagCompletionFunc("location", completeLocations(g))
 	cmd.RegisterFlagCompletionFunc("vm-size", completeSizes(g))

@@ -613,6 +613,15 @@ func (d *Driver) Watch(ctx context.Context) (<-chan hypervisor.Event, error) {
 	return ch, nil
 }
 
+// Suspend pauses a running domain (hypervisor.Suspender): its services
+// stop answering, as a hung guest's do.
+func (d *Driver) Suspend(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return d.SetState(name, hypervisor.StatePaused)
+}
+
 // Kill simulates QEMU dying under a running guest (an OOM kill, a crash):
 // the domain stays defined and is shut off at once.
 func (d *Driver) Kill(name string) error {

@@ -713,6 +713,23 @@ func (d *Driver) Destroy(ctx context.Context, name string) error {
 	return nil
 }
 
+// Suspend pauses a running domain's vCPUs (virDomainSuspend): the guest
+// stops answering, the domain stays active (hypervisor.Suspender).
+func (d *Driver) Suspend(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("suspend domain %q: %w", name, err)
+	}
+	dom, _, err := d.owned(name)
+	if err != nil {
+		return fmt.Errorf("suspend domain %q: %w", name, err)
+	}
+	defer dom.Free()
+	if err := dom.Suspend(); err != nil {
+		return fmt.Errorf("suspend domain %q: %w", name, translate(err))
+	}
+	return nil
+}
+
 // undefineFlags also drops state libvirt keeps beside the definition, so
 // nothing of the domain is left.
 const undefineFlags = golibvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | golibvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |

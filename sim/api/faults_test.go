@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
 
+	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/clock"
@@ -73,8 +74,13 @@ func TestFaultRules(t *testing.T) {
 			t.Errorf("%s: PUT %s = %d %s, want 400 InvalidFaultRule", name, bad, status, body)
 		}
 	}
-	if status, body := e.putFault("vm", `{"effect": {"vm": "crash"}}`); status != 400 || !strings.Contains(body, "FaultEffectNotSupported") {
-		t.Errorf("a vm effect: %d %s, want 400 FaultEffectNotSupported (not served yet)", status, body)
+	if status, body := e.putFault("script", `{"effect": {"setupScript": {"exitCode": 3}}}`); status != 400 || !strings.Contains(body, "FaultEffectNotSupported") {
+		t.Errorf("a setupScript effect: %d %s, want 400 FaultEffectNotSupported (not served yet)", status, body)
+	}
+	for _, bad := range []string{`{"effect": {"vm": "explode"}}`, `{"operation": "Stop", "effect": {"vm": "crash"}}`} {
+		if status, body := e.putFault("vm", bad); status != 400 || !strings.Contains(body, "InvalidFaultRule") {
+			t.Errorf("PUT %s = %d %s, want 400 InvalidFaultRule", bad, status, body)
+		}
 	}
 	contributor, err := e.tokens.Mint("22222222-2222-2222-2222-222222222222", sim.DefaultOwner.TenantID, "", time.Hour)
 	if err != nil {
@@ -208,6 +214,67 @@ func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
 	}
 	if !e.hasEvent("ci-slow", "Fault slow injected: delay PT10M") {
 		t.Errorf("ci-slow has no event of the injected delay")
+	}
+}
+
+// VM faults: a crash and a power-off of a Running instance's VM are seen
+// within 5 s, the instance following its VM (Stopped, as for any drift);
+// a VM that hangs after the next start is paused while the instance
+// says Running.
+func TestFaultVM(t *testing.T) {
+	e, _ := newFaultEnv(t)
+	e.mustCreate("ci-crash", "Standard_DS2_v2")
+	e.mustCreate("ci-off", "Standard_DS2_v2")
+	e.mustCreate("ci-hang", "Standard_DS2_v2")
+	if status, body := e.putFault("crash", `{"match": {"name": "ci-crash"}, "effect": {"vm": "crash"}, "times": 1}`); status != 201 || !strings.Contains(body, `"applied":1`) {
+		t.Fatalf("PUT a crash rule: %d %s, want 201, applied at once to ci-crash", status, body)
+	}
+	e.putFault("off", `{"match": {"name": "ci-off"}, "effect": {"vm": "poweroff"}}`)
+	for _, name := range []string{"ci-crash", "ci-off"} {
+		deadline := time.Now().Add(5 * time.Second)
+		for e.state(name) != ml.ComputeInstanceStateStopped {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is %s 5 s after its VM fault, want Stopped", name, e.state(name))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if !e.hasEvent("ci-crash", "Fault crash injected: crash the VM") || !e.hasEvent("ci-off", "Fault off injected: power the VM off") {
+		t.Errorf("the VM faults are not in the instances' events")
+	}
+
+	e.putFault("hang", `{"operation": "Start", "match": {"name": "ci-hang"}, "effect": {"vm": "hang"}, "times": 1}`)
+	stop, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-hang", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stop.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	start, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-hang", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := e.svc.Compute(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "ci-hang")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, err := e.drv.Lookup(ctx(t), inst.Domain)
+		if err == nil && d.State == hypervisor.StatePaused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ci-hang's VM is %+v (%v) 5 s after its start, want paused", d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := e.state("ci-hang"); got != ml.ComputeInstanceStateRunning {
+		t.Errorf("ci-hang is %s with its VM hung, want Running (as Azure would still say)", got)
 	}
 }
 
