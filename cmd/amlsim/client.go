@@ -41,35 +41,11 @@ const extensionAPIVersion = "2024-04-01"
 type client struct {
 	sub   string
 	user  string
-	cred  *homeCredential
+	cred  azcore.TokenCredential
 	ml    *ml.ClientFactory
 	authz *armauthorization.ClientFactory
 	arm   *arm.Client
 	base  string // scheme://host[:port]
-}
-
-// homeCredential is an azcore.TokenCredential minting tokens with the
-// token key of an amlsim home, as `amlsim token` does: what a client on
-// the server's machine (or with a copy of its home) needs, and nothing
-// to log in to.
-type homeCredential struct {
-	signer         *auth.Signer
-	user, tenantID string
-}
-
-// GetToken mints a token for the principal, valid for an hour, whatever
-// scope is asked (amlsim's server accepts both ARM audiences).
-func (c *homeCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	name := ""
-	if c.user == sim.DefaultOwner.ObjectID {
-		name = sim.DefaultOwner.Name
-	}
-	const ttl = time.Hour
-	tok, err := c.signer.Mint(c.user, c.tenantID, name, ttl)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	return azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(ttl)}, nil
 }
 
 // newClient prepares a client from the global flags: it trusts the CA in
@@ -122,7 +98,12 @@ func newClient(g *globals) (*client, error) {
 		// Plain HTTP is for a server behind a TLS-terminating proxy.
 		InsecureAllowCredentialWithHTTP: u.Scheme == "http",
 	}}
-	cred := &homeCredential{signer: signer, user: g.user, tenantID: sim.DefaultOwner.TenantID}
+	name := ""
+	if g.user == sim.DefaultOwner.ObjectID {
+		name = sim.DefaultOwner.Name
+	}
+	// Minted with the home's token key, as `amlsim token` does.
+	cred := signer.Credential(g.user, sim.DefaultOwner.TenantID, name)
 	c := &client{sub: g.sub, user: g.user, cred: cred, base: base}
 	if c.ml, err = ml.NewClientFactory(g.sub, cred, opts); err != nil {
 		return nil, err

@@ -234,7 +234,7 @@ func testClient(t *testing.T, srv *httptest.Server) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred := &homeCredential{signer: signer, user: "11111111-1111-1111-1111-111111111111"}
+	cred := signer.Credential("11111111-1111-1111-1111-111111111111", "", "")
 	a, err := arm.NewClient("amlsim-cli-test", "v1.0.0", cred, opts)
 	if err != nil {
 		t.Fatal(err)

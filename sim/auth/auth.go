@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -178,4 +181,37 @@ func (s *Signer) identityMAC(id string) string {
 	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte("amlsim managed identity\x00" + id))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// credentialTTL is how long the tokens of a Credential are valid.
+const credentialTTL = time.Hour
+
+// credential is an azcore.TokenCredential minting its tokens with a
+// Signer.
+type credential struct {
+	signer         *Signer
+	oid, tid, name string
+}
+
+// Credential returns an azcore.TokenCredential that mints tokens for the
+// principal (object ID oid in tenant tid, display name name) with s, as
+// `amlsim token` does: what a client holding the server's home (the CLI
+// on the server's machine, a test running the server in-process) hands
+// the Azure SDK, with nothing to sign in to. Its tokens are valid for an
+// hour, whatever scope is asked: the server accepts both ARM audiences.
+func (s *Signer) Credential(oid, tid, name string) azcore.TokenCredential {
+	return &credential{signer: s, oid: oid, tid: tid, name: name}
+}
+
+// GetToken mints a fresh token for the credential's principal.
+func (c *credential) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if err := ctx.Err(); err != nil {
+		return azcore.AccessToken{}, err
+	}
+	now := c.signer.now()
+	tok, err := c.signer.WithClock(func() time.Time { return now }).Mint(c.oid, c.tid, c.name, credentialTTL)
+	if err != nil {
+		return azcore.AccessToken{}, fmt.Errorf("mint a token for %s: %w", c.oid, err)
+	}
+	return azcore.AccessToken{Token: tok, ExpiresOn: now.Add(credentialTTL)}, nil
 }
