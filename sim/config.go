@@ -166,24 +166,30 @@ func DefaultConfig() Config {
 // LoadConfig reads a TOML file over the defaults; an empty path gives the
 // defaults. Unknown keys are an error, so typos do not pass silently.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
 	if path == "" {
-		return cfg, nil
+		return DefaultConfig(), nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
+		return DefaultConfig(), fmt.Errorf("read config: %w", err)
 	}
-	md, err := toml.Decode(string(b), &cfg)
+	return ParseConfig(path, string(b))
+}
+
+// ParseConfig reads TOML text over the defaults, as LoadConfig reads a
+// file; name says where the text comes from in errors.
+func ParseConfig(name, text string) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.Decode(text, &cfg)
 	if err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, fmt.Errorf("config %s: %w", name, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return cfg, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		return cfg, fmt.Errorf("config %s: unknown keys: %s", name, strings.Join(keys, ", "))
 	}
 	return cfg, cfg.Validate()
 }

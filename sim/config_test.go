@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/amlsim/amlsim/sim"
@@ -27,6 +28,22 @@ func TestSampleConfigIsTheDefaults(t *testing.T) {
 	}
 }
 
+func TestParseConfig(t *testing.T) {
+	cfg, err := sim.ParseConfig("text", "page_size = 3\n[fake]\ndelay = \"10ms\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sim.DefaultConfig()
+	want.PageSize = 3
+	want.Fake.Delay.Duration = 10 * time.Millisecond
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("ParseConfig = %+v\nwant the defaults with page_size 3 and a 10ms delay: %+v", cfg, want)
+	}
+	if _, err := sim.ParseConfig("inline", "pagesize = 3\n"); err == nil || !strings.Contains(err.Error(), "config inline: unknown keys: pagesize") {
+		t.Errorf("ParseConfig with a typo = %v, want it named with the text's name", err)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for name, body := range map[string]string{
 		"unknown key":        "pagesize = 3\n",
@@ -41,6 +58,9 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: config accepted", name)
 		} else if !strings.Contains(err.Error(), "c.toml") && !strings.Contains(err.Error(), "config") {
 			t.Errorf("%s: error %q does not say it is about the config", name, err)
+		}
+		if _, err := sim.ParseConfig("text", body); err == nil {
+			t.Errorf("%s: config text accepted", name)
 		}
 	}
 }
