@@ -82,7 +82,7 @@ type simServer struct {
 func startSim(t *testing.T, home, config, listen string) *simServer {
 	t.Helper()
 	s := &simServer{t: t, home: home, config: config, listen: listen, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(amlsimBinary(t), "serve", "--home", home, "--config", config, "--listen", listen, "--driver", "libvirt", "--test-clock")
+	s.cmd = exec.Command(amlsimBinary(t), "serve", "--home", home, "--config", config, "--listen", listen, "--driver", "libvirt", "--test-clock", "--faults")
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -85,8 +85,10 @@ type FaultEffect struct {
 	// and on those that become Running; with Create, Start or Restart,
 	// when such an operation ends Running.
 	VM string `json:"vm,omitempty"`
-	// SetupScript is an effect on the guest's setup script, not served
-	// yet.
+	// SetupScript makes the creation script of the next create exit with
+	// ExitCode: the guest runs, in its place, a script that says so and
+	// exits; the instance ends SetupFailed with its VM up, as for a real
+	// script failure.
 	SetupScript *FaultScriptRun `json:"setupScript,omitempty"`
 }
 
@@ -170,6 +172,8 @@ func (e FaultEffect) String() string {
 		return fmt.Sprintf("answer %d", e.Status)
 	case e.Delay != "":
 		return "delay " + e.Delay
+	case e.SetupScript != nil:
+		return fmt.Sprintf("creation script exits %d", e.SetupScript.ExitCode)
 	case e.VM == FaultVMCrash:
 		return "crash the VM"
 	case e.VM == FaultVMPowerOff:
@@ -213,7 +217,12 @@ func (r *FaultRule) validate() error {
 	}
 	switch {
 	case e.SetupScript != nil:
-		return Errorf(KindBadRequest, "FaultEffectNotSupported", "The effect setupScript is not served yet; fail, status, delay and vm are.")
+		if e.SetupScript.ExitCode < 1 || e.SetupScript.ExitCode > 255 {
+			return bad("setupScript.exitCode must be 1 to 255, not %d.", e.SetupScript.ExitCode)
+		}
+		if r.Operation != "" && r.Operation != string(ActionCreate) {
+			return Errorf(KindBadRequest, "FaultEffectNotSupported", "A setupScript effect acts on the creation script: its operation is Create (or none); a failing startup script is not served yet.")
+		}
 	case e.VM != "":
 		if e.VM != FaultVMCrash && e.VM != FaultVMPowerOff && e.VM != FaultVMHang {
 			return bad("vm must be crash, poweroff or hang, not '%s'.", e.VM)
@@ -457,4 +466,24 @@ func (s *Service) actOnVMs(ctx context.Context, hits []vmHit) {
 		// The driver's event moves the instance; a check makes sure.
 		s.reconciler.settle(ctx, h.inst.key())
 	}
+}
+
+// withInjectedScript returns inst with its creation script replaced by
+// one that exits as the fault f says, and that exit code; inst itself
+// and 0 when f asks nothing of the script.
+func withInjectedScript(inst Instance, f *OperationFault) (Instance, int) {
+	if f == nil || f.Effect.SetupScript == nil {
+		return inst, 0
+	}
+	code := f.Effect.SetupScript.ExitCode
+	sc := Script{Kind: Creation, Source: SourceInline, Data: []byte(fmt.Sprintf(
+		"#!/bin/bash\necho \"amlsim: fault rule %s: this creation script exits %d in place of the instance's\" >&2\nexit %d\n", f.Rule, code, code))}
+	scripts := []Script{sc}
+	for _, s := range inst.Scripts {
+		if s.Kind != Creation {
+			scripts = append(scripts, s)
+		}
+	}
+	inst.Scripts = scripts
+	return inst, code
 }

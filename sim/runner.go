@@ -59,6 +59,8 @@ type job struct {
 	ctx  context.Context
 	op   string
 	inst Instance // as recorded when the work began
+	// fault is the fault rule the operation was started under, if any.
+	fault *OperationFault
 }
 
 func (j job) key() string { return j.inst.key() }
@@ -151,7 +153,7 @@ func (r *runner) run(ctx context.Context, key, op string, resume bool) error {
 	}
 	werr := r.injected(ctx, rec.Fault)
 	if werr == nil {
-		werr = w(r, job{ctx: ctx, op: op, inst: inst})
+		werr = w(r, job{ctx: ctx, op: op, inst: inst, fault: rec.Fault})
 	}
 	if ctx.Err() != nil {
 		// Closing (the reconciler resumes it at the next start) or
@@ -343,7 +345,7 @@ func (r *runner) recordRuns(key string, runs []ScriptRun) {
 // ready. Each step tolerates having been done already, so a create cut
 // short by a server restart resumes.
 func (r *runner) create(j job) error {
-	inst := j.inst
+	inst, exitCode := withInjectedScript(j.inst, j.fault)
 	err := runSteps(j.ctx, r.reporter(j.key()), []step{
 		{name: "define domain", do: func(ctx context.Context) error {
 			if _, err := r.drv.Lookup(ctx, inst.Domain); err == nil {
@@ -369,6 +371,11 @@ func (r *runner) create(j job) error {
 	if err == nil && len(inst.Scripts) > 0 {
 		// Outside the steps: a failed script keeps the VM for inspection.
 		err = r.runSetup(j.ctx, inst, Creation, Startup)
+	}
+	if err == nil && exitCode != 0 {
+		// A guest that runs no scripts (the fake driver's): the injected
+		// failure is the outcome all the same.
+		err = &SetupError{Run: ScriptRun{Kind: Creation, ExitCode: exitCode, Log: "(not run: this driver runs no scripts)"}}
 	}
 	return err
 }

@@ -37,6 +37,7 @@ Delete, Get, List; any when absent), --name (a glob over instance names),
                                  the request itself is answered so
   --delay PT10M                  the operation waits first (on the test
                                  clock, if the server has one)
+  --setup-exit-code N            the next create's creation script exits N
   --vm crash|poweroff|hang       the VM of a Running instance crashes,
                                  powers off or hangs (at once, or after
                                  the --operation Create, Start or Restart)
@@ -53,7 +54,7 @@ func newFaultAddCommand(g *globals) *cobra.Command {
 	}
 	var rule sim.FaultRule
 	var fail, message, ruleJSON string
-	times := 0
+	times, exitCode := 0, 0
 	f := cmd.Flags()
 	f.StringVar(&rule.Operation, "operation", "", "`OPERATION` to match: Create, Start, Stop, Restart, Delete, Get or List (default any)")
 	f.StringVar(&rule.Match.Name, "name", "", "instance name `GLOB`, such as cap-*")
@@ -66,6 +67,7 @@ func newFaultAddCommand(g *globals) *cobra.Command {
 	f.StringVar(&rule.Effect.RetryAfter, "retry-after", "", "Retry-After of a 429 or 503, an ISO 8601 `DURATION`")
 	f.StringVar(&rule.Effect.Delay, "delay", "", "hold the operation for an ISO 8601 `DURATION`, such as PT10M")
 	f.StringVar(&rule.Effect.VM, "vm", "", "`EFFECT` on a Running instance's VM: crash, poweroff or hang")
+	f.IntVar(&exitCode, "setup-exit-code", 0, "make the next create's creation script exit with `N` (1 to 255)")
 	f.IntVar(&times, "times", 0, "apply to the next `N` matches only (default: until removed)")
 	f.StringVar(&ruleJSON, "rule", "", "the whole rule as `JSON`, instead of the flags above")
 	cmd.RegisterFlagCompletionFunc("operation", cobra.FixedCompletions([]string{"Create", "Start", "Stop", "Restart", "Delete", "Get", "List"}, cobra.ShellCompDirectiveNoFileComp))
@@ -88,6 +90,9 @@ func newFaultAddCommand(g *globals) *cobra.Command {
 				rule.Effect.Fail = &sim.FaultFailure{Code: fail, Message: message}
 			} else if message != "" {
 				return usageErrorf("--message goes with --fail")
+			}
+			if exitCode != 0 {
+				rule.Effect.SetupScript = &sim.FaultScriptRun{ExitCode: exitCode}
 			}
 			if times > 0 {
 				rule.Times = &times

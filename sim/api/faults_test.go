@@ -74,8 +74,11 @@ func TestFaultRules(t *testing.T) {
 			t.Errorf("%s: PUT %s = %d %s, want 400 InvalidFaultRule", name, bad, status, body)
 		}
 	}
-	if status, body := e.putFault("script", `{"effect": {"setupScript": {"exitCode": 3}}}`); status != 400 || !strings.Contains(body, "FaultEffectNotSupported") {
-		t.Errorf("a setupScript effect: %d %s, want 400 FaultEffectNotSupported (not served yet)", status, body)
+	if status, body := e.putFault("script", `{"operation": "Start", "effect": {"setupScript": {"exitCode": 3}}}`); status != 400 || !strings.Contains(body, "FaultEffectNotSupported") {
+		t.Errorf("a failing startup script: %d %s, want 400 FaultEffectNotSupported (not served yet)", status, body)
+	}
+	if status, body := e.putFault("script", `{"effect": {"setupScript": {"exitCode": 0}}}`); status != 400 || !strings.Contains(body, "InvalidFaultRule") {
+		t.Errorf("exit code 0: %d %s, want 400 InvalidFaultRule", status, body)
 	}
 	for _, bad := range []string{`{"effect": {"vm": "explode"}}`, `{"operation": "Stop", "effect": {"vm": "crash"}}`} {
 		if status, body := e.putFault("vm", bad); status != 400 || !strings.Contains(body, "InvalidFaultRule") {
@@ -130,6 +133,24 @@ func TestFaultAllocationFailed(t *testing.T) {
 	e.mustCreate("cap-b", "Standard_DS2_v2")
 	if rules, _ := e.svc.Faults(); len(rules) != 0 {
 		t.Errorf("rules after their one use = %+v, want none", rules)
+	}
+}
+
+// An injected setup-script failure ends the create SetupFailed with the
+// exit code, the VM kept, as a real failing script does.
+func TestFaultSetupScriptExitCode(t *testing.T) {
+	e, _ := newFaultEnv(t)
+	e.putFault("script", `{"operation": "Create", "match": {"name": "ci-script"}, "effect": {"setupScript": {"exitCode": 3}}, "times": 1}`)
+	_, err := e.create("ci-script", instanceBody("Standard_DS2_v2"))
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.ErrorCode != "SetupScriptFailed" || !strings.Contains(err.Error(), "exited with code 3") {
+		t.Fatalf("create = %v, want SetupScriptFailed with exit code 3", err)
+	}
+	if got := e.state("ci-script"); got != ml.ComputeInstanceStateSetupFailed {
+		t.Errorf("ci-script is %s, want SetupFailed", got)
+	}
+	if !e.hasEvent("ci-script", "Fault script injected: creation script exits 3") {
+		t.Errorf("ci-script has no event of the injected failure")
 	}
 }
 
