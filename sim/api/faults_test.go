@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,15 +22,48 @@ import (
 	"github.com/amlsim/amlsim/sim/clock"
 )
 
-// newFaultEnv is an environment served with --faults, on a test clock.
+// newFaultEnv is an environment served with --faults, on a test clock;
+// its audit log goes to auditLog.
 func newFaultEnv(t *testing.T, tweak ...func(*sim.Config)) (*env, *clock.Test) {
 	t.Helper()
 	clk := clock.NewTest()
-	e := newEnvFull(t, nil, []api.Option{api.WithFaults(), api.WithTestClock(clk)}, []sim.Option{sim.WithClock(clk)}, tweak...)
+	e := newEnvFull(t, nil, []api.Option{api.WithFaults(), api.WithTestClock(clk), api.WithAudit(&auditLog)}, []sim.Option{sim.WithClock(clk)}, tweak...)
 	if err := e.svc.Recover(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	return e, clk
+}
+
+// auditLog is the audit log of the latest newFaultEnv (tests of faults
+// do not run in parallel).
+var auditLog syncBuffer
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// audited reports whether a line of the audit log has all of parts.
+func audited(parts ...string) bool {
+	auditLog.mu.Lock()
+	defer auditLog.mu.Unlock()
+	for _, line := range strings.Split(auditLog.b.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all && line != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // putFault PUTs a rule and returns the status and body.
@@ -130,6 +165,9 @@ func TestFaultAllocationFailed(t *testing.T) {
 	if !e.hasEvent("cap-a", "Fault cap injected: fail with AllocationFailed") {
 		t.Errorf("cap-a has no event of the injected fault")
 	}
+	if !audited(`"method":"PUT"`, "/computes/cap-a", `"fault":"cap"`) {
+		t.Errorf("the audit log has no line of cap-a's create naming the rule")
+	}
 	e.mustCreate("cap-b", "Standard_DS2_v2")
 	if rules, _ := e.svc.Faults(); len(rules) != 0 {
 		t.Errorf("rules after their one use = %+v, want none", rules)
@@ -183,6 +221,9 @@ func TestFaultThrottlingRetried(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || resp.Header.Get("x-ms-ratelimit-remaining-subscription-reads") != "0" ||
 		!strings.Contains(string(b), `"SubscriptionRequestsThrottled"`) || !strings.Contains(string(b), "Please try again after '7' seconds") {
 		t.Errorf("throttled list: %d, Retry-After %q, body %s; want 429, 7 and ARM's SubscriptionRequestsThrottled", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	if !audited(`"status":429`, `"fault":"throttle"`) {
+		t.Errorf("the audit log has no 429 line naming the rule")
 	}
 	e.putFault("down", `{"operation": "Start", "effect": {"status": 503}, "times": 1}`)
 	resp = e.raw("POST", "/subscriptions/"+sub+"/resourceGroups/"+rg+"/providers/Microsoft.MachineLearningServices/workspaces/"+ws+"/computes/ci-busy/start?api-version=2024-04-01", e.token, "")

@@ -341,6 +341,7 @@ func (s *Server) putCompute(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	inst, op, err := s.svc.CreateOrUpdate(r.principal, r.workspace(), r.vars["name"], req)
+	r.started(op)
 	if err != nil {
 		return err
 	}
@@ -365,6 +366,7 @@ func (s *Server) deleteCompute(w http.ResponseWriter, r *request) error {
 	}
 	// Deleting what is not there is a success (204), in a workspace that is.
 	op, err := s.svc.Delete(r.principal, r.workspace(), r.vars["name"])
+	r.started(op)
 	if err != nil {
 		return err
 	}
@@ -380,6 +382,7 @@ func (s *Server) deleteCompute(w http.ResponseWriter, r *request) error {
 func (s *Server) action(a sim.Action) handlerFunc {
 	return func(w http.ResponseWriter, r *request) error {
 		op, err := s.svc.Begin(r.principal, r.workspace(), r.vars["name"], a)
+		r.started(&op)
 		if err != nil {
 			return err
 		}

@@ -86,6 +86,17 @@ type request struct {
 	version   string
 	// scope is the ARM scope the request acts on.
 	scope string
+	// fault, when set, gets the fault rule the request's operation was
+	// started under, for the audit log.
+	fault *string
+}
+
+// started records, for the audit log, the fault rule op was started
+// under.
+func (r *request) started(op *sim.Operation) {
+	if op != nil && op.Fault != nil && r.fault != nil {
+		*r.fault = op.Fault.Rule
+	}
 }
 
 func (r *request) workspace() sim.WorkspaceRef {
@@ -134,16 +145,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		s.audit(who, hr, actions, rec.status, fault)
 	}()
 
-	if err := s.serve(rec, hr, &who, &actions); err != nil {
+	if err := s.serve(rec, hr, &who, &actions, &fault); err != nil {
 		fault = sim.AsError(err).Fault
 		writeError(rec, err)
 	}
 }
 
 // serve authenticates, checks and routes a request. An error it returns
-// is written by ServeHTTP; who and actions get the caller and the RBAC
-// actions checked, for the audit log.
-func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Principal, actions *[]string) error {
+// is written by ServeHTTP; who, actions and fault get the caller, the
+// RBAC actions checked and the fault rule the request's operation was
+// started under, for the audit log.
+func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Principal, actions *[]string, fault *string) error {
 	if strings.HasPrefix(hr.URL.Path, sim.AppPathPrefix) {
 		return s.serveApplication(w, hr, who, actions)
 	}
@@ -234,6 +246,7 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 		principal: *who,
 		version:   version,
 		scope:     scope,
+		fault:     fault,
 	})
 }
 
