@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/server"
 )
 
 // TestCrashSafety kills `amlsim serve --driver fake` with SIGKILL at random
@@ -389,7 +390,7 @@ func (c *crashHarness) checkUsage(insts []crashInstance) {
 // checkDomains compares the fake driver's domains, as it keeps them in
 // the home, with the instances.
 func (c *crashHarness) checkDomains(insts []crashInstance) {
-	raw, err := os.ReadFile(filepath.Join(c.home, fakeDomainsFile))
+	raw, err := os.ReadFile(filepath.Join(c.home, server.FakeDomainsFile))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -3,16 +3,14 @@ package main
 import (
 	"strings"
 
-	"github.com/amlsim/amlsim/hypervisor"
+	"github.com/amlsim/amlsim/sim/server"
 )
 
-// Drivers amlsim serve can run on. The fake is opened directly (its guest
-// stand-in needs the concrete driver); the others through the
-// hypervisor registry, which holds libvirt only in a build with cgo
-// (driver_libvirt.go).
+// Drivers amlsim serve can run on: sim/server opens them, and links
+// libvirt only in a build with cgo on Linux.
 const (
-	fakeDriver    = "fake"
-	libvirtDriver = "libvirt"
+	fakeDriver    = server.FakeDriver
+	libvirtDriver = server.LibvirtDriver
 )
 
 // buildWithLibvirt tells how to get a binary with the libvirt driver.
@@ -21,9 +19,7 @@ const buildWithLibvirt = "build amlsim with cgo: apt-get install -y gcc pkg-conf
 // driverNames returns the drivers `serve --driver` takes in this build:
 // the registered ones, sorted (libvirt, the default, in a cgo build), then
 // the fake.
-func driverNames() []string {
-	return append(hypervisor.Names(), fakeDriver)
-}
+func driverNames() []string { return server.DriverNames() }
 
 // noDriverError says that this build has no driver called name, and
 // which drivers it has.
