@@ -71,8 +71,8 @@ type Server struct {
 }
 
 // Start starts an amlsim server for the test t, stopped when t ends (by
-// t.Cleanup): its API stops, its VMs and their disks are removed (with
-// the fake driver, its fake domains), and its home is deleted. Without
+// t.Cleanup): its API stops, its VMs and their disks are removed, and its
+// home is deleted (with the fake driver's domains, which live there). Without
 // options it runs on the fake driver with the built-in configuration
 // (sim.DefaultConfig), the wall clock and no fault injection, and tells
 // clients to poll operations every 100 ms. A server that cannot start
@@ -105,7 +105,8 @@ func Start(t TB, opts ...Option) *Server {
 		Driver:           o.driver,
 		Logger:           logger,
 		Faults:           o.faults,
-		RemoveVMsOnClose: true,
+		// The fake driver's domains live in the home, and go with it.
+		RemoveVMsOnClose: o.driver != server.FakeDriver,
 		FakeOptions:      o.fakeOpts,
 		APIOptions:       append([]api.Option{api.WithPollInterval(100 * time.Millisecond)}, o.apiOpts...),
 	}
@@ -202,7 +203,9 @@ func (s *Server) ClientOptions() *arm.ClientOptions {
 		Cloud: cloud.Configuration{
 			ActiveDirectoryAuthorityHost: s.Endpoint() + "/",
 			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: s.Endpoint(), Audience: auth.Audience},
+				// Without the trailing slash: the SDK asks for the scope
+				// Audience+"/.default", which amlsim's sign-in knows.
+				cloud.ResourceManager: {Endpoint: s.Endpoint(), Audience: "https://management.azure.com"},
 			},
 		},
 		Transport: s.client,

@@ -205,7 +205,7 @@ func TestApplicationAccess(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+e.tokenFor(oidCustom))
 		req.Header.Set("Connection", "Upgrade")
 		req.Header.Set("Upgrade", "echo")
-		resp, err := e.srv.Client().Do(req)
+		resp, err := e.srv.HTTP1Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

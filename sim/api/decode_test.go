@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/amlsimtest"
 	"github.com/amlsim/amlsim/sim/api"
 )
 
@@ -102,8 +103,8 @@ func TestTagLimits(t *testing.T) {
 // A client that sends half a body and stalls gets an answer once the body
 // timeout passes, instead of holding the request for ever.
 func TestStalledBody(t *testing.T) {
-	e := newEnvFull(t, nil, []api.Option{api.WithBodyTimeout(300 * time.Millisecond)}, nil)
-	conn, err := tls.Dial("tcp", e.srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	e := newServerEnv(t, nil, amlsimtest.WithAPIOptions(api.WithBodyTimeout(300*time.Millisecond)))
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.srv.URL, "https://"), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}

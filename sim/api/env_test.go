@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/amlsim/amlsim/hypervisor/fake"
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/amlsimtest"
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/auth"
 	"github.com/amlsim/amlsim/sim/guest"
@@ -31,19 +33,46 @@ const (
 	ws  = "ws-local"
 )
 
-// env is a simulator on the fake driver served over HTTPS in-process, and
-// real Azure SDK clients pointed at it.
+// env is a simulator on the fake driver, served over HTTPS in-process,
+// and real Azure SDK clients pointed at it. newEnv's is a whole amlsim
+// server (sim/amlsimtest: the wiring of `amlsim serve`, recovered, with
+// its audit log and studio); newEnvFull's is the API alone over a service
+// that has not recovered, for tests that need that.
 type env struct {
-	t       testing.TB
-	srv     *httptest.Server
-	svc     *sim.Service
-	drv     *fake.Driver
-	tokens  *auth.Signer
+	t testing.TB
+	// srv is where the tests reach the server: its base URL, and an HTTP
+	// client that trusts it.
+	srv    endpoint
+	svc    *sim.Service
+	drv    *fake.Driver
+	tokens *auth.Signer
+	// token is the built-in owner's.
 	token   string
 	factory *ml.ClientFactory
 	opts    *arm.ClientOptions
-	// activity is what the fake guests report to idle shutdown.
-	activity *guest.FakeActivity
+	// amlsim is the server of newEnv's environments (nil for newEnvFull's).
+	amlsim *amlsimtest.Server
+}
+
+// endpoint is a server's base URL and a client that trusts it.
+type endpoint struct {
+	URL    string
+	client *http.Client
+}
+
+// Client returns an HTTP client that trusts the server. It speaks
+// HTTP/2 to the server, as the SDK does.
+func (p endpoint) Client() *http.Client { return p.client }
+
+// HTTP1Client returns a client that trusts the server and speaks
+// HTTP/1.1 only, as a browser does to open a WebSocket (an HTTP/2 client
+// cannot send an Upgrade).
+func (p endpoint) HTTP1Client() *http.Client {
+	tr := p.client.Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	return &http.Client{Transport: tr}
 }
 
 type staticToken string
@@ -52,38 +81,70 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
-	t.Helper()
-	return newEnvDriver(t, nil, tweak...)
-}
-
-// newEnvDriver is newEnv with more options for the fake driver.
-func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config)) *env {
-	t.Helper()
-	return newEnvFull(t, drvOpts, nil, nil, tweak...)
-}
-
-// newEnvFull is newEnv with options for the fake driver, the API and the
-// service.
-func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOpts []sim.Option, tweak ...func(*sim.Config)) *env {
-	t.Helper()
+// testConfig is the configuration of the tests' servers: the defaults,
+// a second workspace, ports of their own, fake steps of 20 ms, and tweaks.
+func testConfig(tweak []func(*sim.Config)) sim.Config {
 	cfg := sim.DefaultConfig()
 	// Ports of their own: port allocation probes by listening, and the
 	// packages' tests run in parallel (cmd/amlsim's use the default range).
 	cfg.Local.PortRange = [2]int{31022, 31999}
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
+	cfg.Fake.Delay.Duration = 20 * time.Millisecond
 	for _, f := range tweak {
 		f(&cfg)
 	}
+	return cfg
+}
+
+func newEnv(t testing.TB, tweak ...func(*sim.Config)) *env {
+	t.Helper()
+	return newServerEnv(t, tweak)
+}
+
+// newEnvDriver is newEnv with more options for the fake driver.
+func newEnvDriver(t testing.TB, drvOpts []fake.Option, tweak ...func(*sim.Config)) *env {
+	t.Helper()
+	return newServerEnv(t, tweak, amlsimtest.WithFakeOptions(drvOpts...))
+}
+
+// newServerEnv is an environment on a whole amlsim server started by
+// amlsimtest with the test configuration and opts, telling clients to
+// poll every 50 ms.
+func newServerEnv(t testing.TB, tweak []func(*sim.Config), opts ...amlsimtest.Option) *env {
+	t.Helper()
+	srv := amlsimtest.Start(t, append([]amlsimtest.Option{
+		amlsimtest.WithConfig(testConfig(tweak)),
+		amlsimtest.WithAPIOptions(api.WithPollInterval(50 * time.Millisecond)),
+	}, opts...)...)
+	// The server's token key, read from its home as the CLI reads it.
+	tokens, err := auth.LoadOrCreate(srv.Home())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: endpoint{URL: srv.Endpoint(), client: srv.HTTPClient()}, svc: srv.Service(),
+		drv: srv.Driver().(*fake.Driver), tokens: tokens, amlsim: srv}
+	e.opts = srv.ClientOptions()
+	// No retries: a test sees every answer.
+	e.opts.Retry = policy.RetryOptions{MaxRetries: -1}
+	e.init()
+	return e
+}
+
+// newEnvFull is an environment on the API alone (no studio, no audit
+// log) over a service that has not recovered (no reconciler, scheduler or
+// idle shutdown until the test calls Recover), with options for the fake
+// driver, the API and the service.
+func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOpts []sim.Option, tweak ...func(*sim.Config)) *env {
+	t.Helper()
+	cfg := testConfig(tweak)
 	home := t.TempDir()
 	st, err := store.Open(filepath.Join(home, "state.db"), sim.Buckets()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := 20 * time.Millisecond
+	d := cfg.Fake.Delay.Duration
 	drv := fake.New(append([]fake.Option{fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d})}, drvOpts...)...)
-	activity := &guest.FakeActivity{}
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv, Active: activity}, append([]sim.Option{sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage)}, simOpts...)...)
+	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}}, append([]sim.Option{sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage)}, simOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +158,7 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOp
 		svc.Close()
 		st.Close()
 	})
-	tok, err := tokens.Mint(sim.DefaultOwner.ObjectID, sim.DefaultOwner.TenantID, sim.DefaultOwner.Name, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, srv: srv, svc: svc, drv: drv, tokens: tokens, token: tok, activity: activity}
+	e := &env{t: t, srv: endpoint{URL: srv.URL, client: srv.Client()}, svc: svc, drv: drv, tokens: tokens}
 	e.opts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{
 		Cloud: cloud.Configuration{
 			ActiveDirectoryAuthorityHost: "https://login.invalid/",
@@ -112,11 +169,21 @@ func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOp
 		Transport: srv.Client(),
 		Retry:     policy.RetryOptions{MaxRetries: -1},
 	}}
-	e.factory, err = ml.NewClientFactory(sub, staticToken(tok), e.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.init()
 	return e
+}
+
+// init mints the owner's token and makes the SDK's client factory.
+func (e *env) init() {
+	e.t.Helper()
+	tok, err := e.tokens.Mint(sim.DefaultOwner.ObjectID, sim.DefaultOwner.TenantID, sim.DefaultOwner.Name, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.token = tok
+	if e.factory, err = ml.NewClientFactory(sub, staticToken(tok), e.opts); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *env) computes() *ml.ComputeClient { return e.factory.NewComputeClient() }

@@ -17,8 +17,9 @@ import (
 	"github.com/amlsim/amlsim/sim"
 )
 
-// testImage is the guest image version of the test environment.
-const testImage = "test-image-1"
+// testImage is the guest image version of the test environment: on the
+// fake driver, the driver's name.
+const testImage = "fake"
 
 // previewVersion is the newest preview api-version, the one that defines
 // resize, customServices and updateDataMounts.

@@ -10,23 +10,24 @@ import (
 
 	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/amlsimtest"
 	"github.com/amlsim/amlsim/sim/api"
-	"github.com/amlsim/amlsim/sim/clock"
 )
 
-// newClockEnv is an environment whose service runs (Recover: reconciler
-// and scheduler) on a test clock served at /amlsim/clock, set to start.
-func newClockEnv(t *testing.T, start time.Time, tweak ...func(*sim.Config)) (*env, *clock.Test) {
+// newClockEnv is an environment on a test clock served at
+// /amlsim/clock, set to start (amlsim serve --test-clock).
+func newClockEnv(t *testing.T, start time.Time, tweak ...func(*sim.Config)) *env {
 	t.Helper()
-	clk := clock.NewTest()
-	if _, err := clk.Set(start); err != nil {
-		t.Fatal(err)
+	return newServerEnv(t, tweak, amlsimtest.WithTestClock(start))
+}
+
+// setActivity sets what the fake guest of an instance reports to idle
+// shutdown.
+func (e *env) setActivity(name string, a sim.Activity) {
+	e.t.Helper()
+	if err := e.svc.SetActivity(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, name, a); err != nil {
+		e.t.Fatal(err)
 	}
-	e := newEnvFull(t, nil, []api.Option{api.WithTestClock(clk)}, []sim.Option{sim.WithClock(clk)}, tweak...)
-	if err := e.svc.Recover(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	return e, clk
 }
 
 // setClock moves the test clock through the API, as a test suite would.
@@ -70,7 +71,7 @@ func cronSchedule(action ml.ComputePowerAction, expr string) *ml.ComputeStartSto
 // Schedule; a stop of a stopped instance is skipped with an event; a PUT
 // that changes the schedules takes effect at once.
 func TestSchedulesFireOnTheTestClock(t *testing.T) {
-	e, _ := newClockEnv(t, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	e := newClockEnv(t, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	body := instanceBody("Standard_D1_v2")
 	body.Properties.(*ml.ComputeInstance).Properties.Schedules = &ml.ComputeSchedules{ComputeStartStop: []*ml.ComputeStartStopSchedule{
 		cronSchedule(ml.ComputePowerActionStop, "0 18 * * *"),
@@ -208,7 +209,7 @@ func TestClockAPI(t *testing.T) {
 		t.Errorf("GET %s without the test clock = %d, want 404", api.ClockPath, resp.StatusCode)
 	}
 	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	e, _ := newClockEnv(t, start, rbacConfig)
+	e := newClockEnv(t, start, rbacConfig)
 	var v struct{ Now time.Time }
 	json.NewDecoder(e.raw("GET", api.ClockPath, e.token, "").Body).Decode(&v)
 	if v.Now.Before(start) || v.Now.After(start.Add(time.Minute)) {
@@ -236,7 +237,7 @@ func TestClockAPI(t *testing.T) {
 // idleTimeBeforeShutdown, with the trigger IdleShutdown, and not while it
 // has an SSH session or a kernel; a stopped instance stays stopped.
 func TestIdleShutdown(t *testing.T) {
-	e, _ := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	e := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	put := `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","idleTimeBeforeShutdown":"PT30M"}}}`
 	for _, name := range []string{"ci-idle", "ci-busy"} {
 		if status, code, msg := e.send("PUT", computePath+name+"?api-version="+previewVersion, "application/json", put); status != 201 {
@@ -244,7 +245,7 @@ func TestIdleShutdown(t *testing.T) {
 		}
 		e.waitFor(name, "Running", func(ci *ml.ComputeInstance) bool { return *ci.Properties.State == ml.ComputeInstanceStateRunning })
 	}
-	e.activity.Set("ci-busy", sim.Activity{SSHSessions: 1})
+	e.setActivity("ci-busy", sim.Activity{SSHSessions: 1})
 
 	e.setClock(`{"advance":"PT20M"}`)
 	time.Sleep(200 * time.Millisecond)
@@ -262,13 +263,13 @@ func TestIdleShutdown(t *testing.T) {
 		t.Errorf("an instance with an SSH session: %s, want Running", st)
 	}
 	// Its session ends, then a kernel runs for a while, then nothing.
-	e.activity.Set("ci-busy", sim.Activity{Kernels: 1})
+	e.setActivity("ci-busy", sim.Activity{Kernels: 1})
 	e.setClock(`{"advance":"PT40M"}`)
 	time.Sleep(200 * time.Millisecond)
 	if st := e.state("ci-busy"); st != ml.ComputeInstanceStateRunning {
 		t.Fatalf("an instance with a kernel: %s, want Running", st)
 	}
-	e.activity.Set("ci-busy", sim.Activity{})
+	e.setActivity("ci-busy", sim.Activity{})
 	e.setClock(`{"advance":"PT29M"}`)
 	time.Sleep(200 * time.Millisecond)
 	if st := e.state("ci-busy"); st != ml.ComputeInstanceStateRunning {
@@ -283,7 +284,7 @@ func TestIdleShutdown(t *testing.T) {
 // The activity idle shutdown sees is readable, and settable on the fake
 // driver: users of `serve --driver fake` keep an instance busy with it.
 func TestActivityAPI(t *testing.T) {
-	e, _ := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	e := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	put := `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","idleTimeBeforeShutdown":"PT15M"}}}`
 	if status, code, msg := e.send("PUT", computePath+"ci-act?api-version="+previewVersion, "application/json", put); status != 201 {
 		t.Fatalf("create: %d %s %q", status, code, msg)
