@@ -260,6 +260,42 @@ def set_mac(nic, mac):
             f.write(old)
 
 
+def teach_gateway(nic):
+    """Makes sure QEMU's user-mode network knows the guest's new MAC.
+    slirp learns it from the gratuitous ARP of the change (libslirp's
+    arp_input adds the sender of a request whose target is its sender);
+    if that one frame is lost, slirp keeps sending to the template's MAC,
+    which virtio-net drops once the guest has changed its filter, and the
+    host's connections to the clone go unanswered (virtio RX still, slirp
+    in SYN_SENT: issue 12's lost clone). An ARP request for the gateway
+    is a second chance whose reply proves slirp saw it (it also adds the
+    sender of a request for its own address): the guest's neighbours are
+    flushed, a datagram to the gateway makes the kernel ask, and the
+    gateway's entry must then resolve. After a reconfiguration the route
+    may take a few seconds to come back: it waits up to 10 s for it."""
+    import socket
+    for _ in range(50):
+        out = subprocess.run(["ip", "-4", "route", "show", "default", "dev", nic],
+                             check=True, capture_output=True, text=True).stdout.split()
+        if "via" in out:
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("no default route on %s to teach the gateway the MAC" % nic)
+    gateway = out[out.index("via") + 1]
+    for _ in range(5):
+        run("ip", "neigh", "flush", "dev", nic)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"amlsim", (gateway, 9))  # discard: only the ARP matters
+        for _ in range(10):
+            time.sleep(0.1)
+            neigh = subprocess.run(["ip", "neigh", "show", gateway, "dev", nic],
+                                   check=True, capture_output=True, text=True).stdout
+            if "lladdr" in neigh:
+                return
+    raise RuntimeError("the gateway %s never answered ARP on %s" % (gateway, nic))
+
+
 def seed_mac(network):
     for eth in ((network or {}).get("ethernets") or {}).values():
         mac = ((eth or {}).get("match") or {}).get("macaddress")
@@ -285,6 +321,10 @@ def reidentify():
     mac = seed_mac(network)
     if mac:
         set_mac(nic, mac)
+        try:
+            teach_gateway(nic)
+        except Exception as e:
+            FAILED.append("teach the gateway: %s" % e)
     log("MAC")
     early_identity(meta, user)
     os.sync()
@@ -301,7 +341,7 @@ def reidentify():
         ("cloud-init init", lambda: stage("init")),
         ("journald", lambda: run("systemctl", "restart", "systemd-journald.service")),
         # The network-config now names the instance's MAC.
-        ("network", lambda: (run("networkctl", "reload"), run("networkctl", "reconfigure", nic))),
+        ("network", lambda: (run("networkctl", "reload"), run("networkctl", "reconfigure", nic), teach_gateway(nic))),
         ("cloud-init modules --mode config", lambda: stage("modules", "--mode", "config")),
         ("cloud-init modules --mode final", lambda: stage("modules", "--mode", "final")),
         ("jupyter", lambda: run("systemctl", "start", "--no-block", "amlsim-jupyter.service")),
