@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
@@ -75,7 +76,10 @@ type Server struct {
 // home is deleted (with the fake driver's domains, which live there). Without
 // options it runs on the fake driver with the built-in configuration
 // (sim.DefaultConfig), the wall clock and no fault injection, and tells
-// clients to poll operations every 100 ms. A server that cannot start
+// clients to poll operations every 100 ms. Unless the configuration sets
+// a port range of its own, the instances' ports (SSH, applications) come
+// from a range picked at random for the server, so that servers started
+// side by side do not race for the same ports. A server that cannot start
 // fails t.
 func Start(t TB, opts ...Option) *Server {
 	t.Helper()
@@ -89,6 +93,9 @@ func Start(t TB, opts ...Option) *Server {
 			t.Fatalf("amlsimtest: %v", err)
 		}
 		o.cfg = cfg
+	}
+	if o.cfg.Local.PortRange == sim.DefaultConfig().Local.PortRange {
+		o.cfg.Local.PortRange = randomPortRange()
 	}
 	s := &Server{t: t, cfg: o.cfg, faults: o.faults, log: &tbWriter{t: t}}
 	logger := o.logger
@@ -271,6 +278,17 @@ func (s *Server) call(method, path string, body, out any, want ...int) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// randomPortRange is a range of 1000 loopback ports for a server's
+// instances, starting anywhere in 10000-18999: below Linux's ephemeral
+// ports and apart from `amlsim serve`'s default range (20022-20999).
+// Ports are given lowest first, and probed free only when given, so
+// servers of the same range started side by side (parallel tests, test
+// binaries of several packages) would race for the same ones.
+func randomPortRange() [2]int {
+	lo := 10000 + rand.IntN(9000)
+	return [2]int{lo, lo + 999}
 }
 
 // tbWriter writes the server's log to the test's, one Logf per line,

@@ -160,6 +160,16 @@ func TestConfigOptions(t *testing.T) {
 		t.Errorf("a 2-vCPU create in a 1-vCPU region = %v, want QuotaExceeded", err)
 	}
 
+	// Ports: a range of the server's own, apart from amlsim serve's
+	// default, unless the configuration sets one.
+	if r := srv.Config().Local.PortRange; r == sim.DefaultConfig().Local.PortRange || r[1]-r[0] != 999 {
+		t.Errorf("port range without one configured = %v, want 1000 ports of the server's own", r)
+	}
+	cfg.Local.PortRange = [2]int{31022, 31999}
+	if r := amlsimtest.Start(t, amlsimtest.WithConfig(cfg)).Config().Local.PortRange; r != cfg.Local.PortRange {
+		t.Errorf("configured port range = %v, want %v", r, cfg.Local.PortRange)
+	}
+
 	tb := &fakeTB{}
 	if !tb.fails(func() { amlsimtest.Start(tb, amlsimtest.WithConfigTOML("pagesize = 3\n")) }) || !strings.Contains(tb.msg, "unknown keys: pagesize") {
 		t.Errorf("a TOML typo: Start failed = %v (%q), want the test failed naming the key", tb.failed, tb.msg)
