@@ -120,10 +120,7 @@ func Start(t TB, opts ...Option) *Server {
 	if o.clock {
 		s.clock = clock.NewTest()
 		if !o.clockStart.IsZero() {
-			if _, err := s.clock.Set(o.clockStart); err != nil {
-				os.RemoveAll(home)
-				t.Fatalf("amlsimtest: test clock: %v", err)
-			}
+			s.clock = clock.NewTestAt(o.clockStart)
 		}
 		so.TestClock = s.clock
 	}
@@ -133,16 +130,14 @@ func Start(t TB, opts ...Option) *Server {
 		os.RemoveAll(home)
 		t.Fatalf("amlsimtest: start amlsim: %v", err)
 	}
-	pool, err := pki.Pool(home)
-	if err != nil {
-		s.srv.Close()
-		os.RemoveAll(home)
-		t.Fatalf("amlsimtest: %v", err)
-	}
 	s.transport = http.DefaultTransport.(*http.Transport).Clone()
-	s.transport.TLSClientConfig = &tls.Config{RootCAs: pool}
 	s.client = &http.Client{Transport: s.transport}
 	t.Cleanup(s.stop)
+	pool, err := pki.Pool(home)
+	if err != nil {
+		t.Fatalf("amlsimtest: %v", err)
+	}
+	s.transport.TLSClientConfig = &tls.Config{RootCAs: pool}
 	for _, r := range o.rules {
 		s.Faults().Put(r)
 	}

@@ -266,6 +266,12 @@ func TestClockMovesTimestampsAndSchedules(t *testing.T) {
 		t.Errorf("Set = %s, want %s", now, next)
 	}
 
+	// A clock may start in the past.
+	past := time.Date(2020, 2, 29, 12, 0, 0, 0, time.UTC)
+	if now := amlsimtest.Start(t, amlsimtest.WithTestClock(past)).Clock().Now(); now.Before(past) || now.After(past.Add(time.Minute)) {
+		t.Errorf("a clock started at %s is at %s", past, now)
+	}
+
 	tb := &fakeTB{}
 	if !tb.fails(func() { amlsimtest.Start(tb).Clock() }) || !strings.Contains(tb.msg, "WithTestClock") {
 		t.Errorf("Clock of a server on the wall clock: failed = %v (%q), want the test failed saying why", tb.failed, tb.msg)

@@ -43,10 +43,10 @@ func WithConfig(cfg sim.Config) Option {
 // test.
 func WithConfigTOML(text string) Option { return func(o *options) { o.toml = &text } }
 
-// WithTestClock runs the simulated cloud on a test clock set to start (the
-// wall clock's time when start is zero), as `amlsim serve --test-clock`
-// does: schedules, idle shutdown and every timestamp follow it, and
-// Server.Clock moves it.
+// WithTestClock runs the simulated cloud on a test clock that starts at
+// start, in the past or the future (at the wall clock's time when start is
+// zero), as `amlsim serve --test-clock` does: schedules, idle shutdown and
+// every timestamp follow it, and Server.Clock moves it forward.
 func WithTestClock(start time.Time) Option {
 	return func(o *options) { o.clock, o.clockStart = true, start }
 }

@@ -46,6 +46,13 @@ type Test struct {
 // NewTest returns a test clock that starts at the wall clock's time.
 func NewTest() *Test { return &Test{real: time.Now} }
 
+// NewTestAt returns a test clock that starts at start, before the wall
+// clock's time or after it: nothing has been recorded on it yet, so even
+// the past is a place to start from.
+func NewTestAt(start time.Time) *Test {
+	return &Test{real: time.Now, offset: time.Until(start)}
+}
+
 // Now is the test clock's time.
 func (c *Test) Now() time.Time {
 	c.mu.Lock()

@@ -45,3 +45,15 @@ func TestTestClock(t *testing.T) {
 		t.Error("Advance did not signal a jump")
 	}
 }
+
+func TestNewTestAt(t *testing.T) {
+	for _, start := range []time.Time{time.Date(2020, 2, 29, 12, 0, 0, 0, time.UTC), time.Now().Add(72 * time.Hour)} {
+		c := NewTestAt(start)
+		if now := c.Now(); now.Before(start) || now.After(start.Add(time.Second)) {
+			t.Errorf("NewTestAt(%s).Now() = %s, want about the start", start, now)
+		}
+		if _, err := c.Set(start.Add(-time.Hour)); !errors.Is(err, ErrBackwards) {
+			t.Errorf("Set an hour before the start: %v, want ErrBackwards", err)
+		}
+	}
+}
