@@ -112,8 +112,7 @@ func Start(t TB, opts ...Option) *Server {
 		Driver:           o.driver,
 		Logger:           logger,
 		Faults:           o.faults,
-		// The fake driver's domains live in the home, and go with it.
-		RemoveVMsOnClose: o.driver != server.FakeDriver,
+		RemoveVMsOnClose: o.driver != server.FakeDriver, // the fake's domains live in the home
 		FakeOptions:      o.fakeOpts,
 		APIOptions:       append([]api.Option{api.WithPollInterval(100 * time.Millisecond)}, o.apiOpts...),
 	}

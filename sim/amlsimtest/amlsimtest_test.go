@@ -199,7 +199,7 @@ func (tb *fakeTB) Errorf(format string, args ...any) {
 	tb.failed, tb.msg = true, fmt.Sprintf(format, args...)
 }
 func (tb *fakeTB) Fatalf(format string, args ...any) { tb.Errorf(format, args...); panic(fatal{}) }
-func (*fakeTB) Logf(string, ...any)                 {}
+func (*fakeTB) Logf(string, ...any)                  {}
 
 // fails runs f as a test body, then the cleanups, and reports whether
 // the test failed.
