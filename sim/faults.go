@@ -223,6 +223,9 @@ func (r *FaultRule) validate() error {
 		if r.Operation != "" && r.Operation != string(ActionCreate) {
 			return Errorf(KindBadRequest, "FaultEffectNotSupported", "A setupScript effect acts on the creation script: its operation is Create (or none); a failing startup script is not served yet.")
 		}
+		// Only a create runs the creation script: another operation must
+		// not use the rule up.
+		r.Operation = string(ActionCreate)
 	case e.VM != "":
 		if e.VM != FaultVMCrash && e.VM != FaultVMPowerOff && e.VM != FaultVMHang {
 			return bad("vm must be crash, poweroff or hang, not '%s'.", e.VM)

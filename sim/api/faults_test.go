@@ -178,8 +178,18 @@ func TestFaultAllocationFailed(t *testing.T) {
 // exit code, the VM kept, as a real failing script does.
 func TestFaultSetupScriptExitCode(t *testing.T) {
 	e, _ := newFaultEnv(t)
-	e.putFault("script", `{"operation": "Create", "match": {"name": "ci-script"}, "effect": {"setupScript": {"exitCode": 3}}, "times": 1}`)
-	_, err := e.create("ci-script", instanceBody("Standard_DS2_v2"))
+	// No operation: only a create's creation script can take the rule
+	// (the stop of another instance before it does not use it up).
+	e.mustCreate("ci-before", "Standard_DS2_v2")
+	e.putFault("script", `{"match": {"name": "ci-*"}, "effect": {"setupScript": {"exitCode": 3}}, "times": 1}`)
+	stop, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-before", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stop.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.create("ci-script", instanceBody("Standard_DS2_v2"))
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) || re.ErrorCode != "SetupScriptFailed" || !strings.Contains(err.Error(), "exited with code 3") {
 		t.Fatalf("create = %v, want SetupScriptFailed with exit code 3", err)
