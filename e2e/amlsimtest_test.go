@@ -36,7 +36,9 @@ func TestAmlsimtestOnLibvirtLeavesNothing(t *testing.T) {
 	// template guest the test does not wait for.
 	config := fmt.Sprintf("[driver]\nuri = %q\nstate_dir = %q\ndomain_type = %q\nfast_create = false\n\n[local]\nport_range = [33022, 33999]\n",
 		libvirtURI(), stateDir, domainType)
-	name := uniqueName("amlsimtest")
+	// A compute instance's name (uniqueName's end in -digits, which
+	// Azure's naming rule refuses).
+	name := fmt.Sprintf("ast%x", time.Now().UnixNano()%0xfffff)
 	var home, domain string
 	t.Run("server", func(t *testing.T) {
 		srv := amlsimtest.Start(t, amlsimtest.WithDriver("libvirt"), amlsimtest.WithConfigTOML(config))
