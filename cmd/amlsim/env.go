@@ -54,16 +54,28 @@ CAs and amlsim's. For az, register amlsim as a cloud once:
     az cloud set -n amlsim && az login --identity`,
 		Args: exactArgs(),
 	}
-	f := cmd.Flags()
-	home := f.String("home", defaultHome(), "simulator state `DIR` ($AMLSIM_HOME)")
-	endpoint := f.String("endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
-	user := f.String("user", sim.DefaultOwner.ObjectID, "object `ID` of the principal the identity speaks for")
-	tenant := f.String("tenant", sim.DefaultOwner.TenantID, "tenant `ID` of the principal")
-	cmd.MarkFlagDirname("home")
+	p := principalFlags(cmd, "the identity speaks for")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return printEnv(cmd.OutOrStdout(), *home, *endpoint, *user, *tenant)
+		return printEnv(cmd.OutOrStdout(), p.home, p.endpoint, p.user, p.tenant)
 	}
 	return cmd
+}
+
+// principalOptions are the flags of the verbs that hand a principal's
+// credentials to something else (env, studio).
+type principalOptions struct{ home, endpoint, user, tenant string }
+
+// principalFlags declares --home, --endpoint, --user (the principal
+// who, for what) and --tenant on cmd.
+func principalFlags(cmd *cobra.Command, who string) *principalOptions {
+	p := &principalOptions{}
+	f := cmd.Flags()
+	f.StringVar(&p.home, "home", defaultHome(), "simulator state `DIR` ($AMLSIM_HOME)")
+	f.StringVar(&p.endpoint, "endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
+	f.StringVar(&p.user, "user", sim.DefaultOwner.ObjectID, "object `ID` of the principal "+who)
+	f.StringVar(&p.tenant, "tenant", sim.DefaultOwner.TenantID, "tenant `ID` of the principal")
+	cmd.MarkFlagDirname("home")
+	return p
 }
 
 // printEnv writes the export lines of `amlsim env`.

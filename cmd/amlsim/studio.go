@@ -24,26 +24,21 @@ is valid for 10 minutes; the session it opens for 12 hours. Trust amlsim's
 CA (HOME/ca.pem) in the browser, or accept its certificate once.`,
 		Args: exactArgs(),
 	}
-	f := cmd.Flags()
-	home := f.String("home", defaultHome(), "simulator state `DIR` ($AMLSIM_HOME)")
-	endpoint := f.String("endpoint", envOr("AMLSIM_ENDPOINT", defaultEndpoint), "`URL` of the amlsim server ($AMLSIM_ENDPOINT)")
-	user := f.String("user", sim.DefaultOwner.ObjectID, "object `ID` of the principal to sign in as")
-	tenant := f.String("tenant", sim.DefaultOwner.TenantID, "tenant `ID` of the principal")
-	cmd.MarkFlagDirname("home")
+	p := principalFlags(cmd, "to sign in as")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		signer, err := auth.LoadOrCreate(*home)
+		signer, err := auth.LoadOrCreate(p.home)
 		if err != nil {
 			return err
 		}
 		name := ""
-		if *user == sim.DefaultOwner.ObjectID {
+		if p.user == sim.DefaultOwner.ObjectID {
 			name = sim.DefaultOwner.Name
 		}
-		tok, err := signer.Mint(*user, *tenant, name, signInTTL)
+		tok, err := signer.Mint(p.user, p.tenant, name, signInTTL)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), studio.SignInURL(*endpoint, tok))
+		fmt.Fprintln(cmd.OutOrStdout(), studio.SignInURL(p.endpoint, tok))
 		return nil
 	}
 	return cmd
