@@ -326,6 +326,17 @@ func (s *Service) DeleteFault(id string) (ok bool, err error) {
 // matching t, if any: it counts the match and returns the rule, whose
 // Effect.Status the API answers with.
 func (s *Service) TakeRequestFault(t FaultTarget) (*FaultRule, error) {
+	// Most requests match nothing: look before writing.
+	var match bool
+	if err := s.st.View(func(tx *store.Tx) error {
+		rules, err := faultRules(tx)
+		for _, r := range rules {
+			match = match || r.matches(t, onRequest)
+		}
+		return err
+	}); err != nil || !match {
+		return nil, err
+	}
 	var rule *FaultRule
 	err := s.st.Update(func(tx *store.Tx) error {
 		var err error
