@@ -5,15 +5,12 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
@@ -23,8 +20,6 @@ import (
 	"github.com/amlsim/amlsim/sim/amlsimtest"
 	"github.com/amlsim/amlsim/sim/api"
 	"github.com/amlsim/amlsim/sim/auth"
-	"github.com/amlsim/amlsim/sim/guest"
-	"github.com/amlsim/amlsim/sim/store"
 )
 
 const (
@@ -34,10 +29,9 @@ const (
 )
 
 // env is a simulator on the fake driver, served over HTTPS in-process,
-// and real Azure SDK clients pointed at it. newEnv's is a whole amlsim
-// server (sim/amlsimtest: the wiring of `amlsim serve`, recovered, with
-// its audit log and studio); newEnvFull's is the API alone over a service
-// that has not recovered, for tests that need that.
+// and real Azure SDK clients pointed at it: a whole amlsim server
+// (sim/amlsimtest: the wiring of `amlsim serve`, recovered, with its audit
+// log and studio).
 type env struct {
 	t testing.TB
 	// srv is where the tests reach the server: its base URL, and an HTTP
@@ -50,7 +44,7 @@ type env struct {
 	token   string
 	factory *ml.ClientFactory
 	opts    *arm.ClientOptions
-	// amlsim is the server of newEnv's environments (nil for newEnvFull's).
+	// amlsim is the server.
 	amlsim *amlsimtest.Server
 }
 
@@ -126,49 +120,6 @@ func newServerEnv(t testing.TB, tweak []func(*sim.Config), opts ...amlsimtest.Op
 	e.opts = srv.ClientOptions()
 	// No retries: a test sees every answer.
 	e.opts.Retry = policy.RetryOptions{MaxRetries: -1}
-	e.init()
-	return e
-}
-
-// newEnvFull is an environment on the API alone (no studio, no audit
-// log) over a service that has not recovered (no reconciler, scheduler or
-// idle shutdown until the test calls Recover), with options for the fake
-// driver, the API and the service.
-func newEnvFull(t testing.TB, drvOpts []fake.Option, apiOpts []api.Option, simOpts []sim.Option, tweak ...func(*sim.Config)) *env {
-	t.Helper()
-	cfg := testConfig(tweak)
-	home := t.TempDir()
-	st, err := store.Open(filepath.Join(home, "state.db"), sim.Buckets()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := cfg.Fake.Delay.Duration
-	drv := fake.New(append([]fake.Option{fake.WithDelays(fake.Delays{Define: d, Start: d, Shutdown: d, Reboot: d, Destroy: d, Undefine: d})}, drvOpts...)...)
-	svc, err := sim.New(cfg, st, drv, guest.Fake{Driver: drv, Active: &guest.FakeActivity{}}, append([]sim.Option{sim.WithShares(filepath.Join(home, "shares")), sim.WithImageVersion(testImage)}, simOpts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.LoadOrCreate(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(api.New(svc, tokens, append([]api.Option{api.WithPollInterval(50 * time.Millisecond)}, apiOpts...)...))
-	t.Cleanup(func() {
-		srv.Close()
-		svc.Close()
-		st.Close()
-	})
-	e := &env{t: t, srv: endpoint{URL: srv.URL, client: srv.Client()}, svc: svc, drv: drv, tokens: tokens}
-	e.opts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud: cloud.Configuration{
-			ActiveDirectoryAuthorityHost: "https://login.invalid/",
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: srv.URL, Audience: "https://management.azure.com"},
-			},
-		},
-		Transport: srv.Client(),
-		Retry:     policy.RetryOptions{MaxRetries: -1},
-	}}
 	e.init()
 	return e
 }

@@ -18,20 +18,18 @@ import (
 
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/sim"
+	"github.com/amlsim/amlsim/sim/amlsimtest"
 	"github.com/amlsim/amlsim/sim/api"
-	"github.com/amlsim/amlsim/sim/clock"
 )
 
-// newFaultEnv is an environment served with --faults, on a test clock;
-// its audit log goes to auditLog.
-func newFaultEnv(t *testing.T, tweak ...func(*sim.Config)) (*env, *clock.Test) {
+// newFaultEnv is an environment served with --faults, on a test clock
+// (amlsim serve --faults --test-clock); its audit log also goes to
+// auditLog.
+func newFaultEnv(t *testing.T, tweak ...func(*sim.Config)) *env {
 	t.Helper()
-	clk := clock.NewTest()
-	e := newEnvFull(t, nil, []api.Option{api.WithFaults(), api.WithTestClock(clk), api.WithAudit(&auditLog)}, []sim.Option{sim.WithClock(clk)}, tweak...)
-	if err := e.svc.Recover(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	return e, clk
+	auditLog.reset()
+	return newServerEnv(t, tweak, amlsimtest.WithFaults(), amlsimtest.WithTestClock(time.Now()),
+		amlsimtest.WithAPIOptions(api.WithAudit(&auditLog)))
 }
 
 // auditLog is the audit log of the latest newFaultEnv (tests of faults
@@ -42,6 +40,12 @@ var auditLog syncBuffer
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+}
+
+func (s *syncBuffer) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -81,7 +85,7 @@ func TestFaultRules(t *testing.T) {
 		t.Errorf("GET %s without --faults: %d, want 404", api.FaultsPath, resp.StatusCode)
 	}
 
-	e, _ := newFaultEnv(t, func(c *sim.Config) {
+	e := newFaultEnv(t, func(c *sim.Config) {
 		c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: "22222222-2222-2222-2222-222222222222", Name: "contributor"})
 		c.RoleAssignments = append(c.RoleAssignments, sim.RoleAssignmentConfig{Principal: "22222222-2222-2222-2222-222222222222", Role: "Contributor"})
 	})
@@ -145,7 +149,7 @@ func TestFaultRules(t *testing.T) {
 // message in its operation and in the instance's errors; the rule, used
 // up, lets the next create through.
 func TestFaultAllocationFailed(t *testing.T) {
-	e, _ := newFaultEnv(t)
+	e := newFaultEnv(t)
 	if status, body := e.putFault("cap", `{"operation": "Create", "match": {"name": "cap-*", "vmSize": "standard_ds2_v2"}, "effect": {"fail": {"code": "AllocationFailed"}}, "times": 1}`); status != 201 {
 		t.Fatalf("PUT rule: %d %s", status, body)
 	}
@@ -177,19 +181,13 @@ func TestFaultAllocationFailed(t *testing.T) {
 // An injected setup-script failure ends the create SetupFailed with the
 // exit code, the VM kept, as a real failing script does.
 func TestFaultSetupScriptExitCode(t *testing.T) {
-	e, _ := newFaultEnv(t)
+	e := newFaultEnv(t)
 	// No operation: only a create's creation script can take the rule
 	// (the stop of another instance before it does not use it up).
 	e.mustCreate("ci-before", "Standard_DS2_v2")
 	e.putFault("script", `{"match": {"name": "ci-*"}, "effect": {"setupScript": {"exitCode": 3}}, "times": 1}`)
-	stop, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-before", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stop.PollUntilDone(ctx(t), fastPoll); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.create("ci-script", instanceBody("Standard_DS2_v2"))
+	e.stop("ci-before")
+	_, err := e.create("ci-script", instanceBody("Standard_DS2_v2"))
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) || re.ErrorCode != "SetupScriptFailed" || !strings.Contains(err.Error(), "exited with code 3") {
 		t.Fatalf("create = %v, want SetupScriptFailed with exit code 3", err)
@@ -205,7 +203,7 @@ func TestFaultSetupScriptExitCode(t *testing.T) {
 // The Go SDK's retry policy meets an injected 429, waits Retry-After, and
 // succeeds; without retries the client sees ARM's throttling answer.
 func TestFaultThrottlingRetried(t *testing.T) {
-	e, _ := newFaultEnv(t)
+	e := newFaultEnv(t)
 	e.mustCreate("ci-busy", "Standard_DS2_v2")
 	if status, body := e.putFault("throttle", `{"operation": "Get", "match": {"name": "ci-*"}, "effect": {"status": 429, "retryAfter": "PT1S"}, "times": 1}`); status != 201 {
 		t.Fatalf("PUT rule: %d %s", status, body)
@@ -255,15 +253,9 @@ func (c countTries) Do(req *policy.Request) (*http.Response, error) {
 // A delayed start waits on the test clock: it stays Starting until the
 // clock passes the delay.
 func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
-	e, clk := newFaultEnv(t)
+	e := newFaultEnv(t)
 	e.mustCreate("ci-slow", "Standard_DS2_v2")
-	stop, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-slow", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stop.PollUntilDone(ctx(t), fastPoll); err != nil {
-		t.Fatal(err)
-	}
+	e.stop("ci-slow")
 	e.putFault("slow", `{"operation": "Start", "effect": {"delay": "PT10M"}}`)
 	start, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-slow", nil)
 	if err != nil {
@@ -275,9 +267,7 @@ func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
 	if got := e.state("ci-slow"); got != ml.ComputeInstanceStateStarting {
 		t.Fatalf("ci-slow is %s during the injected delay, want Starting", got)
 	}
-	if _, err := clk.Advance(10 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	e.amlsim.Clock().Advance(10 * time.Minute)
 	if _, err := start.PollUntilDone(ctx(t), fastPoll); err != nil {
 		t.Fatalf("start after the delay: %v", err)
 	}
@@ -294,7 +284,7 @@ func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
 // a VM that hangs after the next start is paused while the instance
 // says Running.
 func TestFaultVM(t *testing.T) {
-	e, _ := newFaultEnv(t)
+	e := newFaultEnv(t)
 	e.mustCreate("ci-crash", "Standard_DS2_v2")
 	e.mustCreate("ci-off", "Standard_DS2_v2")
 	e.mustCreate("ci-hang", "Standard_DS2_v2")
@@ -316,13 +306,7 @@ func TestFaultVM(t *testing.T) {
 	}
 
 	e.putFault("hang", `{"operation": "Start", "match": {"name": "ci-hang"}, "effect": {"vm": "hang"}, "times": 1}`)
-	stop, err := e.computes().BeginStop(ctx(t), rg, ws, "ci-hang", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stop.PollUntilDone(ctx(t), fastPoll); err != nil {
-		t.Fatal(err)
-	}
+	e.stop("ci-hang")
 	start, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-hang", nil)
 	if err != nil {
 		t.Fatal(err)
