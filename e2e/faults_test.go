@@ -20,7 +20,8 @@ import (
 // reach into a real guest: a creation script made to exit 3 (run by
 // cloud-init in the VM, its line in the script's log, the instance
 // SetupFailed with its VM up), and a crash of a Running instance's VM,
-// which the instance follows within 5 s.
+// which the instance follows within 5 s, and a VM paused by a hang rule
+// after its next start while the instance says Running.
 func TestFaultsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
@@ -89,6 +90,22 @@ func TestFaultsOnRealVM(t *testing.T) {
 	}
 	if got := domState(t, domainOf(home, crashing)); got != "shut off" {
 		t.Errorf("%s's VM is %q after the crash, want shut off", crashing, got)
+	}
+
+	// A VM that hangs after its next start: libvirt pauses it, and the
+	// instance still says Running.
+	cli("fault", "add", "hang", "--operation", "Start", "--name", crashing, "--vm", "hang", "--times", "1")
+	sp, err := computes.BeginStart(ctx, rgLocal, wsLocal, crashing, nil)
+	pollDone(t, "start "+crashing, sp, err)
+	deadline = time.Now().Add(5 * time.Second)
+	for domState(t, domainOf(home, crashing)) != "paused" {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's VM is %q 5 s after its start under the hang rule, want paused", crashing, domState(t, domainOf(home, crashing)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r, err := computes.Get(ctx, rgLocal, wsLocal, crashing, nil); err != nil || *r.Properties.(*ml.ComputeInstance).Properties.State != ml.ComputeInstanceStateRunning {
+		t.Errorf("%s with its VM hung: %v, want Running", crashing, err)
 	}
 	for _, n := range []string{failing, crashing} {
 		p, err := computes.BeginDelete(ctx, rgLocal, wsLocal, n, ml.UnderlyingResourceActionDelete, nil)
