@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,9 @@ import (
 // reach into a real guest: a creation script made to exit 3 (run by
 // cloud-init in the VM, its line in the script's log, the instance
 // SetupFailed with its VM up), and a crash of a Running instance's VM,
-// which the instance follows within 5 s, and a VM paused by a hang rule
-// after its next start while the instance says Running.
+// which the instance follows within 5 s, a VM paused by a hang rule after
+// its next start while the instance says Running, and a startup script
+// made to exit 5 at a restart (taken by the guest from the share).
 func TestFaultsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
@@ -92,11 +94,30 @@ func TestFaultsOnRealVM(t *testing.T) {
 		t.Errorf("%s's VM is %q after the crash, want shut off", crashing, got)
 	}
 
-	// A VM that hangs after its next start: libvirt pauses it, and the
+	// The failing instance (it has no startup script of its own) is
+	// restarted under a rule failing the startup script: the guest takes
+	// the script from the share at boot and runs it. At the same time, a
+	// VM that hangs after its next start: libvirt pauses it, and the
 	// instance still says Running.
+	cli("fault", "add", "startup", "--operation", "Restart", "--name", failing, "--setup-exit-code", "5", "--times", "1")
+	rp, err := computes.BeginRestart(ctx, rgLocal, wsLocal, failing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cli("fault", "add", "hang", "--operation", "Start", "--name", crashing, "--vm", "hang", "--times", "1")
 	sp, err := computes.BeginStart(ctx, rgLocal, wsLocal, crashing, nil)
 	pollDone(t, "start "+crashing, sp, err)
+	waitCtx, cancel = context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if _, err = rp.PollUntilDone(waitCtx, nil); !errors.As(err, &re) || re.ErrorCode != "SetupScriptFailed" || !strings.Contains(err.Error(), "exited with code 5") {
+		t.Errorf("restart %s under the startup rule = %v, want SetupScriptFailed, exit code 5", failing, err)
+	}
+	if log := cli("compute", "logs", failing, "--startup"); !strings.Contains(log, "amlsim: fault rule startup: this startup script exits 5") {
+		t.Errorf("the startup script's log lacks the injected script's line:\n%s", log)
+	}
+	if left, _ := filepath.Glob(filepath.Join(home, "shares", "*", "*", "Logs", failing, ".amlsim-fault-*")); len(left) != 0 {
+		t.Errorf("the injected script is still in the share: %v", left)
+	}
 	deadline = time.Now().Add(5 * time.Second)
 	for domState(t, domainOf(home, crashing)) != "paused" {
 		if time.Now().After(deadline) {

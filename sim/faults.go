@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -173,7 +175,7 @@ func (e FaultEffect) String() string {
 	case e.Delay != "":
 		return "delay " + e.Delay
 	case e.SetupScript != nil:
-		return fmt.Sprintf("creation script exits %d", e.SetupScript.ExitCode)
+		return fmt.Sprintf("setup script exits %d", e.SetupScript.ExitCode)
 	case e.VM == FaultVMCrash:
 		return "crash the VM"
 	case e.VM == FaultVMPowerOff:
@@ -220,12 +222,15 @@ func (r *FaultRule) validate() error {
 		if e.SetupScript.ExitCode < 1 || e.SetupScript.ExitCode > 255 {
 			return bad("setupScript.exitCode must be 1 to 255, not %d.", e.SetupScript.ExitCode)
 		}
-		if r.Operation != "" && r.Operation != string(ActionCreate) {
-			return Errorf(KindBadRequest, "FaultEffectNotSupported", "A setupScript effect acts on the creation script: its operation is Create (or none); a failing startup script is not served yet.")
+		switch r.Operation {
+		case "":
+			// Only a create runs the creation script: another operation
+			// must not use the rule up.
+			r.Operation = string(ActionCreate)
+		case string(ActionCreate), string(ActionStart), string(ActionRestart):
+		default:
+			return bad("A setupScript effect acts on the script a boot runs: its operation is Create (the creation script; also when none is given), Start or Restart (the startup script).")
 		}
-		// Only a create runs the creation script: another operation must
-		// not use the rule up.
-		r.Operation = string(ActionCreate)
 	case e.VM != "":
 		if e.VM != FaultVMCrash && e.VM != FaultVMPowerOff && e.VM != FaultVMHang {
 			return bad("vm must be crash, poweroff or hang, not '%s'.", e.VM)
@@ -391,7 +396,15 @@ func attachFault(tx *store.Tx, op *Operation, inst *Instance, principal string, 
 		return err
 	}
 	op.Fault = &OperationFault{Rule: rule.ID, Effect: rule.Effect}
-	inst.addEvent(Event{Time: now, State: inst.State, Message: fmt.Sprintf("Fault %s injected: %s", rule.ID, rule.Effect.String())})
+	what := rule.Effect.String()
+	if sc := rule.Effect.SetupScript; sc != nil {
+		kind := Startup
+		if op.Action == string(ActionCreate) {
+			kind = Creation
+		}
+		what = fmt.Sprintf("%s script exits %d", kind, sc.ExitCode)
+	}
+	inst.addEvent(Event{Time: now, State: inst.State, Message: fmt.Sprintf("Fault %s injected: %s", rule.ID, what)})
 	return nil
 }
 
@@ -431,7 +444,7 @@ func (s *Service) injectVMFaults(key string, action Action) {
 			if err := putInstance(tx, inst); err != nil {
 				return err
 			}
-			hits = append(hits, vmHit{inst, *rule})
+			hits = append(hits, vmHit{inst, *rule, now})
 		}
 		return nil
 	})
@@ -442,6 +455,11 @@ func (s *Service) injectVMFaults(key string, action Action) {
 	if len(hits) == 0 {
 		return
 	}
+	if s.faultLog != nil {
+		for _, h := range hits {
+			s.faultLog(InjectedFault{Time: h.at, Rule: h.rule.ID, Effect: h.rule.Effect.String(), Instance: h.inst.ResourceID(s.cfg.Subscription)})
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -449,10 +467,27 @@ func (s *Service) injectVMFaults(key string, action Action) {
 	}()
 }
 
+// InjectedFault is a fault rule's effect applied to an instance outside
+// the request that asked for it: a VM rule acting when it is put, or when
+// an operation ends Running. WithFaultLog hands each to the audit log.
+type InjectedFault struct {
+	Time time.Time
+	Rule string
+	// Effect says what it does (FaultEffect.String): "crash the VM".
+	Effect string
+	// Instance is the instance's ARM resource ID.
+	Instance string
+}
+
+// WithFaultLog calls log for each fault effect applied outside a request
+// (amlsim serve writes them to its audit log).
+func WithFaultLog(log func(InjectedFault)) Option { return func(s *Service) { s.faultLog = log } }
+
 // vmHit is a VM rule that matched a Running instance.
 type vmHit struct {
 	inst Instance
 	rule FaultRule
+	at   time.Time
 }
 
 // actOnVMs does what VM rules ask of the VMs they matched.
@@ -482,22 +517,60 @@ func (s *Service) actOnVMs(ctx context.Context, hits []vmHit) {
 	}
 }
 
-// withInjectedScript returns inst with its creation script replaced by
-// one that exits as the fault f says, and that exit code; inst itself
-// and 0 when f asks nothing of the script.
-func withInjectedScript(inst Instance, f *OperationFault) (Instance, int) {
+// withInjectedScript returns inst with its script of the given kind
+// replaced by one that exits as the fault f says, and that exit code;
+// inst itself and 0 when f asks nothing of the scripts. The creation
+// script reaches the guest in the seed made at create; for a startup
+// script see injectStartupScript.
+func withInjectedScript(inst Instance, kind ScriptKind, f *OperationFault) (Instance, int) {
 	if f == nil || f.Effect.SetupScript == nil {
 		return inst, 0
 	}
 	code := f.Effect.SetupScript.ExitCode
-	sc := Script{Kind: Creation, Source: SourceInline, Data: []byte(fmt.Sprintf(
-		"#!/bin/bash\necho \"amlsim: fault rule %s: this creation script exits %d in place of the instance's\" >&2\nexit %d\n", f.Rule, code, code))}
+	sc := Script{Kind: kind, Source: SourceInline, Data: injectedScript(f.Rule, kind, code)}
 	scripts := []Script{sc}
 	for _, s := range inst.Scripts {
-		if s.Kind != Creation {
+		if s.Kind != kind {
 			scripts = append(scripts, s)
 		}
 	}
 	inst.Scripts = scripts
 	return inst, code
+}
+
+// injectedScript is the bash script a setupScript fault runs in place of
+// the instance's own: it says so on stderr (so in the script's log) and
+// exits with code.
+func injectedScript(rule string, kind ScriptKind, code int) []byte {
+	return []byte(fmt.Sprintf("#!/bin/bash\necho \"amlsim: fault rule %s: this %s script exits %d in place of the instance's\" >&2\nexit %d\n", rule, kind, code, code))
+}
+
+// InjectedStartupScript is the name, in the instance's folder Logs/<name>/
+// of the workspace file share, of a script the guest's setup runner runs
+// once at its next boot in place of the startup script, then deletes
+// (sim/guest/setup.sh): how a setupScript fault on a Start or Restart
+// reaches a guest whose seed was made at create. ID is the instance's.
+func InjectedStartupScript(id string) string { return ".amlsim-fault-" + id + "-startup.sh" }
+
+// injectStartupScript prepares a start or restart under a setupScript
+// fault: it leaves the injected script in the instance's Logs folder for
+// the guest's next boot, and returns inst with that script as its startup
+// script, the exit code asked, and a cleanup that removes the file if the
+// boot did not take it. Without a fault it returns inst, 0 and a no-op.
+func injectStartupScript(inst Instance, f *OperationFault) (Instance, int, func(), error) {
+	inst, code := withInjectedScript(inst, Startup, f)
+	if code == 0 || inst.Share == "" {
+		// No share: a guest that runs scripts cannot be reached; one that
+		// runs none (the fake driver's) gets the outcome all the same.
+		return inst, code, func() {}, nil
+	}
+	dir := filepath.Join(inst.Share, "Logs", inst.Name)
+	if err := mkdirShared(dir); err != nil {
+		return inst, 0, nil, err
+	}
+	file := filepath.Join(dir, InjectedStartupScript(inst.ID))
+	if err := os.WriteFile(file, inst.Script(Startup).Data, 0o755); err != nil {
+		return inst, 0, nil, fmt.Errorf("inject a startup script: %w", err)
+	}
+	return inst, code, func() { os.Remove(file) }, nil
 }

@@ -4,10 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/amlsim/amlsim/sim/schedule"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/amlsim/amlsim/sim/schedule"
 )
 
 // Principal is who makes a request: an Entra ID object in a tenant.
@@ -160,6 +161,12 @@ func (i Instance) Script(kind ScriptKind) *Script {
 		}
 	}
 	return nil
+}
+
+// ResourceID is the instance's ARM resource ID in the given subscription.
+func (i Instance) ResourceID(subscription string) string {
+	return "/subscriptions/" + subscription + "/resourceGroups/" + i.Workspace.ResourceGroup +
+		"/providers/Microsoft.MachineLearningServices/workspaces/" + i.Workspace.Name + "/computes/" + i.Name
 }
 
 // ProvisioningState is the ARM provisioning state of the instance.

@@ -345,7 +345,7 @@ func (r *runner) recordRuns(key string, runs []ScriptRun) {
 // ready. Each step tolerates having been done already, so a create cut
 // short by a server restart resumes.
 func (r *runner) create(j job) error {
-	inst, exitCode := withInjectedScript(j.inst, j.fault)
+	inst, exitCode := withInjectedScript(j.inst, Creation, j.fault)
 	err := runSteps(j.ctx, r.reporter(j.key()), []step{
 		{name: "define domain", do: func(ctx context.Context) error {
 			if _, err := r.drv.Lookup(ctx, inst.Domain); err == nil {
@@ -370,20 +370,20 @@ func (r *runner) create(j job) error {
 	})
 	if err == nil && len(inst.Scripts) > 0 {
 		// Outside the steps: a failed script keeps the VM for inspection.
-		err = r.runSetup(j.ctx, inst, Creation, Startup)
-	}
-	if err == nil && exitCode != 0 {
-		// A guest that runs no scripts (the fake driver's): the injected
-		// failure is the outcome all the same.
-		err = &SetupError{Run: ScriptRun{Kind: Creation, ExitCode: exitCode, Log: "(not run: this driver runs no scripts)"}}
+		err = r.runSetup(j.ctx, inst, Creation, exitCode, Creation, Startup)
 	}
 	return err
 }
 
 func (r *runner) start(j job) error {
-	inst, ctx := j.inst, j.ctx
+	inst, exitCode, cleanup, err := injectStartupScript(j.inst, j.fault)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	ctx := j.ctx
 	report := r.reporter(j.key())
-	err := r.ensureRunning(ctx, inst.Domain)
+	err = r.ensureRunning(ctx, inst.Domain)
 	if err == nil {
 		report("VM started")
 		err = r.waitReady(ctx, inst)
@@ -391,7 +391,7 @@ func (r *runner) start(j job) error {
 	if err == nil {
 		report("SSH up")
 		if inst.Script(Startup) != nil {
-			return r.runSetup(ctx, inst, Startup) // the VM stays up for inspection
+			return r.runSetup(ctx, inst, Startup, exitCode, Startup) // the VM stays up for inspection
 		}
 		return nil
 	}
@@ -414,7 +414,12 @@ func (r *runner) stop(j job) error {
 // the forwards are re-applied and "ready" cannot be mistaken for the guest
 // still going down.
 func (r *runner) restart(j job) error {
-	inst, ctx := j.inst, j.ctx
+	inst, exitCode, cleanup, err := injectStartupScript(j.inst, j.fault)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	ctx := j.ctx
 	report := r.reporter(j.key())
 	if err := r.shutdown(ctx, inst.Domain); err != nil {
 		return err
@@ -429,7 +434,7 @@ func (r *runner) restart(j job) error {
 	}
 	report("SSH up")
 	if inst.Script(Startup) != nil {
-		return r.runSetup(ctx, inst, Startup)
+		return r.runSetup(ctx, inst, Startup, exitCode, Startup)
 	}
 	return nil
 }
@@ -527,7 +532,12 @@ func (r *runner) ensureRunning(ctx context.Context, domain string) error {
 // runSetup waits for the setup scripts of the given kinds that the
 // guest's current boot runs; a script of those kinds that cannot be found
 // fails at once, as it does in Azure's VM.
-func (r *runner) runSetup(ctx context.Context, inst Instance, kinds ...ScriptKind) error {
+//
+// injected is the exit code a setupScript fault gave the script of kind
+// injectedKind (0: none): a guest that runs no scripts (the fake
+// driver's) reports no runs, and the injected failure is the outcome all
+// the same.
+func (r *runner) runSetup(ctx context.Context, inst Instance, injectedKind ScriptKind, injected int, kinds ...ScriptKind) error {
 	for _, k := range kinds {
 		if sc := inst.Script(k); sc != nil && sc.Missing != "" {
 			return &SetupError{Instance: inst.Name, Missing: sc}
@@ -553,6 +563,9 @@ func (r *runner) runSetup(ctx context.Context, inst Instance, kinds ...ScriptKin
 	runs, err := r.guest.RunSetup(ctx, inst, r.reporter(inst.key()))
 	if len(runs) > 0 {
 		r.recordRuns(inst.key(), runs)
+	}
+	if err == nil && injected != 0 && len(runs) == 0 {
+		err = &SetupError{Run: ScriptRun{Kind: injectedKind, ExitCode: injected, Log: "(not run: this driver runs no scripts)"}}
 	}
 	if err == nil {
 		r.event(inst.key(), "setup done")

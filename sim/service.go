@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/amlsim/amlsim/sim/clock"
 	"log/slog"
 	"maps"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/amlsim/amlsim/sim/clock"
 
 	"github.com/amlsim/amlsim/hypervisor"
 	"github.com/amlsim/amlsim/sim/store"
@@ -51,6 +52,8 @@ type Service struct {
 	shares  string
 	// domainPrefix starts the VMs' domain names.
 	domainPrefix string
+	// faultLog is told of fault effects applied outside requests.
+	faultLog func(InjectedFault)
 	// image is the version of the guest image new VMs are created from.
 	image string
 	clock clock.Clock
@@ -458,14 +461,23 @@ func (s *Service) WorkspaceShare(ref WorkspaceRef) (string, error) {
 	}
 	dir := filepath.Join(s.shares, strings.ToLower(ref.ResourceGroup), strings.ToLower(ref.Name))
 	for _, d := range []string{dir, filepath.Join(dir, "Users"), filepath.Join(dir, "Logs")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", fmt.Errorf("workspace share: %w", err)
-		}
-		if os.Geteuid() == 0 {
-			os.Chown(d, guestUID, guestUID)
+		if err := mkdirShared(d); err != nil {
+			return "", err
 		}
 	}
 	return dir, nil
+}
+
+// mkdirShared makes a directory of a workspace share, owned by the guest's
+// azureuser when the simulator runs as root.
+func mkdirShared(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("workspace share: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		os.Chown(dir, guestUID, guestUID)
+	}
+	return nil
 }
 
 // locationNotAvailable is ARM's refusal of a region the provider is not

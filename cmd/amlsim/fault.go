@@ -37,7 +37,10 @@ Delete, Get, List; any when absent), --name (a glob over instance names),
                                  the request itself is answered so
   --delay PT10M                  the operation waits first (on the test
                                  clock, if the server has one)
-  --setup-exit-code N            the next create's creation script exits N
+  --setup-exit-code N            the setup script exits N: the next
+                                 create's creation script, or with
+                                 --operation Start or Restart the startup
+                                 script of the next one
   --vm crash|poweroff|hang       the VM of a Running instance crashes,
                                  powers off or hangs (at once, or after
                                  the --operation Create, Start or Restart)
@@ -67,7 +70,7 @@ func newFaultAddCommand(g *globals) *cobra.Command {
 	f.StringVar(&rule.Effect.RetryAfter, "retry-after", "", "Retry-After of a 429 or 503, an ISO 8601 `DURATION`")
 	f.StringVar(&rule.Effect.Delay, "delay", "", "hold the operation for an ISO 8601 `DURATION`, such as PT10M")
 	f.StringVar(&rule.Effect.VM, "vm", "", "`EFFECT` on a Running instance's VM: crash, poweroff or hang")
-	f.IntVar(&exitCode, "setup-exit-code", 0, "make the next create's creation script exit with `N` (1 to 255)")
+	f.IntVar(&exitCode, "setup-exit-code", 0, "make the next setup script exit with `N` (1 to 255): the creation script, or the startup script with --operation Start or Restart")
 	f.IntVar(&times, "times", 0, "apply to the next `N` matches only (default: until removed)")
 	f.StringVar(&ruleJSON, "rule", "", "the whole rule as `JSON`, instead of the flags above")
 	cmd.RegisterFlagCompletionFunc("operation", cobra.FixedCompletions([]string{"Create", "Start", "Stop", "Restart", "Delete", "Get", "List"}, cobra.ShellCompDirectiveNoFileComp))

@@ -55,7 +55,7 @@ func (s *Server) serveApplication(w http.ResponseWriter, hr *http.Request, who *
 	if err != nil {
 		return err
 	}
-	scope := computeID(s.sub(), inst)
+	scope := inst.ResourceID(s.sub())
 	if err := s.svc.Authorize(*who, sim.ActApplicationAccess, scope); err != nil {
 		return err
 	}

@@ -369,7 +369,7 @@ func (s *Server) listGroupResources(w http.ResponseWriter, r *request) error {
 				return err
 			}
 			for _, inst := range page {
-				out = append(out, map[string]any{"id": computeID(s.sub(), inst), "name": ws.Name + "/" + inst.Name,
+				out = append(out, map[string]any{"id": inst.ResourceID(s.sub()), "name": ws.Name + "/" + inst.Name,
 					"type": Provider + "/workspaces/computes", "location": inst.Location, "tags": inst.Tags})
 			}
 			if !more {

@@ -1,13 +1,13 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,45 +20,24 @@ import (
 	"github.com/amlsim/amlsim/sim"
 	"github.com/amlsim/amlsim/sim/amlsimtest"
 	"github.com/amlsim/amlsim/sim/api"
+	"github.com/amlsim/amlsim/sim/server"
 )
 
 // newFaultEnv is an environment served with --faults, on a test clock
-// (amlsim serve --faults --test-clock); its audit log also goes to
-// auditLog.
+// (amlsim serve --faults --test-clock).
 func newFaultEnv(t *testing.T, tweak ...func(*sim.Config)) *env {
 	t.Helper()
-	auditLog.reset()
-	return newServerEnv(t, tweak, amlsimtest.WithFaults(), amlsimtest.WithTestClock(time.Now()),
-		amlsimtest.WithAPIOptions(api.WithAudit(&auditLog)))
+	return newServerEnv(t, tweak, amlsimtest.WithFaults(), amlsimtest.WithTestClock(time.Now()))
 }
 
-// auditLog is the audit log of the latest newFaultEnv (tests of faults
-// do not run in parallel).
-var auditLog syncBuffer
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// audited reports whether a line of the audit log has all of parts.
-func audited(parts ...string) bool {
-	auditLog.mu.Lock()
-	defer auditLog.mu.Unlock()
-	for _, line := range strings.Split(auditLog.b.String(), "\n") {
+// audited reports whether a line of the server's audit log has all of
+// parts.
+func (e *env) audited(parts ...string) bool {
+	b, err := os.ReadFile(filepath.Join(e.amlsim.Home(), server.AuditFile))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
 		all := true
 		for _, p := range parts {
 			all = all && strings.Contains(line, p)
@@ -113,8 +92,8 @@ func TestFaultRules(t *testing.T) {
 			t.Errorf("%s: PUT %s = %d %s, want 400 InvalidFaultRule", name, bad, status, body)
 		}
 	}
-	if status, body := e.putFault("script", `{"operation": "Start", "effect": {"setupScript": {"exitCode": 3}}}`); status != 400 || !strings.Contains(body, "FaultEffectNotSupported") {
-		t.Errorf("a failing startup script: %d %s, want 400 FaultEffectNotSupported (not served yet)", status, body)
+	if status, body := e.putFault("script", `{"operation": "Stop", "effect": {"setupScript": {"exitCode": 3}}}`); status != 400 || !strings.Contains(body, "InvalidFaultRule") {
+		t.Errorf("a setup script failing at a stop, which runs none: %d %s, want 400 InvalidFaultRule", status, body)
 	}
 	if status, body := e.putFault("script", `{"effect": {"setupScript": {"exitCode": 0}}}`); status != 400 || !strings.Contains(body, "InvalidFaultRule") {
 		t.Errorf("exit code 0: %d %s, want 400 InvalidFaultRule", status, body)
@@ -169,7 +148,7 @@ func TestFaultAllocationFailed(t *testing.T) {
 	if !e.hasEvent("cap-a", "Fault cap injected: fail with AllocationFailed") {
 		t.Errorf("cap-a has no event of the injected fault")
 	}
-	if !audited(`"method":"PUT"`, "/computes/cap-a", `"fault":"cap"`) {
+	if !e.audited(`"method":"PUT"`, "/computes/cap-a", `"fault":"cap"`) {
 		t.Errorf("the audit log has no line of cap-a's create naming the rule")
 	}
 	e.mustCreate("cap-b", "Standard_DS2_v2")
@@ -197,6 +176,32 @@ func TestFaultSetupScriptExitCode(t *testing.T) {
 	}
 	if !e.hasEvent("ci-script", "Fault script injected: creation script exits 3") {
 		t.Errorf("ci-script has no event of the injected failure")
+	}
+
+	// A Start rule fails the startup script of the next start (the fake
+	// driver runs no scripts: the outcome is the same). The instance is
+	// SetupFailed, and starts again fine once the rule is used up.
+	e.putFault("startup", `{"operation": "Start", "match": {"name": "ci-before"}, "effect": {"setupScript": {"exitCode": 4}}, "times": 1}`)
+	poller, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-before", nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx(t), nil)
+	}
+	if !errors.As(err, &re) || re.ErrorCode != "SetupScriptFailed" || !strings.Contains(err.Error(), "exited with code 4") {
+		t.Fatalf("start = %v, want SetupScriptFailed with exit code 4", err)
+	}
+	if got := e.state("ci-before"); got != ml.ComputeInstanceStateSetupFailed {
+		t.Errorf("ci-before is %s after the start, want SetupFailed", got)
+	}
+	if !e.hasEvent("ci-before", "Fault startup injected: startup script exits 4") {
+		t.Errorf("ci-before has no event of the injected failure")
+	}
+	e.stop("ci-before")
+	poller, err = e.computes().BeginStart(ctx(t), rg, ws, "ci-before", nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx(t), nil)
+	}
+	if err != nil || e.state("ci-before") != ml.ComputeInstanceStateRunning {
+		t.Errorf("the start after the rule was used: %v, %s; want Running", err, e.state("ci-before"))
 	}
 }
 
@@ -230,7 +235,7 @@ func TestFaultThrottlingRetried(t *testing.T) {
 		!strings.Contains(string(b), `"SubscriptionRequestsThrottled"`) || !strings.Contains(string(b), "Please try again after '7' seconds") {
 		t.Errorf("throttled list: %d, Retry-After %q, body %s; want 429, 7 and ARM's SubscriptionRequestsThrottled", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
-	if !audited(`"status":429`, `"fault":"throttle"`) {
+	if !e.audited(`"status":429`, `"fault":"throttle"`) {
 		t.Errorf("the audit log has no 429 line naming the rule")
 	}
 	e.putFault("down", `{"operation": "Start", "effect": {"status": 503}, "times": 1}`)
@@ -304,6 +309,11 @@ func TestFaultVM(t *testing.T) {
 	if !e.hasEvent("ci-crash", "Fault crash injected: crash the VM") || !e.hasEvent("ci-off", "Fault off injected: power the VM off") {
 		t.Errorf("the VM faults are not in the instances' events")
 	}
+	// Applied outside a request (the PUT of the rule is audited apart):
+	// a line of their own, naming the instance.
+	if !e.audited(`"path":"/subscriptions/`+sub+`/resourceGroups/`+rg+`/providers/Microsoft.MachineLearningServices/workspaces/`+ws+`/computes/ci-crash"`, `"fault":"crash"`, `"effect":"crash the VM"`) {
+		t.Errorf("the crash has no audit line of its own")
+	}
 
 	e.putFault("hang", `{"operation": "Start", "match": {"name": "ci-hang"}, "effect": {"vm": "hang"}, "times": 1}`)
 	e.stop("ci-hang")
@@ -331,6 +341,9 @@ func TestFaultVM(t *testing.T) {
 	}
 	if got := e.state("ci-hang"); got != ml.ComputeInstanceStateRunning {
 		t.Errorf("ci-hang is %s with its VM hung, want Running (as Azure would still say)", got)
+	}
+	if !e.audited(`/computes/ci-hang"`, `"fault":"hang"`, `"effect":"hang the VM"`) {
+		t.Errorf("the hang, applied when the start ended, has no audit line")
 	}
 }
 

@@ -40,7 +40,7 @@ type Server struct {
 	testClock *clock.Test
 	routes    []route
 	// auditLog, when set, gets a line per request.
-	auditLog *lockedEncoder
+	auditLog *AuditLog
 	// deploys are the template deployments running.
 	deploys deployments
 }

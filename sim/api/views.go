@@ -52,11 +52,6 @@ type sshSettings struct {
 // AdminUser is the login user of every instance.
 const AdminUser = "azureuser"
 
-func computeID(sub string, inst sim.Instance) string {
-	return "/subscriptions/" + sub + "/resourceGroups/" + inst.Workspace.ResourceGroup +
-		"/providers/" + Provider + "/workspaces/" + inst.Workspace.Name + "/computes/" + inst.Name
-}
-
 type application struct {
 	DisplayName string `json:"displayName"`
 	EndpointURI string `json:"endpointUri"`
@@ -142,7 +137,7 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 		provErrs = errs
 	}
 	return computeResource{
-		ID:       computeID(sub, inst),
+		ID:       inst.ResourceID(sub),
 		Name:     inst.Name,
 		Type:     Provider + "/workspaces/computes",
 		Location: inst.Location,

@@ -52,15 +52,15 @@ func setupFiles(inst sim.Instance) (files []cloudinit.File) {
 			shellQuote(path.Join(clusterMounts, name)), shellQuote(clusterCode))
 		files = append(files, cloudinit.File{Path: mountPath, Content: []byte(mount), Permissions: "0755"})
 	}
-	if len(inst.Scripts) == 0 {
-		return files
-	}
+	// The runner is there even without scripts: a fault rule can give a
+	// start a startup script (sim.InjectedStartupScript).
 	logDir := path.Join(SharePath, "Logs", inst.Name)
+	faultScript := path.Join(logDir, sim.InjectedStartupScript(inst.ID))
 	if inst.Share == "" {
-		logDir = "/var/log/amlsim"
+		logDir, faultScript = "/var/log/amlsim", ""
 	}
-	env := fmt.Sprintf("CI_RESOURCE_GROUP=%s\nCI_WORKSPACE=%s\nCI_NAME=%s\nCI_LOCAL_UBUNTU_USER=%s\nLOG_DIR=%s\n",
-		shellQuote(inst.Workspace.ResourceGroup), shellQuote(inst.Workspace.Name), shellQuote(inst.Name), shellQuote(User), shellQuote(logDir))
+	env := fmt.Sprintf("CI_RESOURCE_GROUP=%s\nCI_WORKSPACE=%s\nCI_NAME=%s\nCI_LOCAL_UBUNTU_USER=%s\nLOG_DIR=%s\nFAULT_SCRIPT=%s\n",
+		shellQuote(inst.Workspace.ResourceGroup), shellQuote(inst.Workspace.Name), shellQuote(inst.Name), shellQuote(User), shellQuote(logDir), shellQuote(faultScript))
 	files = append(files,
 		cloudinit.File{Path: runnerPath, Content: runner, Permissions: "0755"},
 		cloudinit.File{Path: confDir + "/env", Content: []byte(env)})

@@ -5,14 +5,16 @@
 # to the workspace file share under Logs/<instance>/, and its outcome to a
 # status file for this boot that the simulator reads over SSH.
 set -u
-conf=/etc/amlsim
-state=/var/lib/amlsim
+# (The two directories can be moved for a test on the host.)
+conf=${AMLSIM_CONF_DIR:-/etc/amlsim}
+state=${AMLSIM_STATE_DIR:-/var/lib/amlsim}
 mkdir -p "$state"
 boot=$(cat /proc/sys/kernel/random/boot_id)
 status="$state/setup-$boot.status"
 : >"$status"
 
-# CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER, LOG_DIR
+# CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER, LOG_DIR,
+# FAULT_SCRIPT
 . "$conf/env"
 export CI_RESOURCE_GROUP CI_WORKSPACE CI_NAME CI_LOCAL_UBUNTU_USER
 
@@ -22,11 +24,12 @@ if ! mkdir -p "$logdir" 2>/dev/null; then
 	mkdir -p "$logdir"
 fi
 
-# run KIND runs the script of that kind, if the instance has one.
+# run KIND [CONF] runs the script of that kind, if the instance has one;
+# CONF holds its settings (default: $conf/KIND.conf).
 run() {
-	local kind=$1 SCRIPT WORKDIR TIMEOUT ARGS
-	[ -f "$conf/$kind.conf" ] || return 0
-	. "$conf/$kind.conf"
+	local kind=$1 settings=${2:-$conf/$1.conf} SCRIPT WORKDIR TIMEOUT ARGS
+	[ -f "$settings" ] || return 0
+	. "$settings"
 	local log
 	log="$logdir/${kind}_$(date -u +%Y%m%dT%H%M%SZ).txt"
 	echo "start $kind $log" >>"$status"
@@ -43,7 +46,15 @@ if [ ! -e "$state/creation.done" ]; then
 	run creation || ok=0
 	touch "$state/creation.done"
 fi
+# A fault rule of the simulator (amlsim serve --faults) may have left, in
+# the share, a script to run once at this boot in place of the startup
+# script: it is taken (moved out of the share) and run so.
+startup=$conf/startup.conf
+if [ -n "${FAULT_SCRIPT:-}" ] && [ -f "$FAULT_SCRIPT" ] && mv "$FAULT_SCRIPT" "$state/fault-startup.sh"; then
+	printf 'SCRIPT=%s\nWORKDIR=%s\nTIMEOUT=0\nARGS=()\n' "$state/fault-startup.sh" "$state" >"$state/fault-startup.conf"
+	startup=$state/fault-startup.conf
+fi
 if [ $ok = 1 ]; then
-	run startup
+	run startup "$startup"
 fi
 echo done >>"$status"

@@ -1,12 +1,15 @@
 package guest
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/amlsim/amlsim/cloudinit"
 	"github.com/amlsim/amlsim/sim"
 )
 
@@ -79,8 +82,8 @@ func TestParseStatus(t *testing.T) {
 func TestShareMountScript(t *testing.T) {
 	inst := sim.Instance{Name: "ci-three", Share: "/srv/share"}
 	files := setupFiles(inst)
-	if len(files) != 1 || files[0].Path != mountPath || !(mountPath < runnerPath) {
-		t.Fatalf("files = %+v, want only the mount script, ordered before %s", files, runnerPath)
+	if len(files) != 3 || files[0].Path != mountPath || files[1].Path != runnerPath || !(mountPath < runnerPath) {
+		t.Fatalf("files = %v, want the mount script, ordered before %s, the runner and its env", paths(files), runnerPath)
 	}
 	out, err := exec.Command("sh", "-n", "-c", string(files[0].Content)).CombinedOutput()
 	if err != nil {
@@ -91,9 +94,96 @@ func TestShareMountScript(t *testing.T) {
 			t.Errorf("mount script lacks %q:\n%s", want, files[0].Content)
 		}
 	}
-	if files := setupFiles(sim.Instance{Name: "ci-four"}); len(files) != 0 {
-		t.Errorf("an instance without share or scripts gets files: %+v", files)
+	// The runner is there without scripts: a fault can give a start one.
+	if files := setupFiles(sim.Instance{Name: "ci-four"}); len(files) != 2 || files[0].Path != runnerPath {
+		t.Errorf("an instance without share or scripts gets %v, want the runner and its env", paths(files))
 	}
+}
+
+func paths(files []cloudinit.File) []string {
+	var p []string
+	for _, f := range files {
+		p = append(p, f.Path)
+	}
+	return p
+}
+
+// The guest's setup runner (setup.sh) run by bash on the host, in a
+// directory standing for the guest's: a script a fault rule left in the
+// share runs once in place of the startup script, and is taken.
+func TestRunnerRunsInjectedStartupScriptOnce(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash on this host")
+	}
+	if _, err := os.Stat("/proc/sys/kernel/random/boot_id"); err != nil {
+		t.Skip("no boot_id on this host (the runner names its status by it):", err)
+	}
+	root := t.TempDir()
+	conf, state, logs := filepath.Join(root, "conf"), filepath.Join(root, "state"), filepath.Join(root, "share", "Logs", "ci-five")
+	inst := sim.Instance{ID: "i-5", Name: "ci-five", Share: "/srv/share",
+		Scripts: []sim.Script{{Kind: sim.Startup, Source: sim.SourceInline, Data: []byte("echo own startup\n")}}}
+	for _, d := range []string{conf, state, logs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The seed's files, moved from the guest's paths into root.
+	fault := filepath.Join(logs, sim.InjectedStartupScript(inst.ID))
+	move := strings.NewReplacer(SharePath+"/Logs/ci-five", logs, confDir, conf, scriptDir, filepath.Join(root, "scripts"))
+	for _, f := range setupFiles(inst) {
+		if f.Path == runnerPath || f.Path == mountPath {
+			continue
+		}
+		p := move.Replace(f.Path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(move.Replace(string(f.Content))), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(state, "creation.done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot := func() setupStatus {
+		t.Helper()
+		cmd := exec.Command("bash", "-c", string(runner))
+		cmd.Env = append(os.Environ(), "AMLSIM_CONF_DIR="+conf, "AMLSIM_STATE_DIR="+state)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("runner: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(filepath.Join(state, "setup-"+bootID(t)+".status"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseStatus(string(b))
+	}
+	if err := os.WriteFile(fault, []byte("echo 'amlsim: fault rule rule-x: this startup script exits 3' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st := boot()
+	if len(st.runs) != 1 || st.runs[0].Kind != sim.Startup || st.runs[0].ExitCode != 3 || !st.done {
+		t.Fatalf("boot with the fault's script: %+v, want the startup run exiting 3", st)
+	}
+	if log, _ := os.ReadFile(st.runs[0].Log); !strings.Contains(string(log), "fault rule rule-x: this startup script exits 3") {
+		t.Errorf("the run's log says %q", log)
+	}
+	if _, err := os.Stat(fault); !os.IsNotExist(err) {
+		t.Errorf("the fault's script is still in the share: %v", err)
+	}
+	st = boot()
+	if len(st.runs) != 1 || st.runs[0].ExitCode != 0 {
+		t.Fatalf("next boot: %+v, want the instance's own startup script, exiting 0", st)
+	}
+	if log, _ := os.ReadFile(st.runs[0].Log); string(log) != "own startup\n" {
+		t.Errorf("the next run's log says %q", log)
+	}
+}
+
+func bootID(t *testing.T) string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // The notebook server's environment file: the base URL amlsim proxies,

@@ -188,6 +188,14 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		apiOpts = append(apiOpts, api.WithFaults())
 		log.Info("fault injection on: PUT, GET or DELETE " + api.FaultsPath)
 	}
+	audit, err := os.OpenFile(filepath.Join(o.Home, AuditFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s.onClose(audit.Close)
+	auditLog := api.NewAuditLog(audit)
+	svcOpts = append(svcOpts, sim.WithFaultLog(auditLog.Fault))
+	apiOpts = append(apiOpts, api.WithAudit(auditLog))
 	if s.svc, err = sim.New(cfg, st, drv, g, svcOpts...); err != nil {
 		return nil, err
 	}
@@ -197,12 +205,6 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("reconcile with the hypervisor: %w", err)
 	}
 
-	audit, err := os.OpenFile(filepath.Join(o.Home, AuditFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	s.onClose(audit.Close)
-	apiOpts = append(apiOpts, api.WithAudit(audit))
 	arm := api.New(s.svc, s.tokens, append(apiOpts, o.APIOptions...)...)
 	// Closed first: running deployments stop before the audit log and
 	// the service close.
