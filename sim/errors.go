@@ -39,6 +39,10 @@ type Error struct {
 	RetryAfter time.Duration `json:"-"`
 	// Fault is the ID of the fault rule that injected the error, if any.
 	Fault string `json:"-"`
+	// Inner is the innerError chain of Azure ML's service errors, the
+	// outermost code first: {"code": "UserError", …, "innerError":
+	// {"code": "Immutable", "innerError": {"code": "JobPropertyImmutable"}}}.
+	Inner []string `json:",omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -21,7 +21,7 @@ const (
 
 // Buckets lists the buckets a state database for the service needs.
 func Buckets() []string {
-	return []string{bucketGroups, bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas, bucketAssignments, bucketDeployments, bucketFaults, bucketMeta}
+	return []string{bucketGroups, bucketWorkspaces, bucketInstances, bucketOperations, bucketQuotas, bucketAssignments, bucketDeployments, bucketFaults, bucketJobs, bucketEnvironments, bucketMeta}
 }
 
 // The repository: typed reads and writes of the records, each inside the

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -21,6 +22,10 @@ func (readyGuest) RunSetup(context.Context, Instance, func(string)) ([]ScriptRun
 	return nil, nil
 }
 func (readyGuest) Activity(context.Context, Instance) (Activity, error) { return Activity{}, nil }
+func (readyGuest) RunJob(context.Context, Instance, Job, io.Writer, int64) (int, error) {
+	return 0, nil
+}
+func (readyGuest) StopJob(context.Context, Instance, Job) (int, error) { return 143, nil }
 
 func newTestRunner(t *testing.T, drv hypervisor.Driver) *runner {
 	t.Helper()

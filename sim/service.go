@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -32,6 +33,15 @@ import (
 type Guest interface {
 	Seed(inst Instance) ([]byte, error)
 	WaitReady(ctx context.Context, inst Instance) error
+	// RunJob runs a job's command in the guest, or attaches to it when it
+	// runs there already (the simulator restarted), writing its output
+	// from byte offset on to out as it comes, until the command ends: its
+	// exit code. When ctx ends first it returns ctx's error and leaves the
+	// command running.
+	RunJob(ctx context.Context, inst Instance, job Job, out io.Writer, offset int64) (exitCode int, err error)
+	// StopJob stops a job's command (SIGTERM, then SIGKILL) and returns
+	// its exit code.
+	StopJob(ctx context.Context, inst Instance, job Job) (exitCode int, err error)
 	// RunSetup waits for the setup scripts of the guest's current boot to
 	// finish, reporting progress, and returns their runs; a script that
 	// failed or timed out is also a *SetupError.
@@ -54,6 +64,9 @@ type Service struct {
 	domainPrefix string
 	// faultLog is told of fault effects applied outside requests.
 	faultLog func(InjectedFault)
+	// jobs runs the command jobs; their logs are kept under jobsDir.
+	jobs    *jobEngine
+	jobsDir string
 	// image is the version of the guest image new VMs are created from.
 	image string
 	clock clock.Clock
@@ -95,6 +108,10 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // WithShares keeps the workspaces' file shares under dir, one directory
 // per workspace, mounted in every instance of the workspace.
 func WithShares(dir string) Option { return func(s *Service) { s.shares = dir } }
+
+// WithJobsDir keeps the jobs' logs under dir, one directory per job
+// (default: a directory in the system's temporary one).
+func WithJobsDir(dir string) Option { return func(s *Service) { s.jobsDir = dir } }
 
 // WithResync sets how often the reconciler checks every instance against
 // its VM besides the driver's domain events (default: the configuration's
@@ -139,7 +156,14 @@ func New(cfg Config, st *store.Store, drv hypervisor.Driver, guest Guest, opts .
 	}
 	s.reconciler = &reconciler{st: st, drv: drv, runner: s.runner, log: s.log, now: s.now, prefix: s.domainPrefix}
 	s.runner.settle = s.reconciler.settle
-	s.runner.ended = s.injectVMFaults
+	s.jobs = newJobEngine(s)
+	if s.jobsDir == "" {
+		s.jobsDir = filepath.Join(os.TempDir(), "amlsim-jobs")
+	}
+	s.runner.ended = func(key string, action Action) {
+		s.injectVMFaults(key, action)
+		s.jobs.poke()
+	}
 	s.scheduler = &scheduler{svc: s, st: st, clock: s.clock, log: s.log}
 	s.idler = &idler{svc: s, clock: s.clock, log: s.log, lastActive: map[string]time.Time{}}
 	err := st.Update(func(tx *store.Tx) error {
@@ -231,7 +255,7 @@ func (s *Service) Recover(ctx context.Context) error {
 		defer s.wg.Done()
 		s.idler.run(s.ctx)
 	}()
-	return nil
+	return s.jobs.resume()
 }
 
 const metaTestClock = "testClock"

@@ -39,12 +39,22 @@ type errorDetail struct {
 	Message string        `json:"message"`
 	Target  string        `json:"target,omitempty"`
 	Details []errorDetail `json:"details,omitempty"`
+	// InnerError is Azure ML's chain of more specific codes.
+	InnerError *innerError `json:"innerError,omitempty"`
+}
+
+type innerError struct {
+	Code       string      `json:"code"`
+	InnerError *innerError `json:"innerError,omitempty"`
 }
 
 func detailOf(e *sim.Error) errorDetail {
 	d := errorDetail{Code: e.Code, Message: e.Message, Target: e.Target}
 	for _, sub := range e.Details {
 		d.Details = append(d.Details, detailOf(sub))
+	}
+	for i := len(e.Inner) - 1; i >= 0; i-- {
+		d.InnerError = &innerError{Code: e.Inner[i], InnerError: d.InnerError}
 	}
 	return d
 }

@@ -396,6 +396,14 @@ func (s *Server) routeTable() []route {
 		r("GET", ws+"/{ws}", s.getWorkspace, sim.ActWorkspaceRead),
 		r("PUT", ws+"/{ws}", s.putWorkspace, sim.ActWorkspaceWrite),
 		r("DELETE", ws+"/{ws}", s.deleteWorkspace, sim.ActWorkspaceDelete),
+		r("GET", ws+"/{ws}/jobs", s.listJobs, ActJobRead),
+		r("GET", ws+"/{ws}/jobs/{name}", s.getJob, ActJobRead),
+		deploy(r("PUT", ws+"/{ws}/jobs/{name}", s.putJob, ActJobWrite)), // ARM's 4 MB: a long command gets the job's own error
+		r("DELETE", ws+"/{ws}/jobs/{name}", s.deleteJob, ActJobDelete),
+		r("POST", ws+"/{ws}/jobs/{name}/cancel", s.cancelJob, ActJobCancel),
+		r("GET", ws+"/{ws}/jobs/{name}/operationresults/{kind}", s.jobOperationResult, ActJobOpResult),
+		r("GET", ws+"/{ws}/environments/{name}/versions/{version}", s.getEnvironment, ActEnvRead),
+		r("PUT", ws+"/{ws}/environments/{name}/versions/{version}", s.putEnvironment, ActEnvWrite),
 		r("GET", computes, s.listComputes, sim.ActComputeRead),
 		r("GET", compute, s.getCompute, sim.ActComputeRead),
 		// A create needs the name check too (S22).

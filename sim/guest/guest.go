@@ -32,6 +32,9 @@ type SSH struct {
 	// Template holds the keys of template guests (fast create); nil means
 	// the guest takes no part in fast create.
 	Template *TemplateKeys
+	// Subscription is the simulated subscription, for the environment of
+	// jobs (AZUREML_ARM_SUBSCRIPTION).
+	Subscription string
 	// Restored tells whether a domain runs a guest restored from a
 	// snapshot (hypervisor.Domain.Restored); nil means never.
 	Restored func(ctx context.Context, domain string) bool

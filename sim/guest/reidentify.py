@@ -203,6 +203,31 @@ def early_identity(meta, user):
     # process reads the host keys (seen here with OpenSSH 9.2).
 
 
+def repair_host_keys():
+    """ssh.service's ExecStartPre in a clone (--repair-host-keys): a clone
+    forced off while cloud-init deleted and re-created its SSH host keys
+    (before they reached the disk) boots with them missing or empty, and
+    sshd refuses to start. They are written again from the seed, which is
+    the instance's own in any boot."""
+    _, user, _ = read_seed()
+    repaired = []
+    for name, value in (user.get("ssh_keys") or {}).items():
+        kind, _, part = name.rpartition("_")
+        path = "/etc/ssh/ssh_host_%s_key" % kind
+        if part == "private":
+            mode = 0o600
+        elif part == "public":
+            path, value, mode = path + ".pub", value.strip() + "\n", 0o644
+        else:
+            continue
+        if not os.path.exists(path) or os.path.getsize(path) == 0:
+            write(path, value, mode)
+            repaired.append(path)
+    if repaired:
+        os.sync()
+        print("amlsim-reidentify: host keys written again from the seed: %s" % " ".join(repaired), flush=True)
+
+
 def reseed():
     """Gives the kernel's random generator state no other clone has.
 
@@ -351,10 +376,16 @@ def reidentify():
             step()
         except Exception as e:
             FAILED.append("%s: %s %s" % (name, e, (getattr(e, "stderr", b"") or b"").decode(errors="replace").strip()))
+        # What each stage wrote reaches the disk before the next: a clone
+        # forced off meanwhile boots with a consistent cloud-init state.
+        os.sync()
         log(name)
 
 
 def main():
+    if sys.argv[1:] == ["--repair-host-keys"]:
+        repair_host_keys()
+        return 0
     os.makedirs(RUN, mode=0o700, exist_ok=True)
     preload()
     if sys.argv[1:] != ["--now"]:

@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -115,9 +116,14 @@ const statusCmd = `cat ` + stateDir + `/setup-"$(cat /proc/sys/kernel/random/boo
 const commandTimeout = time.Minute
 
 func runBounded(ctx context.Context, c *guestssh.Client, cmd string) (guestssh.Result, error) {
+	return runBoundedIn(ctx, c, cmd, nil)
+}
+
+// runBoundedIn is runBounded with the command's stdin.
+func runBoundedIn(ctx context.Context, c *guestssh.Client, cmd string, stdin io.Reader) (guestssh.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
-	return c.Run(ctx, cmd, nil)
+	return c.Run(ctx, cmd, stdin)
 }
 
 // RunSetup polls the guest over SSH until the setup runner of its current

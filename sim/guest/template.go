@@ -71,6 +71,14 @@ ExecStart=/usr/bin/python3 ` + reidentifyPath + `
 KillMode=process
 `
 
+// repairKeysDropIn makes sshd of a clone that boots (after a stop, or a
+// crash) check its host keys first: see repair_host_keys in
+// reidentify.py.
+const (
+	repairKeysUnit   = "/etc/systemd/system/ssh.service.d/amlsim-repair-host-keys.conf"
+	repairKeysDropIn = "[Service]\nExecStartPre=-/usr/bin/python3 " + reidentifyPath + " --repair-host-keys\n"
+)
+
 const templateSSHDConf = "# amlsim: the template key, for the host to reach a guest just restored.\n" +
 	"AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2 " + templateKeysDir + "/authorized_keys\n"
 
@@ -102,7 +110,7 @@ var _ sim.Templater = (*SSH)(nil)
 // template guest is made of besides the image.
 func (g *SSH) TemplateVersion() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "template 1\n%s\n%s\n%s\n%s\n", reidentifyPy, reidentifyService, templateSSHDConf, templateAddress)
+	fmt.Fprintf(h, "template 1\n%s\n%s\n%s\n%s\n%s\n", reidentifyPy, reidentifyService, templateSSHDConf, templateAddress, repairKeysDropIn)
 	if g.Template != nil {
 		fmt.Fprintf(h, "%s\n%s\n", g.Template.Host.AuthorizedKey(), g.Template.User.AuthorizedKey())
 	}
@@ -135,6 +143,7 @@ func (g *SSH) templateConfig(name string) (cloudinit.Config, error) {
 			{Path: reidentifyPath, Content: reidentifyPy, Permissions: "0755"},
 			{Path: reidentifyUnit, Content: []byte(reidentifyService)},
 			{Path: templateSSHD, Content: []byte(templateSSHDConf)},
+			{Path: repairKeysUnit, Content: []byte(repairKeysDropIn)},
 		},
 		RunCmd: [][]string{{"systemctl", "start", "--no-block", "amlsim-reidentify.service"}},
 	}, nil

@@ -103,7 +103,7 @@ func openDriver(ctx context.Context, name, home string, cfg sim.Config, log *slo
 			c.Close()
 		}
 	}
-	g := &guest.SSH{Key: key, Restored: func(ctx context.Context, name string) bool {
+	g := &guest.SSH{Key: key, Subscription: cfg.Subscription, Restored: func(ctx context.Context, name string) bool {
 		d, err := drv.Lookup(ctx, name)
 		return err == nil && d.Restored
 	}}

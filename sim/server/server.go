@@ -39,6 +39,8 @@ const (
 	ManagementKeyFile = "id_ed25519"
 	// SharesDir holds each workspace's file share: shares/<rg>/<ws>/.
 	SharesDir = "shares"
+	// JobsDir holds each job's logs: jobs/<rg>/<ws>/<job>/.
+	JobsDir = "jobs"
 	// AuditFile gets one JSON line per API request.
 	AuditFile = "audit.log"
 	// FakeDomainsFile keeps the fake driver's domains, so that they
@@ -176,7 +178,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		// driver closes.
 		s.onClose(func() error { return s.removeVMs(prefix) })
 	}
-	svcOpts := []sim.Option{sim.WithLogger(log), sim.WithShares(filepath.Join(o.Home, SharesDir)),
+	svcOpts := []sim.Option{sim.WithLogger(log), sim.WithShares(filepath.Join(o.Home, SharesDir)), sim.WithJobsDir(filepath.Join(o.Home, JobsDir)),
 		sim.WithDomainPrefix(prefix), sim.WithImageVersion(imageVersion(cfg, o.Driver))}
 	apiOpts := []api.Option{api.WithLogger(log)}
 	if o.TestClock != nil {

@@ -1,0 +1,287 @@
+package api_test
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	ml "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/machinelearning/armmachinelearning/v4"
+
+	"github.com/amlsim/amlsim/sim"
+)
+
+const (
+	jobsPath   = "/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/" + ws + "/jobs"
+	curatedEnv = "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest"
+)
+
+func (e *env) jobs() *ml.JobsClient { return e.factory.NewJobsClient() }
+
+// commandJob is a Command job on the instance, with the fake driver's
+// variables (AMLSIM_FAKE_DURATION, AMLSIM_FAKE_EXIT_CODE, …).
+func commandJob(compute, command string, vars map[string]string) ml.JobBase {
+	env := map[string]*string{}
+	for k, v := range vars {
+		env[k] = to(v)
+	}
+	return ml.JobBase{Properties: &ml.CommandJob{
+		JobType:              to(ml.JobTypeCommand),
+		Command:              to(command),
+		EnvironmentID:        to(curatedEnv),
+		ComputeID:            to(computesPath + "/" + compute),
+		EnvironmentVariables: env,
+		DisplayName:          to("a job"),
+	}}
+}
+
+func (e *env) submit(name string, job ml.JobBase) (ml.JobsClientCreateOrUpdateResponse, error) {
+	return e.jobs().CreateOrUpdate(ctx(e.t), rg, ws, name, job, nil)
+}
+
+func (e *env) jobStatus(name string) ml.JobStatus {
+	e.t.Helper()
+	r, err := e.jobs().Get(ctx(e.t), rg, ws, name, nil)
+	if err != nil {
+		e.t.Fatalf("get job %s: %v", name, err)
+	}
+	return *r.Properties.GetJobBaseProperties().Status
+}
+
+// waitJob waits until the job's status is want.
+func (e *env) waitJob(name string, want ml.JobStatus) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.jobStatus(name)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("job %s is %s after 10 s, want %s", name, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A job submitted with the Go SDK runs to Completed; its record answers
+// as Azure's (201, then 200 for an update of a mutable property), its log
+// holds what the fake driver says it would run, and a failing one ends
+// Failed with the service's wording.
+func TestJobRuns(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-jobs", "Standard_DS2_v2")
+	job := commandJob("ci-jobs", "python train.py --lr ${{inputs.lr}}", map[string]string{"AMLSIM_FAKE_DURATION": "50ms", "AMLSIM_FAKE_OUTPUT": "epoch 1 done"})
+	job.Properties.(*ml.CommandJob).Inputs = map[string]ml.JobInputClassification{"lr": &ml.LiteralJobInput{JobInputType: to(ml.JobInputTypeLiteral), Value: to("0.01")}}
+	resp, err := e.submit("train-1", job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Properties.(*ml.CommandJob)
+	if *p.ExperimentName != "Default" || *p.IsArchived || p.Status == nil || p.Services["Studio"] == nil {
+		t.Errorf("created job: experiment %v archived %v status %v services %v; want Default, false, a status, a Studio service", *p.ExperimentName, *p.IsArchived, p.Status, p.Services)
+	}
+	e.waitJob("train-1", ml.JobStatusCompleted)
+
+	svcJob, err := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "train-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(e.svc.LogDir(svcJob), "user_logs", "std_log.txt"))
+	if err != nil || !strings.Contains(string(log), "python train.py --lr 0.01") || !strings.Contains(string(log), "epoch 1 done") {
+		t.Errorf("log = %q (%v), want the resolved command and the output", log, err)
+	}
+
+	// An update may change tags and the like (200), not the command.
+	job.Properties.(*ml.CommandJob).Tags = map[string]*string{"stage": to("two")}
+	raw := e.raw("GET", jobsPath+"/train-1?api-version=2024-04-01", e.token, "")
+	raw.Body.Close()
+	if _, err := e.submit("train-1", job); err != nil {
+		t.Errorf("update of the tags: %v", err)
+	}
+	job.Properties.(*ml.CommandJob).Command = to("python other.py")
+	_, err = e.submit("train-1", job)
+	re := armErr(t, err, http.StatusBadRequest, "UserError")
+	if !strings.Contains(re.Error(), "JobPropertyImmutable") || !strings.Contains(re.Error(), "Only description, tags, displayName, properties, and isArchived can be updated") {
+		t.Errorf("changed command: %v, want the service's JobPropertyImmutable", re)
+	}
+
+	if _, err := e.submit("fails-3", commandJob("ci-jobs", "python broken.py", map[string]string{"AMLSIM_FAKE_DURATION": "10ms", "AMLSIM_FAKE_EXIT_CODE": "3"})); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("fails-3", ml.JobStatusFailed)
+	got, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "fails-3")
+	if got.Error == nil || !strings.Contains(got.Error.Message, "User process 'python' exited with status code 3") || got.ExitCode == nil || *got.ExitCode != 3 {
+		t.Errorf("failed job: error %+v, exit %v; want the service's 'exited with status code 3'", got.Error, got.ExitCode)
+	}
+
+	pager := e.jobs().NewListPager(rg, ws, nil)
+	var names []string
+	for pager.More() {
+		page, err := pager.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Value {
+			names = append(names, *j.Name)
+		}
+	}
+	if strings.Join(names, ",") != "fails-3,train-1" {
+		t.Errorf("list = %v, want the two jobs, newest first", names)
+	}
+}
+
+// One job per vCPU of the instance's size runs at a time (Standard_DS2_v2:
+// 2); the others wait Queued, and run in the order they came.
+func TestJobQueue(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-queue", "Standard_DS2_v2")
+	names := []string{"q1", "q2", "q3"}
+	for _, n := range names {
+		if _, err := e.submit(n, commandJob("ci-queue", "sleep 1", map[string]string{"AMLSIM_FAKE_DURATION": "600ms"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sawQueued := false
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		running, done := 0, 0
+		st := map[string]ml.JobStatus{}
+		// Newest first: a status read later is at least as far along, so
+		// "q3 runs while q1 and q2 have not ended" is seen only if true.
+		for i := len(names) - 1; i >= 0; i-- {
+			n := names[i]
+			st[n] = e.jobStatus(n)
+			switch st[n] {
+			case ml.JobStatusRunning:
+				running++
+			case ml.JobStatusCompleted:
+				done++
+			}
+		}
+		if running > 2 {
+			t.Fatalf("%d jobs run at once on a 2-vCPU instance: %v", running, st)
+		}
+		if st["q3"] == ml.JobStatusQueued && st["q1"] == ml.JobStatusRunning && st["q2"] == ml.JobStatusRunning {
+			sawQueued = true
+		}
+		if st["q3"] == ml.JobStatusRunning && st["q1"] != ml.JobStatusCompleted && st["q2"] != ml.JobStatusCompleted {
+			t.Fatalf("q3 runs before q1 or q2 ended: %v", st)
+		}
+		if done == len(names) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs after 10 s: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sawQueued {
+		t.Error("q3 was never seen Queued while q1 and q2 ran")
+	}
+}
+
+// A job on a stopped instance waits Queued, and runs once the instance
+// is started; cancel and delete are long-running operations the Go SDK
+// polls to their end.
+func TestJobStoppedInstanceCancelDelete(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-stop", "Standard_DS2_v2")
+	e.stop("ci-stop")
+	if _, err := e.submit("waits", commandJob("ci-stop", "echo hi", map[string]string{"AMLSIM_FAKE_DURATION": "10ms"})); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("waits", ml.JobStatusQueued)
+	time.Sleep(200 * time.Millisecond)
+	if got := e.jobStatus("waits"); got != ml.JobStatusQueued {
+		t.Fatalf("job on a stopped instance is %s, want Queued", got)
+	}
+	start, err := e.computes().BeginStart(ctx(t), rg, ws, "ci-stop", nil)
+	if err == nil {
+		_, err = start.PollUntilDone(ctx(t), fastPoll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("waits", ml.JobStatusCompleted)
+
+	if _, err := e.submit("long", commandJob("ci-stop", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("long", ml.JobStatusRunning)
+	cancel, err := e.jobs().BeginCancel(ctx(t), rg, ws, "long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cancel.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.jobStatus("long"); got != ml.JobStatusCanceled {
+		t.Errorf("after the cancel: %s, want Canceled", got)
+	}
+
+	if _, err := e.submit("doomed", commandJob("ci-stop", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("doomed", ml.JobStatusRunning)
+	del, err := e.jobs().BeginDelete(ctx(t), rg, ws, "doomed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := del.PollUntilDone(ctx(t), fastPoll); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.jobs().Get(ctx(t), rg, ws, "doomed", nil)
+	armErr(t, err, http.StatusNotFound, "UserError")
+}
+
+// Bad input gets the service's UserError and leaves nothing behind.
+func TestJobBadInput(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-bad", "Standard_DS2_v2")
+	for name, c := range map[string]struct {
+		name string
+		job  func(*ml.CommandJob)
+		want string
+	}{
+		"compute of nothing": {"j1", func(j *ml.CommandJob) { j.ComputeID = to(computesPath + "/nothing") }, "Compute nothing does not exist"},
+		"empty command":      {"j2", func(j *ml.CommandJob) { j.Command = to(" ") }, "cannot be empty"},
+		"1 MB command":       {"j3", func(j *ml.CommandJob) { j.Command = to(strings.Repeat("x", 1<<20)) }, "at most"},
+		"unresolvable env": {"j4", func(j *ml.CommandJob) {
+			j.EnvironmentID = to("/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/" + ws + "/environments/missing/versions/3")
+		}, "No environment exists for name: missing, version: 3"},
+		"code upload": {"j5", func(j *ml.CommandJob) { j.CodeID = to("azureml:code:1") }, "code upload"},
+		"bad name":    {"-bad", func(*ml.CommandJob) {}, "job name '-bad' is invalid"},
+	} {
+		job := commandJob("ci-bad", "echo hi", nil)
+		c.job(job.Properties.(*ml.CommandJob))
+		_, err := e.submit(c.name, job)
+		var re *azcore.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != 400 || re.ErrorCode != "UserError" || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want 400 UserError saying %q", name, err, c.want)
+			continue
+		}
+		if _, err := e.jobs().Get(ctx(t), rg, ws, c.name, nil); err == nil {
+			t.Errorf("%s: the refused job was stored", name)
+		}
+	}
+	resp := e.raw("PUT", jobsPath+"/j6?api-version=2024-04-01", e.token, `{"properties": {"jobType": "Explode", "command": "x", "environmentId": "`+curatedEnv+`"}}`)
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("unknown jobType: %d, want 400", resp.StatusCode)
+	}
+	// A workspace environment version resolves once it is there.
+	envs := e.factory.NewEnvironmentVersionsClient()
+	if _, err := envs.CreateOrUpdate(ctx(t), rg, ws, "my-env", "1", ml.EnvironmentVersion{Properties: &ml.EnvironmentVersionProperties{Image: to("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	job := commandJob("ci-bad", "echo hi", map[string]string{"AMLSIM_FAKE_DURATION": "10ms"})
+	job.Properties.(*ml.CommandJob).EnvironmentID = to("/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/" + ws + "/environments/my-env/versions/1")
+	if _, err := e.submit("with-env", job); err != nil {
+		t.Errorf("a job on a stored environment: %v", err)
+	}
+}
