@@ -48,6 +48,16 @@ func (w Workspace) ProvisioningState() string {
 	return "Succeeded"
 }
 
+// ID is the workspace's workspaceId: a GUID that stays for the
+// workspace's life, made from its name and creation time.
+func (w Workspace) ID() string {
+	h := sha256.Sum256([]byte(w.Ref().key() + "\n" + w.CreatedOn.UTC().Format(time.RFC3339Nano)))
+	h[6] = h[6]&0x0f | 0x50 // a name-based (version 5 style) UUID
+	h[8] = h[8]&0x3f | 0x80
+	x := hex.EncodeToString(h[:16])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
 // Ref returns the workspace's reference.
 func (w Workspace) Ref() WorkspaceRef { return WorkspaceRef{w.ResourceGroup, w.Name} }
 

@@ -361,7 +361,7 @@ func (s *Server) listGroupResources(w http.ResponseWriter, r *request) error {
 	}
 	out := []map[string]any{}
 	for _, ws := range list {
-		v := workspaceView(s.sub(), ws)
+		v := workspaceView(s.sub(), r.baseURL(), ws)
 		out = append(out, map[string]any{"id": v.ID, "name": v.Name, "type": v.Type, "location": v.Location, "tags": ws.Tags})
 		for skip := 0; ; {
 			page, more, err := s.svc.Computes(ws.Ref(), skip)

@@ -26,21 +26,21 @@ func (s *Server) sub() string { return s.svc.Config().Subscription }
 // --- workspaces ---
 
 func (s *Server) listAllWorkspaces(w http.ResponseWriter, r *request) error {
-	return s.writeWorkspaces(w, "")
+	return s.writeWorkspaces(w, r, "")
 }
 
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *request) error {
-	return s.writeWorkspaces(w, r.vars["rg"])
+	return s.writeWorkspaces(w, r, r.vars["rg"])
 }
 
-func (s *Server) writeWorkspaces(w http.ResponseWriter, rg string) error {
+func (s *Server) writeWorkspaces(w http.ResponseWriter, r *request, rg string) error {
 	list, err := s.svc.Workspaces(rg)
 	if err != nil {
 		return err
 	}
 	out := []workspaceResource{}
 	for _, ws := range list {
-		out = append(out, workspaceView(s.sub(), ws))
+		out = append(out, workspaceView(s.sub(), r.baseURL(), ws))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 	return nil
@@ -51,7 +51,7 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, workspaceView(s.sub(), ws))
+	writeJSON(w, http.StatusOK, workspaceView(s.sub(), r.baseURL(), ws))
 	return nil
 }
 
@@ -74,7 +74,7 @@ func (s *Server) putWorkspace(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, workspaceView(s.sub(), ws))
+	writeJSON(w, http.StatusOK, workspaceView(s.sub(), r.baseURL(), ws))
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -283,5 +285,75 @@ func TestJobBadInput(t *testing.T) {
 	job.Properties.(*ml.CommandJob).EnvironmentID = to("/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/" + ws + "/environments/my-env/versions/1")
 	if _, err := e.submit("with-env", job); err != nil {
 		t.Errorf("a job on a stored environment: %v", err)
+	}
+}
+
+// What azure-ai-ml's jobs.stream does after the job's GET: the
+// workspace's discoveryUrl, fetched without a token, gives run history's
+// base ("api"); RunDetails gives the status, warnings and logFiles; each
+// log URL is fetched without a token and carries its own signature.
+func TestJobStreamFlow(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-stream", "Standard_DS2_v2")
+	if _, err := e.submit("streamed", commandJob("ci-stream", "echo hello", map[string]string{"AMLSIM_FAKE_DURATION": "10ms", "AMLSIM_FAKE_OUTPUT": "hello from the job"})); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("streamed", ml.JobStatusCompleted)
+
+	wsr, err := e.factory.NewWorkspacesClient().Get(ctx(t), rg, ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := wsr.Properties
+	if p.DiscoveryURL == nil || p.WorkspaceID == nil || p.MlFlowTrackingURI == nil || !strings.HasPrefix(*p.MlFlowTrackingURI, "azureml://") {
+		t.Fatalf("workspace: discoveryUrl %v workspaceId %v mlFlowTrackingUri %v", p.DiscoveryURL, p.WorkspaceID, p.MlFlowTrackingURI)
+	}
+	getJSON := func(url, token string, v any) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := e.srv.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if v != nil {
+			json.NewDecoder(resp.Body).Decode(v)
+		}
+		return resp.StatusCode
+	}
+	var disc map[string]string
+	if st := getJSON(*p.DiscoveryURL, "", &disc); st != 200 || disc["api"] != e.srv.URL {
+		t.Fatalf("discovery: %d %v, want 200 with api = %s", st, disc, e.srv.URL)
+	}
+	var details struct {
+		Status   string            `json:"status"`
+		LogFiles map[string]string `json:"logFiles"`
+		Warnings []struct{ Message string }
+	}
+	detailsURL := disc["api"] + "/history/v1.0/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/workspaces/" + ws + "/runs/streamed/details"
+	if st := getJSON(detailsURL, "", nil); st != 401 {
+		t.Errorf("run details without a token: %d, want 401", st)
+	}
+	if st := getJSON(detailsURL, e.token, &details); st != 200 || details.Status != "Completed" || len(details.Warnings) == 0 {
+		t.Fatalf("run details: %d %+v, want Completed with amlsim's warning", st, details)
+	}
+	logURL := details.LogFiles["user_logs/std_log.txt"]
+	resp, err := e.srv.client.Get(logURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || !strings.Contains(string(b), "hello from the job") {
+		t.Errorf("log URL: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if st := getJSON(strings.Replace(logURL, "sig=", "sig=0", 1), "", nil); st != 403 {
+		t.Errorf("log URL with a bad signature: %d, want 403", st)
+	}
+	if st := getJSON(strings.Replace(logURL, "/streamed/", "/other/", 1), "", nil); st != 403 {
+		t.Errorf("another job's log under this signature: %d, want 403", st)
 	}
 }

@@ -43,6 +43,8 @@ type Server struct {
 	auditLog *AuditLog
 	// deploys are the template deployments running.
 	deploys deployments
+	// logKey signs the URLs of jobs' logs (history.go).
+	logKey []byte
 }
 
 // Option configures a Server.
@@ -66,7 +68,7 @@ const DefaultBodyTimeout = time.Minute
 // New returns the HTTP handler of the ARM API over svc, accepting tokens
 // signed by tokens.
 func New(svc *sim.Service, tokens *auth.Signer, opts ...Option) *Server {
-	s := &Server{svc: svc, tokens: tokens, log: slog.Default(), poll: time.Second, bodyTimeout: DefaultBodyTimeout}
+	s := &Server{svc: svc, tokens: tokens, log: slog.Default(), poll: time.Second, bodyTimeout: DefaultBodyTimeout, logKey: newLogKey()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -168,6 +170,13 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	if oauthPath(hr.URL.Path) {
 		return s.serveOAuth(w, hr, who)
 	}
+	// Read without a token, as on Azure (history.go).
+	if hr.URL.Path == DiscoveryPath && hr.Method == http.MethodGet {
+		return s.serveDiscovery(w, hr)
+	}
+	if strings.HasPrefix(hr.URL.Path, JobLogsPrefix) && hr.Method == http.MethodGet {
+		return s.serveJobLog(w, hr)
+	}
 	claims, err := s.authenticate(hr)
 	if err != nil {
 		return err
@@ -178,6 +187,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, who *sim.Princip
 	}
 	if hr.URL.Path == FaultsPath || strings.HasPrefix(hr.URL.Path, FaultsPath+"/") {
 		return s.serveFaults(w, hr, *who, actions)
+	}
+	if strings.HasPrefix(hr.URL.Path, HistoryPrefix) {
+		return s.serveHistory(w, hr, *who, actions)
 	}
 	if hr.URL.Path == PrincipalsPath {
 		return s.servePrincipals(w, hr, *who)

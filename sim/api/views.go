@@ -169,18 +169,20 @@ type workspaceResource struct {
 	Properties map[string]any    `json:"properties"`
 }
 
-func workspaceView(sub string, ws sim.Workspace) workspaceResource {
+// workspaceView is a workspace as ARM answers it; base is the URL clients
+// reach amlsim on, for the endpoints it names.
+func workspaceView(sub, base string, ws sim.Workspace) workspaceResource {
+	props := workspaceEndpoints(base, sub, ws)
+	props["provisioningState"] = ws.ProvisioningState()
+	props["friendlyName"] = ws.Name
+	props["creationTime"] = ws.CreatedOn
 	return workspaceResource{
 		ID:       "/subscriptions/" + sub + "/resourceGroups/" + ws.ResourceGroup + "/providers/" + Provider + "/workspaces/" + ws.Name,
 		Name:     ws.Name,
 		Type:     Provider + "/workspaces",
 		Location: ws.Location,
 		Tags:     ws.Tags,
-		Properties: map[string]any{
-			"provisioningState": ws.ProvisioningState(),
-			"friendlyName":      ws.Name,
-			"creationTime":      ws.CreatedOn,
-		},
+		Properties: props,
 	}
 }
 
