@@ -25,8 +25,10 @@ type jobEngine struct {
 	s *Service
 
 	mu sync.Mutex
-	// running counts the slots taken on each instance (by key).
+	// running counts the slots taken on each instance (by key); held
+	// marks the jobs whose slot resume took for them.
 	running map[string]int
+	held    map[string]bool
 	// stop is closed to cancel a job's run (by job key).
 	stop map[string]chan struct{}
 	// changed is closed, and replaced, when a slot frees or an instance
@@ -35,7 +37,7 @@ type jobEngine struct {
 }
 
 func newJobEngine(s *Service) *jobEngine {
-	return &jobEngine{s: s, running: map[string]int{}, stop: map[string]chan struct{}{}, changed: make(chan struct{})}
+	return &jobEngine{s: s, running: map[string]int{}, held: map[string]bool{}, stop: map[string]chan struct{}{}, changed: make(chan struct{})}
 }
 
 // launch starts the run of the job at key unless it runs already.
@@ -82,20 +84,45 @@ func (e *jobEngine) poke() {
 }
 
 // resume launches every job that has not ended (at the service's start).
+// The jobs that were running take their slots first, before any queued
+// job can.
 func (e *jobEngine) resume() error {
-	var keys []string
+	var jobs []Job
 	err := e.s.st.View(func(tx *store.Tx) error {
-		return store.Each(tx, bucketJobs, func(key string, j Job) error {
+		return store.Each(tx, bucketJobs, func(_ string, j Job) error {
 			if !j.Status.Terminal() {
-				keys = append(keys, key)
+				jobs = append(jobs, j)
 			}
 			return nil
 		})
 	})
-	for _, k := range keys {
-		e.launch(k)
+	if err != nil {
+		return err
 	}
-	return err
+	for _, j := range jobs {
+		if j.started() {
+			inst, ok, err := e.instance(j)
+			if err != nil {
+				return err
+			}
+			if ok {
+				e.mu.Lock()
+				e.running[inst.key()]++
+				e.held[j.key()] = true
+				e.mu.Unlock()
+			}
+		}
+	}
+	for _, j := range jobs {
+		e.launch(j.key())
+	}
+	return nil
+}
+
+// started reports whether the job's command was started (it holds a
+// slot until it ends).
+func (j Job) started() bool {
+	return j.Status == JobRunning || j.Status == JobFinalizing || j.Status == JobCancelRequested && !j.StartTime.IsZero()
 }
 
 // set changes the job at key in a transaction; ErrJobGone if it was
@@ -158,7 +185,7 @@ func (e *jobEngine) run(ctx context.Context, key string, stop <-chan struct{}) e
 	var inst Instance
 	switch job.Status {
 	case JobCancelRequested:
-		if job.StartTime.IsZero() {
+		if !job.started() {
 			return e.end(key, JobCanceled, nil, nil)
 		}
 		// Canceled while running, before a restart: stop the command.
@@ -257,18 +284,20 @@ func (e *jobEngine) first(job Job) (bool, error) {
 	return first, err
 }
 
-// hold takes a slot for a job that was running before a restart.
+// hold returns the instance of a job that was running before a restart,
+// whose slot resume took.
 func (e *jobEngine) hold(job Job) (Instance, error) {
+	e.mu.Lock()
+	held := e.held[job.key()]
+	delete(e.held, job.key())
+	e.mu.Unlock()
 	inst, ok, err := e.instance(job)
 	if err != nil {
 		return Instance{}, err
 	}
-	if !ok {
+	if !ok || !held {
 		return Instance{}, computeGone(job)
 	}
-	e.mu.Lock()
-	e.running[inst.key()]++
-	e.mu.Unlock()
 	return inst, nil
 }
 

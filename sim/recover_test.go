@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func open(t *testing.T, path string, drv hypervisor.Driver) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := sim.New(testConfig(), st, drv, guest.Fake{Driver: drv})
+	svc, err := sim.New(testConfig(), st, drv, guest.Fake{Driver: drv}, sim.WithJobsDir(filepath.Join(filepath.Dir(path), "jobs")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,5 +410,64 @@ func TestRestartKeepsInjectedFaults(t *testing.T) {
 	rules, err := s.svc.Faults()
 	if err != nil || len(rules) != 1 || rules[0].ID != "later" {
 		t.Errorf("rules after the restart = %+v, %v; want the unused one", rules, err)
+	}
+}
+
+// Jobs outlive a restart of the server: a running one is attached to
+// again (the fake driver's run starts over; a guest's command runs on),
+// a queued one stays queued and runs after it.
+func TestRestartResumesJobs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New()
+	s := open(t, path, drv)
+	if _, _, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-jobs", sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s.svc, "ci-jobs", sim.StateRunning)
+	submit := func(name, d string) {
+		t.Helper()
+		spec := map[string]any{"jobType": "Command", "command": "echo " + name, "environmentId": "azureml:AzureML-minimal@latest",
+			"computeId": "ci-jobs", "environmentVariables": map[string]any{"AMLSIM_FAKE_DURATION": d}}
+		if _, _, err := s.svc.SubmitJob(sim.DefaultOwner, ref, name, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit("long", "500ms")
+	submit("next", "10ms")
+	waitJob(t, s.svc, "long", sim.JobRunning)
+	waitJob(t, s.svc, "next", sim.JobQueued)
+	s.close()
+
+	s = open(t, path, drv)
+	defer s.close()
+	if j, _ := s.svc.Job(ref, "long"); j.Status != sim.JobRunning {
+		t.Errorf("after the restart long is %s, want Running", j.Status)
+	}
+	long := waitJob(t, s.svc, "long", sim.JobCompleted)
+	next := waitJob(t, s.svc, "next", sim.JobCompleted)
+	if next.StartTime.Before(long.EndTime) {
+		t.Errorf("next started at %v, before long ended at %v", next.StartTime, long.EndTime)
+	}
+	b, err := os.ReadFile(filepath.Join(s.svc.LogDir(long), "user_logs", "std_log.txt"))
+	if err != nil || strings.Count(string(b), "this job would run") != 1 {
+		t.Errorf("long's log = %q (%v), want the fake driver's lines once", b, err)
+	}
+}
+
+func waitJob(t *testing.T, svc *sim.Service, name string, want sim.JobStatus) sim.Job {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := svc.Job(ref, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == want {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: status = %s, want %s", name, j.Status, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
