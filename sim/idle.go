@@ -104,12 +104,16 @@ func migrateSettings(tx *store.Tx) error {
 // no active Azure Machine Learning runs or experiments, no VS Code
 // connections" (how-to-create-compute-instance.md, "Configure idle
 // shutdown"); amlsim counts what its guests have: SSH sessions, Jupyter
-// kernels and terminals. A setup script runs only while the instance is
-// not yet Running, so it keeps it from idle shutdown too.
+// kernels and terminals, and its running jobs (Azure's "runs"). A setup
+// script runs only while the instance is not yet Running, so it keeps it
+// from idle shutdown too.
 type Activity struct {
 	SSHSessions int `json:"sshSessions"`
 	Kernels     int `json:"kernels"`
 	Terminals   int `json:"terminals"`
+	// Jobs counts the instance's jobs holding a slot (amlsim's own count,
+	// not the guest's).
+	Jobs int `json:"jobs"`
 }
 
 // ActivitySetter is implemented by guests whose activity is simulated
@@ -136,6 +140,7 @@ func (s *Service) Activity(ref WorkspaceRef, name string) (Activity, error) {
 	if err != nil {
 		return Activity{}, Errorf(KindUnavailable, "GuestUnavailable", "The guest of compute instance '%s' did not say what it is doing: %v.", name, err)
 	}
+	a.Jobs = s.jobs.runningOn(inst.key())
 	return a, nil
 }
 
@@ -163,7 +168,7 @@ func (s *Service) SetActivity(ref WorkspaceRef, name string, a Activity) error {
 }
 
 // Active reports whether anything keeps the instance busy.
-func (a Activity) Active() bool { return a.SSHSessions+a.Kernels+a.Terminals > 0 }
+func (a Activity) Active() bool { return a.SSHSessions+a.Kernels+a.Terminals+a.Jobs > 0 }
 
 // idleProbe is how often (in wall-clock time) running instances with idle
 // shutdown are asked for their activity; a jump of the test clock asks
@@ -211,6 +216,7 @@ func (d *idler) check(ctx context.Context) {
 		probeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		a, err := d.svc.guest.Activity(probeCtx, inst)
 		cancel()
+		a.Jobs = d.svc.jobs.runningOn(inst.key())
 		now := d.clock.Now()
 		if err != nil {
 			// Cannot tell: never stop an instance on a guess.

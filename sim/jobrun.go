@@ -75,6 +75,13 @@ func (e *jobEngine) cancel(key string) {
 	}
 }
 
+// runningOn counts the jobs holding a slot of the instance at key.
+func (e *jobEngine) runningOn(instKey string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.running[instKey]
+}
+
 // poke wakes the queued jobs to look at their instances again.
 func (e *jobEngine) poke() {
 	e.mu.Lock()

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/amlsim/amlsim/sim/rbac"
@@ -55,7 +56,26 @@ func putWorkspace(tx *store.Tx, ws Workspace) error {
 	return tx.Put(bucketWorkspaces, ws.Ref().key(), ws)
 }
 
+// deleteWorkspace deletes a workspace's record with its jobs and
+// environment versions (their logs stay on the host, as the share does).
 func deleteWorkspace(tx *store.Tx, ref WorkspaceRef) error {
+	for _, b := range []string{bucketJobs, bucketEnvironments} {
+		var keys []string
+		err := store.Each(tx, b, func(key string, _ json.RawMessage) error {
+			if strings.HasPrefix(key, ref.key()+"/") {
+				keys = append(keys, key)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(b, k); err != nil {
+				return err
+			}
+		}
+	}
 	return tx.Delete(bucketWorkspaces, ref.key())
 }
 

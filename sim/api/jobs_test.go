@@ -357,3 +357,73 @@ func TestJobStreamFlow(t *testing.T) {
 		t.Errorf("another job's log under this signature: %d, want 403", st)
 	}
 }
+
+// The rest of what a client meets: archived jobs leave the default list
+// (listViewType), limits.timeout cancels a job, a running job keeps its
+// instance from idle shutdown (activity "jobs"), a Reader reads jobs but
+// cannot submit or cancel them, and a workspace's delete takes its jobs.
+func TestJobArchiveTimeoutActivityRBAC(t *testing.T) {
+	e := rbacEnv(t)
+	e.mustCreate("ci-more", "Standard_DS2_v2")
+	job := commandJob("ci-more", "echo a", map[string]string{"AMLSIM_FAKE_DURATION": "10ms"})
+	if _, err := e.submit("to-archive", job); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("to-archive", ml.JobStatusCompleted)
+	job.Properties.(*ml.CommandJob).IsArchived = to(true)
+	if _, err := e.submit("to-archive", job); err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	count := func(view ml.ListViewType) int {
+		t.Helper()
+		page, err := e.jobs().NewListPager(rg, ws, &ml.JobsClientListOptions{ListViewType: &view}).NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Value)
+	}
+	if a, ar, all := count(ml.ListViewTypeActiveOnly), count(ml.ListViewTypeArchivedOnly), count(ml.ListViewTypeAll); a != 0 || ar != 1 || all != 1 {
+		t.Errorf("lists after the archive: active %d, archived %d, all %d; want 0, 1, 1", a, ar, all)
+	}
+
+	slow := commandJob("ci-more", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})
+	slow.Properties.(*ml.CommandJob).Limits = &ml.CommandJobLimits{JobLimitsType: to(ml.JobLimitsTypeCommand), Timeout: to("PT1S")}
+	if _, err := e.submit("timed-out", slow); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("timed-out", ml.JobStatusRunning)
+	resp := e.raw("GET", computesPath+"/ci-more/amlsim/activity?api-version=2024-04-01", e.token, "")
+	var act sim.Activity
+	json.NewDecoder(resp.Body).Decode(&act)
+	resp.Body.Close()
+	if act.Jobs != 1 || !act.Active() {
+		t.Errorf("activity with a job running: %+v, want jobs 1", act)
+	}
+	e.waitJob("timed-out", ml.JobStatusCanceled)
+	if j, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "timed-out"); !strings.Contains(strings.Join(j.Warnings, " "), "limits.timeout") {
+		t.Errorf("warnings of the timed-out job: %q", j.Warnings)
+	}
+
+	reader, _ := e.as(oidReader)
+	if _, err := reader.NewJobsClient().Get(ctx(t), rg, ws, "timed-out", nil); err != nil {
+		t.Errorf("a Reader reads a job: %v", err)
+	}
+	_, err := reader.NewJobsClient().CreateOrUpdate(ctx(t), rg, ws, "by-reader", job, nil)
+	armErr(t, err, http.StatusForbidden, "AuthorizationFailed")
+	_, err = reader.NewJobsClient().BeginCancel(ctx(t), rg, ws, "timed-out", nil)
+	armErr(t, err, http.StatusForbidden, "AuthorizationFailed")
+
+	del, err := e.factory.NewWorkspacesClient().BeginDelete(ctx(t), rg, ws, nil)
+	if err == nil {
+		_, err = del.PollUntilDone(ctx(t), fastPoll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.factory.NewWorkspacesClient().BeginCreateOrUpdate(ctx(t), rg, ws, ml.Workspace{Location: to("eastus")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(ml.ListViewTypeAll); n != 0 {
+		t.Errorf("a workspace made again under the deleted one's name lists %d jobs, want 0", n)
+	}
+}
