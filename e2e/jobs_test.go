@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,13 +18,13 @@ import (
 // TestJobsOnRealVM submits command jobs with the Go SDK to a real
 // instance: one printing its hostname, an input and an Azure variable,
 // one exiting 3, one canceled while it runs (its process gone from the
-// guest).
+// guest), one that runs on while the server is killed and restarted.
 func TestJobsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
 	home, config, _ := simHome(t, 33022, "")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startSim(t, home, config, listen)
+	srv := startSim(t, home, config, listen)
 	f := sdkClients(t, home, listen)
 	computes, jobs := f.NewComputeClient(), f.NewJobsClient()
 	ctx := context.Background()
@@ -102,6 +103,22 @@ func TestJobsOnRealVM(t *testing.T) {
 	if out := log("check"); !strings.Contains(out, "none") {
 		t.Errorf("the canceled job's process runs on: %q", out)
 	}
+	// A job outlives a kill -9 of the server: its command runs on in the
+	// guest, and the next server attaches to it again.
+	submit("survivor", "echo before; sleep 20; echo after", nil)
+	wait("survivor", ml.JobStatusRunning)
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(log("survivor"), "before"); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("survivor's output never reached its log: %q", log("survivor"))
+		}
+	}
+	srv.stop(syscall.SIGKILL)
+	startSim(t, home, config, listen)
+	wait("survivor", ml.JobStatusCompleted)
+	if got := log("survivor"); got != "before\nafter\n" {
+		t.Errorf("survivor's log across the restart = %q, want before and after once each", got)
+	}
+
 	dp, err := computes.BeginDelete(ctx, rgLocal, wsLocal, name, ml.UnderlyingResourceActionDelete, nil)
 	pollDone(t, "delete "+name, dp, err)
 }

@@ -427,3 +427,30 @@ func TestJobArchiveTimeoutActivityRBAC(t *testing.T) {
 		t.Errorf("a workspace made again under the deleted one's name lists %d jobs, want 0", n)
 	}
 }
+
+// A job whose instance is deleted under it fails, and one queued on it
+// fails too: nothing waits for an instance that will not come back.
+func TestJobInstanceDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-gone", "Standard_D1_v2") // 1 vCPU: the second job queues
+	for _, n := range []string{"running", "queued"} {
+		if _, err := e.submit(n, commandJob("ci-gone", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitJob("running", ml.JobStatusRunning)
+	e.waitJob("queued", ml.JobStatusQueued)
+	del, err := e.computes().BeginDelete(ctx(t), rg, ws, "ci-gone", ml.UnderlyingResourceActionDelete, nil)
+	if err == nil {
+		_, err = del.PollUntilDone(ctx(t), fastPoll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("running", ml.JobStatusFailed)
+	e.waitJob("queued", ml.JobStatusFailed)
+	j, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "queued")
+	if j.Error == nil || !strings.Contains(j.Error.Message, "ci-gone") {
+		t.Errorf("the queued job's error: %+v, want one naming the deleted instance", j.Error)
+	}
+}
