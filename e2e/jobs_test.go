@@ -22,7 +22,7 @@ import (
 func TestJobsOnRealVM(t *testing.T) {
 	requireVMs(t)
 	requireImage(t)
-	home, config, _ := simHome(t, 33022, "")
+	home, config, _ := simHome(t, 35022, "")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	srv := startSim(t, home, config, listen)
 	f := sdkClients(t, home, listen)

@@ -45,6 +45,7 @@ func aimlPath(t *testing.T) string {
 // history and the log's signed URL; a failing job's stream raising with
 // the service's error; jobs.begin_cancel to Canceled.
 func TestAzureAIMLJobs(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("imports azure-ai-ml (seconds) and streams three jobs: skipped under -short")
 	}

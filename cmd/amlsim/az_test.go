@@ -134,6 +134,7 @@ const quickstart = "../../sim/armtemplate/testdata"
 // as the template asked for it, the deployment's operations, a resource
 // group created and deleted, and a template az is told is invalid.
 func TestAzDeploysTheQuickstartTemplate(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs az a dozen times, over a second each (25 s): skipped under -short")
 	}

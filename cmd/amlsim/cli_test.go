@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,7 +81,11 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	e.userHome = filepath.Join(dir, "user")
 	e.path = os.Getenv("PATH")
 	config := filepath.Join(dir, "amlsim.toml")
-	if err := os.WriteFile(config, []byte(cliConfig), 0o600); err != nil {
+	// Ports of its own: the tests run in parallel, and ports are taken by
+	// probing.
+	n := int(envCount.Add(1)) % 100
+	ports := fmt.Sprintf("\n[local]\nport_range = [%d, %d]\n", 47000+50*n, 47049+50*n)
+	if err := os.WriteFile(config, []byte(cliConfig+ports), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A default key, as a user's ~/.ssh holds: create must pick it up.
@@ -145,6 +150,9 @@ func startServe(t *testing.T, log *bytes.Buffer, bin string, args ...string) *ex
 	}
 	return cmd
 }
+
+// envCount numbers the test environments, for their port ranges.
+var envCount atomic.Int32
 
 // cliConfig is the server's: fast fake VMs, a second workspace in the
 // region (where names of the first are taken), and a second user allowed
@@ -277,6 +285,7 @@ func checkProgress(t *testing.T, r result, want ...string) {
 }
 
 func TestCLILifecycle(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 
 	r := e.ok("compute", "create", "ci-life", "--size", "Standard_D1_v2", "--output", "json")
@@ -354,6 +363,7 @@ func TestCLILifecycle(t *testing.T) {
 }
 
 func TestCLIErrors(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	e.ok("compute", "create", "ci-err", "--size", "Standard_D1_v2", "--no-ssh")
 
@@ -394,6 +404,7 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestCLIMineAndNoWait(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	other := "22222222-2222-2222-2222-222222222222"
 	in := e.instanceJSON("compute", "create", "ci-other", "--size", "Standard_D1_v2", "--user", other)
@@ -428,6 +439,7 @@ func TestCLIMineAndNoWait(t *testing.T) {
 }
 
 func TestCLIScriptsReachTheServer(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	dir := t.TempDir()
 	setup := "#!/bin/bash\necho setting up \"$@\"\n"
@@ -472,6 +484,7 @@ func TestCLIScriptsReachTheServer(t *testing.T) {
 }
 
 func TestCLISSH(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	// A stand-in ssh that shows its arguments and exits 7: the CLI must
 	// exec it with the instance's port and key and pass its status on.
@@ -541,6 +554,7 @@ func TestCLISSH(t *testing.T) {
 }
 
 func TestCLILogs(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	e.ok("compute", "create", "ci-logs", "--size", "Standard_D1_v2")
 	// The fake driver keeps no serial console and no file share.
@@ -551,6 +565,7 @@ func TestCLILogs(t *testing.T) {
 }
 
 func TestCLIUsageAndSizes(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	e.ok("compute", "create", "ci-usage", "--size", "Standard_D3_v2")
 	var usage []usageEntry
@@ -597,6 +612,7 @@ func TestCLIUsageAndSizes(t *testing.T) {
 }
 
 func TestCLIDoctor(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	// Doctor judges this host: whether libvirt, QEMU or the image are here
 	// varies, so only the report's shape and the server checks are fixed.
@@ -658,6 +674,7 @@ func TestCLIDoctor(t *testing.T) {
 // (bash with bash-completion, zsh with compinit, fish) and completes
 // against a running server: verbs, flags, instance names and sizes.
 func TestCLICompletion(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	e.ok("compute", "create", "ci-comp", "--size", "Standard_D1_v2")
 	env := append(os.Environ(), "PATH="+filepath.Dir(e.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
@@ -795,6 +812,7 @@ func shellWords(words []string) string {
 }
 
 func TestCLIHelp(t *testing.T) {
+	t.Parallel()
 	bin := cliBinary(t)
 	root := newRootCommand()
 	var walk func(c *cobra.Command)
@@ -849,6 +867,7 @@ func TestCLIHelp(t *testing.T) {
 // which the reproduction verb says plainly; its arguments reach the server
 // quoted so they split back exactly.
 func TestCLISetupScriptRunOnTheFakeDriver(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	script := filepath.Join(t.TempDir(), "s.sh")
 	os.WriteFile(script, []byte("exit 0\n"), 0o644)
@@ -862,6 +881,7 @@ func TestCLISetupScriptRunOnTheFakeDriver(t *testing.T) {
 }
 
 func TestShellJoinSplitsBack(t *testing.T) {
+	t.Parallel()
 	args := []string{"plain", "two words", "it's", `"quoted"`, "$HOME", ""}
 	got, err := sim.SplitArgs(shellJoin(args))
 	if err != nil || strings.Join(got, "|") != strings.Join(args, "|") {
@@ -870,6 +890,7 @@ func TestShellJoinSplitsBack(t *testing.T) {
 }
 
 func TestCLIRoles(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	const newcomer = "44444444-4444-4444-4444-444444444444"
 	const wsScope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/Microsoft.MachineLearningServices/workspaces/ws-local"
@@ -914,6 +935,7 @@ func TestCLIRoles(t *testing.T) {
 // the instance's Jupyter (here the fake driver's stand-in); another user
 // gets the address but is refused, and is not shown the SSH details.
 func TestCLIOpen(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	const other = "22222222-2222-2222-2222-222222222222"
 	in := e.instanceJSON("compute", "create", "ci-apps", "--size", "Standard_D1_v2")
@@ -959,6 +981,7 @@ func TestCLIOpen(t *testing.T) {
 
 // `amlsim clock` reads and moves the test clock of `serve --test-clock`.
 func TestCLIClock(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	shown, err := time.Parse(time.RFC3339, strings.TrimSpace(e.ok("clock", "show").stdout))
 	if err != nil || time.Since(shown).Abs() > time.Minute {
@@ -978,6 +1001,7 @@ func TestCLIClock(t *testing.T) {
 // `amlsim fault` adds, lists and removes the rules of `serve --faults`;
 // an injected AllocationFailed reaches the CLI as Azure's error.
 func TestCLIFaults(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	r := e.ok("fault", "add", "cap", "--operation", "create", "--name", "cap-*", "--fail", "AllocationFailed", "--times", "1")
 	if !regexp.MustCompile(`(?m)^cap\s+Create\s+name=cap-\*\s+fail with AllocationFailed\s+1\s+0$`).MatchString(r.stdout) {

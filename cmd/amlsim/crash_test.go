@@ -39,6 +39,7 @@ import (
 // server as libvirt's do. AMLSIM_CRASH_SEED replays a run, and
 // AMLSIM_CRASH_CYCLES changes the number of kills (default 40).
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("AMLSIM_CRASH_SEED"); v != "" {
 		seed, _ = strconv.ParseUint(v, 10, 64)

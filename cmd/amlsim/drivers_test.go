@@ -21,6 +21,7 @@ func wantDriverChecks() []string {
 }
 
 func TestDriverChecks(t *testing.T) {
+	t.Parallel()
 	cfg := sim.DefaultConfig()
 	cfg.Driver.URI = "test:///default" // libvirt's in-process driver: no daemon needed
 	cfg.Driver.StateDir = t.TempDir()
@@ -46,6 +47,7 @@ func TestDriverChecks(t *testing.T) {
 
 // What serve --driver libvirt says in a build without cgo.
 func TestNoDriverErrorNamesTheDriversOfThisBuild(t *testing.T) {
+	t.Parallel()
 	msg := noDriverError(libvirtDriver).Error()
 	for _, want := range []string{`"libvirt"`, "needs cgo and Linux", "it has: " + strings.Join(driverNames(), ", ")} {
 		if !strings.Contains(msg, want) {

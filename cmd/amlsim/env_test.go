@@ -20,6 +20,7 @@ import (
 // TLS with the CA bundle alone (the program is this test binary, run
 // again as TestDefaultCredentialHelper).
 func TestEnvGivesDefaultAzureCredentialAToken(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	out := e.ok("env")
 	for _, v := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"} {
@@ -49,6 +50,7 @@ func TestEnvGivesDefaultAzureCredentialAToken(t *testing.T) {
 // TestDefaultCredentialHelper is the program TestEnvGivesDefaultAzureCredentialAToken
 // runs; alone it has nothing to do.
 func TestDefaultCredentialHelper(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("AMLSIM_CREDENTIAL_HELPER") != "1" {
 		t.Skip("run by TestEnvGivesDefaultAzureCredentialAToken")
 	}

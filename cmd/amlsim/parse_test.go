@@ -25,6 +25,7 @@ import (
 // TestParseInterspersed: positional arguments may come before, between
 // or after flags, and everything after "--" is the verb's, untouched.
 func TestParseInterspersed(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"compute", "ssh", "ci1", "--ssh-key", "K", "--print"},
 		{"compute", "ssh", "--ssh-key", "K", "ci1", "--print"},
@@ -66,6 +67,7 @@ func TestParseInterspersed(t *testing.T) {
 }
 
 func TestExitStatusOf(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		status int
 		code   string
@@ -87,6 +89,7 @@ func TestExitStatusOf(t *testing.T) {
 }
 
 func TestSameKey(t *testing.T) {
+	t.Parallel()
 	a := "ssh-ed25519 AAAAkey one@host"
 	if !sameKey(a, "ssh-ed25519 AAAAkey other-comment\n") {
 		t.Error("keys differing in comment only should match")
@@ -97,6 +100,7 @@ func TestSameKey(t *testing.T) {
 }
 
 func TestFollow(t *testing.T) {
+	t.Parallel()
 	// The log grows twice, is missing once (not written yet), then the
 	// instance is deleted: follow prints each new part once and stops.
 	answers := []struct {
@@ -141,6 +145,7 @@ func TestFollow(t *testing.T) {
 }
 
 func TestWaitFailedOperation(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	polls := 0
 	var mu sync.Mutex
@@ -243,6 +248,7 @@ func testClient(t *testing.T, srv *httptest.Server) *client {
 }
 
 func TestFitLine(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		line  string
 		width int
@@ -262,6 +268,7 @@ func TestFitLine(t *testing.T) {
 // TSV as az prints it: one line per element, scalar fields only, in
 // order, empty ones kept so the columns line up.
 func TestPrintTSV(t *testing.T) {
+	t.Parallel()
 	created := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	list := []instance{
 		{Name: "a", State: "Running", Description: "two words", CreatedOn: created, SSH: sshAccess{Enabled: true}},

@@ -58,6 +58,7 @@ var amlsimCall = regexp.MustCompile(`(^|[\s(;&|])bin/amlsim\s`)
 // have. `serve` lines are parsed only (the test's server is that command,
 // with the same flags).
 func TestREADMECommands(t *testing.T) {
+	t.Parallel()
 	cmds := readmeCommands(t)
 	if len(cmds) < 10 {
 		t.Fatalf("found %d bin/amlsim commands in the README, want the dozen it shows: %q", len(cmds), cmds)
@@ -124,6 +125,7 @@ func TestREADMECommands(t *testing.T) {
 // TestDocsAreCurrent: the reference in cmd/amlsim/docs is what `amlsim
 // docs` writes now, for any user and environment.
 func TestDocsAreCurrent(t *testing.T) {
+	t.Parallel()
 	bin := cliBinary(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "docs", dir)

@@ -15,6 +15,7 @@ import (
 // amlsim studio prints an address that signs a browser in: opened, it
 // leads to the instance list, as the signed-in principal.
 func TestStudioSignInAddress(t *testing.T) {
+	t.Parallel()
 	e := newCLIEnv(t)
 	addr := strings.TrimSpace(e.ok("studio", "--user", "22222222-2222-2222-2222-222222222222").stdout)
 	if !strings.HasPrefix(addr, e.endpoint+"/studio/signin?token=") {
