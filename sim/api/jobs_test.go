@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -452,5 +453,37 @@ func TestJobInstanceDeleted(t *testing.T) {
 	j, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "queued")
 	if j.Error == nil || !strings.Contains(j.Error.Message, "ci-gone") {
 		t.Errorf("the queued job's error: %+v, want one naming the deleted instance", j.Error)
+	}
+}
+
+// A list longer than a page has a nextLink the Go SDK's pager follows,
+// keeping the list's filters.
+func TestJobListPages(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-many", "Standard_DS2_v2")
+	n := sim.JobPageSize + 3
+	for i := range n {
+		job := commandJob("ci-many", "true", map[string]string{"AMLSIM_FAKE_DURATION": "1ms"})
+		job.Properties.(*ml.CommandJob).Tags = map[string]*string{"batch": to("one")}
+		if _, err := e.submit(fmt.Sprintf("job-%03d", i), job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages, total := 0, 0
+	pager := e.jobs().NewListPager(rg, ws, &ml.JobsClientListOptions{Tag: to("batch")})
+	for pager.More() {
+		page, err := pager.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		total += len(page.Value)
+	}
+	if pages != 2 || total != n {
+		t.Errorf("list: %d jobs in %d pages, want %d in 2", total, pages, n)
+	}
+	page, err := e.jobs().NewListPager(rg, ws, &ml.JobsClientListOptions{Tag: to("other")}).NextPage(ctx(t))
+	if err != nil || len(page.Value) != 0 {
+		t.Errorf("list by a tag no job has: %d jobs, %v", len(page.Value), err)
 	}
 }
