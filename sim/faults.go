@@ -545,18 +545,22 @@ func injectedScript(rule string, kind ScriptKind, code int) []byte {
 	return []byte(fmt.Sprintf("#!/bin/bash\necho \"amlsim: fault rule %s: this %s script exits %d in place of the instance's\" >&2\nexit %d\n", rule, kind, code, code))
 }
 
-// InjectedStartupScript is the name, in the instance's folder Logs/<name>/
-// of the workspace file share, of a script the guest's setup runner runs
-// once at its next boot in place of the startup script, then deletes
-// (sim/guest/setup.sh): how a setupScript fault on a Start or Restart
-// reaches a guest whose seed was made at create. ID is the instance's.
-func InjectedStartupScript(id string) string { return ".amlsim-fault-" + id + "-startup.sh" }
+// InjectedStartupFault is the name, in the instance's folder Logs/<name>/
+// of the workspace file share, of the file by which a setupScript fault
+// on a Start or Restart reaches a guest whose seed was made at create: it
+// holds "CODE RULE", and the guest's setup runner, at its next boot, runs
+// a script of its own that says so and exits CODE in place of the startup
+// script, then deletes the file (sim/guest/setup.sh). Only an exit code
+// crosses the share, which the instance's users can write to. ID is the
+// instance's.
+func InjectedStartupFault(id string) string { return ".amlsim-fault-" + id + "-startup" }
 
 // injectStartupScript prepares a start or restart under a setupScript
-// fault: it leaves the injected script in the instance's Logs folder for
-// the guest's next boot, and returns inst with that script as its startup
-// script, the exit code asked, and a cleanup that removes the file if the
-// boot did not take it. Without a fault it returns inst, 0 and a no-op.
+// fault: it leaves the fault's file in the instance's Logs folder for the
+// guest's next boot, and returns inst with the injected script as its
+// startup script, the exit code asked, and a cleanup that removes the
+// file if the boot did not take it. Without a fault it returns inst, 0
+// and a no-op.
 func injectStartupScript(inst Instance, f *OperationFault) (Instance, int, func(), error) {
 	inst, code := withInjectedScript(inst, Startup, f)
 	if code == 0 || inst.Share == "" {
@@ -568,8 +572,8 @@ func injectStartupScript(inst Instance, f *OperationFault) (Instance, int, func(
 	if err := mkdirShared(dir); err != nil {
 		return inst, 0, nil, err
 	}
-	file := filepath.Join(dir, InjectedStartupScript(inst.ID))
-	if err := os.WriteFile(file, inst.Script(Startup).Data, 0o755); err != nil {
+	file := filepath.Join(dir, InjectedStartupFault(inst.ID))
+	if err := os.WriteFile(file, []byte(fmt.Sprintf("%d %s\n", code, f.Rule)), 0o644); err != nil {
 		return inst, 0, nil, fmt.Errorf("inject a startup script: %w", err)
 	}
 	return inst, code, func() { os.Remove(file) }, nil

@@ -21,15 +21,19 @@ import (
 // Every status is stored as it is reached, so a restarted server resumes
 // each job where it was: a running one is attached to again, as its
 // command runs on in the guest.
+//
+// A run belongs to one job record (its ID): a record deleted and made
+// again under the same name is another run.
 type jobEngine struct {
 	s *Service
 
 	mu sync.Mutex
-	// running counts the slots taken on each instance (by key); held
-	// marks the jobs whose slot resume took for them.
+	// running counts the slots taken on each instance (by key).
 	running map[string]int
-	held    map[string]bool
-	// stop is closed to cancel a job's run (by job key).
+	// held maps the ID of a job that was running before a restart to the
+	// instance whose slot resume took for it, until its run takes it over.
+	held map[string]string
+	// stop is closed to cancel a run (by job ID).
 	stop map[string]chan struct{}
 	// changed is closed, and replaced, when a slot frees or an instance
 	// may have changed state.
@@ -37,36 +41,41 @@ type jobEngine struct {
 }
 
 func newJobEngine(s *Service) *jobEngine {
-	return &jobEngine{s: s, running: map[string]int{}, held: map[string]bool{}, stop: map[string]chan struct{}{}, changed: make(chan struct{})}
+	return &jobEngine{s: s, running: map[string]int{}, held: map[string]string{}, stop: map[string]chan struct{}{}, changed: make(chan struct{})}
 }
 
-// launch starts the run of the job at key unless it runs already.
-func (e *jobEngine) launch(key string) {
+// launch starts the run of a job unless it runs already.
+func (e *jobEngine) launch(j Job) {
 	e.mu.Lock()
-	if _, ok := e.stop[key]; ok {
+	if _, ok := e.stop[j.ID]; ok {
 		e.mu.Unlock()
 		return
 	}
 	stop := make(chan struct{})
-	e.stop[key] = stop
+	e.stop[j.ID] = stop
 	e.mu.Unlock()
 	e.s.wg.Add(1)
 	go func() {
 		defer e.s.wg.Done()
-		if err := e.run(e.s.ctx, key, stop); err != nil && e.s.ctx.Err() == nil {
-			e.s.log.Error("job", "job", key, "err", err)
+		if err := e.run(e.s.ctx, j.key(), j.ID, stop); err != nil && e.s.ctx.Err() == nil {
+			e.s.log.Error("job", "job", j.key(), "err", err)
 		}
 		e.mu.Lock()
-		delete(e.stop, key)
+		delete(e.stop, j.ID)
+		inst, leftover := e.held[j.ID]
 		e.mu.Unlock()
+		if leftover {
+			// Its run ended before taking over the slot resume took.
+			e.release(j.ID, inst)
+		}
 	}()
 }
 
-// cancel tells the run of the job at key to stop.
-func (e *jobEngine) cancel(key string) {
+// cancel tells the run of the job with this ID to stop.
+func (e *jobEngine) cancel(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if stop, ok := e.stop[key]; ok {
+	if stop, ok := e.stop[id]; ok {
 		select {
 		case <-stop:
 		default:
@@ -107,21 +116,22 @@ func (e *jobEngine) resume() error {
 		return err
 	}
 	for _, j := range jobs {
-		if j.started() {
-			inst, ok, err := e.instance(j)
-			if err != nil {
-				return err
-			}
-			if ok {
-				e.mu.Lock()
-				e.running[inst.key()]++
-				e.held[j.key()] = true
-				e.mu.Unlock()
-			}
+		if !j.started() {
+			continue
+		}
+		inst, ok, err := e.instance(j)
+		if err != nil {
+			return err
+		}
+		if ok {
+			e.mu.Lock()
+			e.running[inst.key()]++
+			e.held[j.ID] = inst.key()
+			e.mu.Unlock()
 		}
 	}
 	for _, j := range jobs {
-		e.launch(j.key())
+		e.launch(j)
 	}
 	return nil
 }
@@ -132,16 +142,16 @@ func (j Job) started() bool {
 	return j.Status == JobRunning || j.Status == JobFinalizing || j.Status == JobCancelRequested && !j.StartTime.IsZero()
 }
 
-// set changes the job at key in a transaction; ErrJobGone if it was
-// deleted.
-func (e *jobEngine) set(key string, change func(*Job)) (Job, error) {
+// set changes the job at key, if it is still the run id, in a
+// transaction; ErrJobGone if it was deleted (or made again).
+func (e *jobEngine) set(key, id string, change func(*Job)) (Job, error) {
 	var job Job
 	err := e.s.st.Update(func(tx *store.Tx) error {
 		ok, err := tx.Get(bucketJobs, key, &job)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !ok || job.ID != id {
 			return ErrJobGone
 		}
 		change(&job)
@@ -150,8 +160,22 @@ func (e *jobEngine) set(key string, change func(*Job)) (Job, error) {
 	return job, err
 }
 
+// advance moves the job from status from to next; a job in another
+// status (a cancel came first: CancelRequested) is returned as it is.
+func (e *jobEngine) advance(key, id string, from, next JobStatus, also func(*Job)) (Job, error) {
+	return e.set(key, id, func(j *Job) {
+		if j.Status != from {
+			return
+		}
+		j.Status = next
+		if also != nil {
+			also(j)
+		}
+	})
+}
+
 // instance returns the instance a job runs on; ok is false when it is
-// gone.
+// gone (an instance of that name in another workspace is not it).
 func (e *jobEngine) instance(j Job) (inst Instance, ok bool, err error) {
 	err = e.s.st.View(func(tx *store.Tx) error {
 		ws, err := getWorkspace(tx, j.Workspace)
@@ -162,67 +186,60 @@ func (e *jobEngine) instance(j Job) (inst Instance, ok bool, err error) {
 			return err
 		}
 		inst, ok, err = getInstance(tx, instanceKey(ws.Location, j.Compute))
+		ok = ok && inst.Workspace.key() == j.Workspace.key()
 		return err
 	})
 	return inst, ok, err
 }
 
-// run walks the job at key to its end. stop is closed when the job is
-// canceled; ctx ends when the service closes (the job then stays as it
-// is, to be resumed).
-func (e *jobEngine) run(ctx context.Context, key string, stop <-chan struct{}) error {
-	job, err := e.set(key, func(j *Job) {
-		if j.Status == JobNotStarted {
-			j.Status = JobStarting
+// run walks the job at key, run id, to its end. stop is closed when the
+// job is canceled; ctx ends when the service closes (the job then stays
+// as it is, to be resumed).
+func (e *jobEngine) run(ctx context.Context, key, id string, stop <-chan struct{}) error {
+	// Starting and Preparing take no time here: no image is built, no
+	// node allocated.
+	var job Job
+	var err error
+	for _, step := range [][2]JobStatus{{JobNotStarted, JobStarting}, {JobStarting, JobPreparing}, {JobPreparing, JobQueued}} {
+		if job, err = e.advance(key, id, step[0], step[1], nil); err != nil {
+			return ignoreGone(err)
 		}
-	})
+	}
+	if job.started() {
+		// Running before a restart: its slot was taken back by resume.
+		instKey, inst, err := e.hold(job)
+		if err != nil {
+			return e.fail(key, id, err)
+		}
+		defer e.release("", instKey)
+		return e.execute(ctx, key, job, inst, stop)
+	}
+	switch job.Status {
+	case JobCancelRequested:
+		return e.end(key, id, JobCanceled, nil, nil)
+	case JobQueued:
+	default:
+		return fmt.Errorf("job %s: no run from status %s", key, job.Status)
+	}
+	inst, err := e.wait(ctx, job, stop)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errCanceled) {
+			return e.end(key, id, JobCanceled, nil, nil)
+		}
+		return e.fail(key, id, err)
+	}
+	defer e.release("", inst.key())
+	now := e.s.now().UTC()
+	job, err = e.advance(key, id, JobQueued, JobRunning, func(j *Job) { j.StartTime = now })
+	e.poke() // the next in the queue may go
 	if err != nil {
 		return ignoreGone(err)
 	}
-	// Starting and Preparing take no time here: no image is built, no
-	// node allocated.
-	for _, next := range []JobStatus{JobPreparing, JobQueued} {
-		if job.Status != JobStarting && job.Status != JobPreparing {
-			break
-		}
-		if job, err = e.set(key, func(j *Job) { j.Status = next }); err != nil {
-			return ignoreGone(err)
-		}
-	}
-	var inst Instance
-	switch job.Status {
-	case JobCancelRequested:
-		if !job.started() {
-			return e.end(key, JobCanceled, nil, nil)
-		}
-		// Canceled while running, before a restart: stop the command.
-		if inst, err = e.hold(job); err != nil {
-			return e.fail(key, err)
-		}
-		defer e.release(inst.key())
-	case JobQueued:
-		if inst, err = e.wait(ctx, job, stop); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, errCanceled) {
-				return e.end(key, JobCanceled, nil, nil)
-			}
-			return e.fail(key, err)
-		}
-		defer e.release(inst.key())
-		now := e.s.now().UTC()
-		if job, err = e.set(key, func(j *Job) { j.Status, j.StartTime = JobRunning, now }); err != nil {
-			return ignoreGone(err)
-		}
-		e.poke() // the next in the queue may go
-	case JobRunning, JobFinalizing:
-		if inst, err = e.hold(job); err != nil {
-			return e.fail(key, err)
-		}
-		defer e.release(inst.key())
-	default:
-		return fmt.Errorf("job %s: no run from status %s", key, job.Status)
+	if job.Status == JobCancelRequested {
+		return e.end(key, id, JobCanceled, nil, nil)
 	}
 	return e.execute(ctx, key, job, inst, stop)
 }
@@ -291,26 +308,38 @@ func (e *jobEngine) first(job Job) (bool, error) {
 	return first, err
 }
 
-// hold returns the instance of a job that was running before a restart,
-// whose slot resume took.
-func (e *jobEngine) hold(job Job) (Instance, error) {
+// hold takes over the slot resume took for a job that was running before
+// a restart.
+func (e *jobEngine) hold(job Job) (instKey string, inst Instance, err error) {
 	e.mu.Lock()
-	held := e.held[job.key()]
-	delete(e.held, job.key())
+	instKey, held := e.held[job.ID]
+	delete(e.held, job.ID)
 	e.mu.Unlock()
+	if !held {
+		return "", Instance{}, computeGone(job)
+	}
 	inst, ok, err := e.instance(job)
+	if err == nil && (!ok || inst.key() != instKey) {
+		err = computeGone(job)
+	}
 	if err != nil {
-		return Instance{}, err
+		e.release("", instKey)
+		return "", Instance{}, err
 	}
-	if !ok || !held {
-		return Instance{}, computeGone(job)
-	}
-	return inst, nil
+	return instKey, inst, nil
 }
 
-func (e *jobEngine) release(instKey string) {
+// release gives back a slot of the instance at instKey (taken for the job
+// id by resume, when id is set).
+func (e *jobEngine) release(id, instKey string) {
 	e.mu.Lock()
+	if id != "" {
+		delete(e.held, id)
+	}
 	e.running[instKey]--
+	if e.running[instKey] <= 0 {
+		delete(e.running, instKey)
+	}
 	e.mu.Unlock()
 	e.poke()
 }
@@ -319,18 +348,22 @@ func computeGone(job Job) error {
 	return userError(nil, "The compute instance '%s' the job ran on was deleted.", job.Compute)
 }
 
-// execute runs (or, after a restart, attaches to) the job's command in
+// execute starts (or, after a restart, attaches to) the job's command in
 // the guest, stopping it when the job is canceled or its timeout passes,
 // and records the outcome.
 func (e *jobEngine) execute(ctx context.Context, key string, job Job, inst Instance, stop <-chan struct{}) error {
-	dir := e.s.LogDir(job)
-	logPath := filepath.Join(dir, filepath.FromSlash(StdLog))
+	id := job.ID
+	logPath := filepath.Join(e.s.LogDir(job), filepath.FromSlash(StdLog))
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return e.fail(key, err)
+		return e.fail(key, id, err)
 	}
-	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if !job.Launched {
+		flags |= os.O_TRUNC // a run that starts now starts its log
+	}
+	out, err := os.OpenFile(logPath, flags, 0o644)
 	if err != nil {
-		return e.fail(key, err)
+		return e.fail(key, id, err)
 	}
 	defer out.Close()
 	var offset int64
@@ -341,13 +374,14 @@ func (e *jobEngine) execute(ctx context.Context, key string, job Job, inst Insta
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	why := make(chan string, 2) // why the run was cut short: "cancel" or "timeout"
+	limit, began := job.Timeout, job.StartTime
 	go func() {
 		var timeout <-chan struct{}
-		if job.Timeout > 0 {
+		if limit > 0 {
 			t := make(chan struct{})
 			timeout = t
 			go func() {
-				left := job.Timeout - e.s.now().Sub(job.StartTime)
+				left := limit - e.s.now().Sub(began)
 				if clock.Sleep(runCtx, e.s.clock, left) == nil {
 					close(t)
 				}
@@ -368,59 +402,91 @@ func (e *jobEngine) execute(ctx context.Context, key string, job Job, inst Insta
 		cancelRun()
 	}
 
-	code, err := e.s.guest.RunJob(runCtx, inst, job, out, offset)
-	if err != nil && runCtx.Err() != nil {
+	// tried: the command may be in the guest (a start cut short by a
+	// cancel may have started it).
+	tried := job.Launched
+	if !job.Launched && runCtx.Err() == nil {
+		tried = true
+		if err := e.s.guest.StartJob(runCtx, inst, job); err == nil {
+			if job, err = e.set(key, id, func(j *Job) { j.Launched = true }); err != nil {
+				return ignoreGone(err)
+			}
+		} else if runCtx.Err() == nil {
+			return e.failed(key, job, err)
+		}
+	}
+	code := 0
+	if runCtx.Err() == nil {
+		code, err = e.s.guest.WaitJob(runCtx, inst, job, out, offset)
+	}
+	if runCtx.Err() != nil {
 		if ctx.Err() != nil {
 			return nil // the service closes: the command runs on
 		}
-		code, err = e.s.guest.StopJob(ctx, inst, job)
-		if err != nil {
-			return e.fail(key, err)
+		if tried {
+			code, err = e.s.guest.StopJob(ctx, inst, job)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // stays CancelRequested, to be stopped at the next start
+				}
+				return e.fail(key, id, err)
+			}
 		}
 		if <-why == "timeout" {
 			// "The max run duration …, after which the job will be
 			// cancelled" (REST spec, JobLimits.timeout).
 			msg := fmt.Sprintf("The job ran longer than its limits.timeout (%s) and was canceled.", job.Timeout)
 			fmt.Fprintf(out, "\namlsim: %s\n", msg)
-			if _, err := e.set(key, func(j *Job) { j.Warnings = append(j.Warnings, msg) }); err != nil {
+			if _, err := e.set(key, id, func(j *Job) { j.Warnings = append(j.Warnings, msg) }); err != nil {
 				return ignoreGone(err)
 			}
 		} else {
 			fmt.Fprintf(out, "\namlsim: the job was canceled.\n")
 		}
-		return e.end(key, JobCanceled, &code, nil)
+		var exit *int
+		if job.Launched {
+			exit = &code
+		}
+		return e.end(key, id, JobCanceled, exit, nil)
 	}
 	if err != nil {
-		if cur, ok, _ := e.instance(job); !ok || cur.State != StateRunning {
-			err = userError(nil, "The compute instance '%s' stopped while the job ran: %v", job.Compute, err)
-		}
-		return e.fail(key, err)
+		return e.failed(key, job, err)
 	}
-	if _, err := e.set(key, func(j *Job) { j.Status = JobFinalizing }); err != nil {
+	if _, err := e.advance(key, id, JobRunning, JobFinalizing, nil); err != nil {
 		return ignoreGone(err)
 	}
 	if code != 0 {
 		// As the service words a command's failure (Azure-Samples/contoso-chat#51).
 		process, _, _ := strings.Cut(strings.TrimSpace(job.Command), " ")
-		return e.end(key, JobFailed, &code, userError(nil,
+		return e.end(key, id, JobFailed, &code, userError(nil,
 			"Execution failed. User process '%s' exited with status code %d. Please check log file '%s' for error details.", process, code, StdLog))
 	}
-	return e.end(key, JobCompleted, &code, nil)
+	return e.end(key, id, JobCompleted, &code, nil)
+}
+
+// failed ends a job whose command the guest could not run or follow,
+// saying so when its instance is no longer running.
+func (e *jobEngine) failed(key string, job Job, err error) error {
+	if cur, ok, _ := e.instance(job); !ok || cur.State != StateRunning {
+		err = userError(nil, "The compute instance '%s' stopped while the job ran: %v", job.Compute, err)
+	}
+	return e.fail(key, job.ID, err)
 }
 
 // fail ends a job as Failed because of err.
-func (e *jobEngine) fail(key string, err error) error {
-	return e.end(key, JobFailed, nil, err)
+func (e *jobEngine) fail(key, id string, err error) error {
+	return e.end(key, id, JobFailed, nil, err)
 }
 
-// end records a job's last status; a job being deleted goes.
-func (e *jobEngine) end(key string, status JobStatus, code *int, cause error) error {
+// end records a job's last status; a job being deleted goes, with its
+// logs.
+func (e *jobEngine) end(key, id string, status JobStatus, code *int, cause error) error {
 	now := e.s.now().UTC()
 	var deleted Job
 	err := e.s.st.Update(func(tx *store.Tx) error {
 		var j Job
 		ok, err := tx.Get(bucketJobs, key, &j)
-		if err != nil || !ok {
+		if err != nil || !ok || j.ID != id {
 			return err
 		}
 		if j.Deleting {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/sosodev/duration"
 
 	"github.com/amlsim/amlsim/sim/store"
@@ -54,6 +56,10 @@ func (s JobStatus) Terminal() bool {
 
 // Job is a command job as the simulator records it.
 type Job struct {
+	// ID identifies this job record: a job deleted and submitted again
+	// under its name is another run, with another ID (it names the job's
+	// directory in the guest, as Azure's runtime names it by a GUID).
+	ID        string       `json:"id"`
 	Name      string       `json:"name"`
 	Workspace WorkspaceRef `json:"workspace"`
 	// Spec is the job's properties as the client gave them, defaults
@@ -72,11 +78,16 @@ type Job struct {
 	Status    JobStatus     `json:"status"`
 	CreatedBy Principal     `json:"createdBy"`
 	CreatedOn time.Time     `json:"createdOn"`
+	// ModifiedOn is the time of the last PUT.
+	ModifiedOn time.Time `json:"modifiedOn"`
 	// Seq orders the queue: lower runs first.
 	Seq uint64 `json:"seq"`
 	// StartTime and EndTime bound the command's run (zero until then).
 	StartTime time.Time `json:"startTime,omitzero"`
 	EndTime   time.Time `json:"endTime,omitzero"`
+	// Launched is set once the command was started in the guest: a
+	// restarted server then attaches to it rather than starting it.
+	Launched bool `json:"launched,omitempty"`
 	// ExitCode is the command's, once it ended.
 	ExitCode *int `json:"exitCode,omitempty"`
 	// Error says why a Failed job failed.
@@ -157,22 +168,31 @@ func (s *Service) SubmitJob(p Principal, ref WorkspaceRef, name string, spec map
 			return err
 		}
 		if ok {
+			if old.Deleting {
+				return Errorf(KindConflict, "Conflict", "The job '%s' is being deleted; submit it again once it is gone.", name)
+			}
 			job, err = updateJob(old, spec)
 			if err != nil {
 				return err
 			}
+			job.ModifiedOn = s.now().UTC()
 			return tx.Put(bucketJobs, job.key(), job)
+		}
+		if ws.Deleting != "" {
+			return Errorf(KindConflict, "WorkspaceBeingDeleted", "The workspace '%s' is being deleted.", ws.Name)
 		}
 		job, err = s.newJob(tx, ws, name, spec)
 		if err != nil {
 			return err
 		}
+		job.ID = uuid.NewString()
 		job.CreatedBy, job.CreatedOn = p, s.now().UTC()
+		job.ModifiedOn = job.CreatedOn
 		created = true
 		return tx.Put(bucketJobs, job.key(), job)
 	})
 	if err == nil && created {
-		s.jobs.launch(job.key())
+		s.jobs.launch(job)
 	}
 	return job, created, err
 }
@@ -439,7 +459,7 @@ func (s *Service) CancelJob(ref WorkspaceRef, name string) (Job, error) {
 		return nil
 	})
 	if err == nil && job.Status == JobCancelRequested {
-		s.jobs.cancel(job.key())
+		s.jobs.cancel(job.ID)
 	}
 	return job, err
 }
@@ -463,8 +483,12 @@ func (s *Service) DeleteJob(ref WorkspaceRef, name string) (done bool, err error
 		job.Deleting, job.Status = true, JobCancelRequested
 		return tx.Put(bucketJobs, job.key(), job)
 	})
-	if err == nil && !done {
-		s.jobs.cancel(job.key())
+	switch {
+	case err != nil:
+	case done:
+		err = os.RemoveAll(s.LogDir(job))
+	default:
+		s.jobs.cancel(job.ID)
 	}
 	return done, err
 }

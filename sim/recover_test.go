@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -469,5 +470,51 @@ func waitJob(t *testing.T, svc *sim.Service, name string, want sim.JobStatus) si
 			t.Fatalf("job %s: status = %s, want %s", name, j.Status, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A cancel asked before a restart is carried out after it: the job ends
+// Canceled and does not run to its end.
+func TestRestartFinishesCancel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	drv := fake.New()
+	s := open(t, path, drv)
+	if _, _, err := s.svc.CreateOrUpdate(sim.DefaultOwner, ref, "ci-cancel", sim.CreateRequest{Size: "Standard_D1_v2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s.svc, "ci-cancel", sim.StateRunning)
+	spec := map[string]any{"jobType": "Command", "command": "sleep 600", "environmentId": "azureml:AzureML-minimal@latest",
+		"computeId": "ci-cancel", "environmentVariables": map[string]any{"AMLSIM_FAKE_DURATION": "10m"}}
+	if _, _, err := s.svc.SubmitJob(sim.DefaultOwner, ref, "stop-me", spec); err != nil {
+		t.Fatal(err)
+	}
+	for j := waitJob(t, s.svc, "stop-me", sim.JobRunning); !j.Launched; time.Sleep(10 * time.Millisecond) {
+		j, _ = s.svc.Job(ref, "stop-me") // its command started in the guest
+	}
+	s.close()
+	// The cancel was stored, its stop did not happen: as if the server
+	// died right after it answered the cancel.
+	st, err := store.Open(path, sim.Buckets()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(tx *store.Tx) error {
+		var j sim.Job
+		key := "rg-local/ws-local/stop-me"
+		if ok, err := tx.Get("jobs", key, &j); err != nil || !ok {
+			return fmt.Errorf("job record: %v %v", ok, err)
+		}
+		j.Status = sim.JobCancelRequested
+		return tx.Put("jobs", key, j)
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, drv)
+	defer s.close()
+	j := waitJob(t, s.svc, "stop-me", sim.JobCanceled)
+	if j.ExitCode == nil || *j.ExitCode != 143 {
+		t.Errorf("exit code %v, want 143 (stopped)", j.ExitCode)
 	}
 }

@@ -33,12 +33,16 @@ import (
 type Guest interface {
 	Seed(inst Instance) ([]byte, error)
 	WaitReady(ctx context.Context, inst Instance) error
-	// RunJob runs a job's command in the guest, or attaches to it when it
-	// runs there already (the simulator restarted), writing its output
-	// from byte offset on to out as it comes, until the command ends: its
-	// exit code. When ctx ends first it returns ctx's error and leaves the
-	// command running.
-	RunJob(ctx context.Context, inst Instance, job Job, out io.Writer, offset int64) (exitCode int, err error)
+	// StartJob starts a job's command in the guest, detached from amlsim:
+	// it runs on while amlsim restarts. A job started already is left as
+	// it is.
+	StartJob(ctx context.Context, inst Instance, job Job) error
+	// WaitJob follows a started job's command, writing its output from
+	// byte offset on to out as it comes, until the command ends: its exit
+	// code. When ctx ends first it returns ctx's error and leaves the
+	// command running. A command the guest no longer runs (it rebooted)
+	// is an error.
+	WaitJob(ctx context.Context, inst Instance, job Job, out io.Writer, offset int64) (exitCode int, err error)
 	// StopJob stops a job's command (SIGTERM, then SIGKILL) and returns
 	// its exit code.
 	StopJob(ctx context.Context, inst Instance, job Job) (exitCode int, err error)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -124,15 +125,15 @@ func (s *Server) runDetails(base string, j sim.Job) map[string]any {
 func (s *Server) logURL(base string, j sim.Job, file string) string {
 	p := JobLogsPrefix + url.PathEscape(j.Workspace.ResourceGroup) + "/" + url.PathEscape(j.Workspace.Name) + "/" + url.PathEscape(j.Name) + "/" + file
 	se := strconv.FormatInt(s.svc.Now().Add(logURLLifetime).Unix(), 10)
-	return base + p + "?" + url.Values{"se": {se}, "sig": {s.logSignature(p, se)}}.Encode()
+	return base + p + "?" + url.Values{"se": {se}, "sig": {s.logSignature(p, se, j.ID)}}.Encode()
 }
 
-// logSignature signs a log path and its expiry with the server's key,
-// made afresh at each start (the URLs of an earlier run stop working, as
-// a SAS expires).
-func (s *Server) logSignature(p, se string) string {
+// logSignature signs a log path, its expiry and the job's ID (a job made
+// again under the name is another) with the server's key, made afresh at
+// each start (the URLs of an earlier run stop working, as a SAS expires).
+func (s *Server) logSignature(p, se, id string) string {
 	m := hmac.New(sha256.New, s.logKey)
-	m.Write([]byte(p + "\n" + se))
+	m.Write([]byte(p + "\n" + se + "\n" + id))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -144,29 +145,31 @@ func newLogKey() []byte {
 
 // serveJobLog answers a signed log URL with the log as text/plain.
 func (s *Server) serveJobLog(w http.ResponseWriter, hr *http.Request) error {
-	q := hr.URL.Query()
-	se, sig := q.Get("se"), q.Get("sig")
-	exp, err := strconv.ParseInt(se, 10, 64)
-	want := s.logSignature(hr.URL.EscapedPath(), se)
-	if err != nil || !hmac.Equal([]byte(sig), []byte(want)) || s.svc.Now().Unix() > exp {
-		// Blob storage's answer to a bad or expired SAS.
-		return sim.Errorf(sim.KindForbidden, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.")
-	}
+	// Blob storage's answer to a bad or expired SAS.
+	denied := sim.Errorf(sim.KindForbidden, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.")
 	rest := strings.TrimPrefix(hr.URL.Path, JobLogsPrefix)
 	parts := strings.SplitN(rest, "/", 4)
 	if len(parts) != 4 || path.Clean(parts[3]) != parts[3] || strings.HasPrefix(parts[3], "..") {
-		return sim.Errorf(sim.KindNotFound, "BlobNotFound", "The specified blob does not exist.")
+		return denied
 	}
 	job, err := s.svc.Job(sim.WorkspaceRef{ResourceGroup: parts[0], Name: parts[1]}, parts[2])
 	if err != nil {
-		return sim.Errorf(sim.KindNotFound, "BlobNotFound", "The specified blob does not exist.")
+		return denied
 	}
-	b, err := os.ReadFile(filepath.Join(s.svc.LogDir(job), filepath.FromSlash(parts[3])))
+	q := hr.URL.Query()
+	se, sig := q.Get("se"), q.Get("sig")
+	exp, err := strconv.ParseInt(se, 10, 64)
+	want := s.logSignature(hr.URL.EscapedPath(), se, job.ID)
+	if err != nil || !hmac.Equal([]byte(sig), []byte(want)) || s.svc.Now().Unix() > exp {
+		return denied
+	}
+	f, err := os.Open(filepath.Join(s.svc.LogDir(job), filepath.FromSlash(parts[3])))
 	if err != nil {
 		return sim.Errorf(sim.KindNotFound, "BlobNotFound", "The specified blob does not exist.")
 	}
+	defer f.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	io.Copy(w, f)
 	return nil
 }

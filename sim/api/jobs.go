@@ -52,7 +52,7 @@ func (s *Server) jobView(r *request, j sim.Job) jobResource {
 		Type: Provider + "/workspaces/jobs",
 		SystemData: systemData{
 			CreatedBy: j.CreatedBy.Name, CreatedByType: "User", CreatedAt: j.CreatedOn,
-			LastModifiedBy: j.CreatedBy.Name, LastModifiedByType: "User", LastModifiedAt: j.CreatedOn,
+			LastModifiedBy: j.CreatedBy.Name, LastModifiedByType: "User", LastModifiedAt: j.ModifiedOn,
 		},
 		Properties: props,
 	}
@@ -172,7 +172,8 @@ func (s *Server) setJobPolling(w http.ResponseWriter, r *request, kind string) {
 func (s *Server) jobOperationResult(w http.ResponseWriter, r *request) error {
 	job, err := s.svc.Job(r.workspace(), r.vars["name"])
 	switch kind := r.vars["kind"]; {
-	case kind == "delete" && sim.IsKind(err, sim.KindNotFound):
+	case (kind == "delete" || kind == "cancel") && sim.IsKind(err, sim.KindNotFound):
+		// Gone: deleted, so also no longer running.
 		w.WriteHeader(http.StatusOK)
 		return nil
 	case err != nil:

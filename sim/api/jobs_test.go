@@ -387,18 +387,23 @@ func TestJobArchiveTimeoutActivityRBAC(t *testing.T) {
 		t.Errorf("lists after the archive: active %d, archived %d, all %d; want 0, 1, 1", a, ar, all)
 	}
 
-	slow := commandJob("ci-more", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})
-	slow.Properties.(*ml.CommandJob).Limits = &ml.CommandJobLimits{JobLimitsType: to(ml.JobLimitsTypeCommand), Timeout: to("PT1S")}
-	if _, err := e.submit("timed-out", slow); err != nil {
+	busy := commandJob("ci-more", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})
+	if _, err := e.submit("busy", busy); err != nil {
 		t.Fatal(err)
 	}
-	e.waitJob("timed-out", ml.JobStatusRunning)
+	e.waitJob("busy", ml.JobStatusRunning)
 	resp := e.raw("GET", computesPath+"/ci-more/amlsim/activity?api-version=2024-04-01", e.token, "")
 	var act sim.Activity
 	json.NewDecoder(resp.Body).Decode(&act)
 	resp.Body.Close()
 	if act.Jobs != 1 || !act.Active() {
 		t.Errorf("activity with a job running: %+v, want jobs 1", act)
+	}
+
+	slow := commandJob("ci-more", "sleep 600", map[string]string{"AMLSIM_FAKE_DURATION": "10m"})
+	slow.Properties.(*ml.CommandJob).Limits = &ml.CommandJobLimits{JobLimitsType: to(ml.JobLimitsTypeCommand), Timeout: to("PT1S")}
+	if _, err := e.submit("timed-out", slow); err != nil {
+		t.Fatal(err)
 	}
 	e.waitJob("timed-out", ml.JobStatusCanceled)
 	if j, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "timed-out"); !strings.Contains(strings.Join(j.Warnings, " "), "limits.timeout") {
@@ -485,5 +490,55 @@ func TestJobListPages(t *testing.T) {
 	page, err := e.jobs().NewListPager(rg, ws, &ml.JobsClientListOptions{Tag: to("other")}).NextPage(ctx(t))
 	if err != nil || len(page.Value) != 0 {
 		t.Errorf("list by a tag no job has: %d jobs, %v", len(page.Value), err)
+	}
+}
+
+// A job name used again after its job was deleted is a new run: its own
+// command, its own log; a queued job canceled never runs.
+func TestJobNameReusedAndQueuedCancel(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("ci-reuse", "Standard_D1_v2") // 1 vCPU
+	if _, err := e.submit("again", commandJob("ci-reuse", "echo first", map[string]string{"AMLSIM_FAKE_DURATION": "10m", "AMLSIM_FAKE_OUTPUT": "FIRST"})); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("again", ml.JobStatusRunning)
+	if _, err := e.submit("waiting", commandJob("ci-reuse", "echo never", nil)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob("waiting", ml.JobStatusQueued)
+	c, err := e.jobs().BeginCancel(ctx(t), rg, ws, "waiting", nil)
+	if err == nil {
+		_, err = c.PollUntilDone(ctx(t), fastPoll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "waiting"); got.Status != sim.JobCanceled || !got.StartTime.IsZero() {
+		t.Errorf("canceled while queued: %s, started %v; want Canceled, never started", got.Status, got.StartTime)
+	}
+
+	for i := range 5 {
+		d, err := e.jobs().BeginDelete(ctx(t), rg, ws, "again", nil)
+		if err == nil {
+			_, err = d.PollUntilDone(ctx(t), fastPoll)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := fmt.Sprintf("RUN-%d", i)
+		if _, err := e.submit("again", commandJob("ci-reuse", "echo again", map[string]string{"AMLSIM_FAKE_DURATION": "10m", "AMLSIM_FAKE_OUTPUT": out})); err != nil {
+			t.Fatalf("submit again (%d): %v", i, err)
+		}
+		e.waitJob("again", ml.JobStatusRunning)
+		j, _ := e.svc.Job(sim.WorkspaceRef{ResourceGroup: rg, Name: ws}, "again")
+		var log []byte
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if log, _ = os.ReadFile(filepath.Join(e.svc.LogDir(j), "user_logs", "std_log.txt")); strings.Contains(string(log), out) {
+				break
+			}
+		}
+		if !strings.Contains(string(log), out) || strings.Contains(string(log), "FIRST") || strings.Count(string(log), "this job would run") != 1 {
+			t.Fatalf("log of run %d = %q, want its own output only", i, log)
+		}
 	}
 }

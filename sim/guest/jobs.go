@@ -17,13 +17,15 @@ import (
 	"github.com/amlsim/amlsim/sim"
 )
 
-// Jobs in a real guest: each job gets a directory under jobRoot (Azure's
-// common runtime keeps a job under /tmp/azureml/cr/j/<id>, its working
-// directory exe/wd: AZUREML_CR_EXECUTION_WORKING_DIR_PATH), and its
-// command runs there as azureuser in a session of its own, detached from
-// the SSH connection that started it, so it runs on while amlsim
-// restarts. The runner script writes the command's output to std_log.txt
-// and, when it ends, its exit status to exit; amlsim reads both over SSH.
+// Jobs in a real guest: each job gets a directory under jobRoot named by
+// its ID (Azure's common runtime keeps a job under /tmp/azureml/cr/j/<id>,
+// its working directory exe/wd: AZUREML_CR_EXECUTION_WORKING_DIR_PATH),
+// and its command runs there as azureuser in a session of its own,
+// detached from the SSH connection that started it, so it runs on while
+// amlsim restarts. The runner script writes the command's output to
+// std_log.txt and, when it ends, its exit status to exit; amlsim reads
+// both over SSH. The boot the job started in is kept (boot): a guest that
+// rebooted has lost the command.
 const jobRoot = "/tmp/azureml/cr/j"
 
 // jobRunner is the script a job runs under: the job's environment, its
@@ -39,7 +41,7 @@ echo $? >"$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit"
 `
 
 // jobDir is where the job's files are in the guest.
-func jobDir(job sim.Job) string { return path.Join(jobRoot, job.Name) }
+func jobDir(job sim.Job) string { return path.Join(jobRoot, job.ID) }
 
 // jobEnv is the environment of a job's command, as `export` lines: what
 // Azure ML's common runtime sets (the names seen in a real job's
@@ -89,17 +91,21 @@ func validEnvName(k string) bool {
 	return k != ""
 }
 
-// startJob makes the job's directory and starts its runner, unless the
-// directory is there already (the job started before a restart).
-func (g *SSH) startJob(ctx context.Context, c *guestssh.Client, inst sim.Instance, job sim.Job) error {
-	dir := jobDir(job)
+// StartJob makes the job's directory and starts its runner, unless the
+// directory is there already (started before).
+func (g *SSH) StartJob(ctx context.Context, inst sim.Instance, job sim.Job) error {
+	c, err := g.dial(ctx, inst)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 	var files bytes.Buffer
 	// One shell reads the three files from stdin, a line of base64 each.
 	for _, f := range []string{jobRunner, jobEnv(inst, job, g.Subscription), job.ResolvedCommand() + "\n"} {
 		files.WriteString(base64.StdEncoding.EncodeToString([]byte(f)) + "\n")
 	}
 	script := `set -e
-dir=` + shellQuote(dir) + `
+dir=` + shellQuote(jobDir(job)) + `
 mkdir -p ` + jobRoot + `
 if ! mkdir "$dir" 2>/dev/null; then exit 0; fi
 mkdir -p "$dir/exe/wd"
@@ -109,6 +115,7 @@ for f in run.sh env command.sh; do
 done
 chmod +x "$dir/run.sh"
 : >"$dir/std_log.txt"
+cat /proc/sys/kernel/random/boot_id >"$dir/boot"
 setsid "$dir/run.sh" </dev/null >/dev/null 2>&1 &
 echo $! >"$dir/pid"
 `
@@ -122,49 +129,72 @@ echo $! >"$dir/pid"
 	return nil
 }
 
-// jobPollInterval is how often a running job's output and status are read.
-const jobPollInterval = time.Second
+// jobPollInterval is how often a running job's output and status are read;
+// jobReadMax bounds the output read at once.
+const (
+	jobPollInterval = time.Second
+	jobReadMax      = 1 << 20
+)
 
-// RunJob starts the job's command in the guest (or finds it started),
-// then copies its output to out and waits for its exit status.
-func (g *SSH) RunJob(ctx context.Context, inst sim.Instance, job sim.Job, out io.Writer, offset int64) (int, error) {
+// jobPoll prints the job's state ("exit N", "running" or "lost": its
+// directory is gone, the guest rebooted since it started, or its runner
+// died without an exit status), then its output from byte OFFSET+1 on,
+// at most jobReadMax bytes.
+const jobPoll = `d=%s
+state() {
+	if [ -e "$d/exit" ]; then printf 'exit %%s\n' "$(cat "$d/exit")"
+	elif [ ! -e "$d/boot" ] || [ "$(cat "$d/boot")" != "$(cat /proc/sys/kernel/random/boot_id)" ]; then echo lost
+	elif kill -0 "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null; then echo running
+	elif [ -e "$d/exit" ]; then printf 'exit %%s\n' "$(cat "$d/exit")"
+	else echo lost
+	fi
+}
+state
+tail -c +%d "$d/std_log.txt" 2>/dev/null | head -c %d
+`
+
+// WaitJob copies the job's output to out and waits for its exit status.
+func (g *SSH) WaitJob(ctx context.Context, inst sim.Instance, job sim.Job, out io.Writer, offset int64) (int, error) {
 	c, err := g.dial(ctx, inst)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { c.Close() }()
-	if err := g.startJob(ctx, c, inst, job); err != nil {
-		return 0, err
-	}
-	dir := shellQuote(jobDir(job))
 	for {
-		// The status first: once it is there, the output read after it
-		// is whole.
-		res, err := runBounded(ctx, c, `d=`+dir+`; if [ -e "$d/exit" ]; then printf 'exit %s\n' "$(cat "$d/exit")"; else echo running; fi; tail -c +`+strconv.FormatInt(offset+1, 10)+` "$d/std_log.txt"`)
+		res, err := runBounded(ctx, c, "bash -c "+shellQuote(fmt.Sprintf(jobPoll, shellQuote(jobDir(job)), offset+1, jobReadMax)))
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
 			// One new connection: a guest that went away fails it.
-			c.Close()
-			if c, err = g.dial(ctx, inst); err != nil {
+			nc, derr := g.dial(ctx, inst)
+			if derr != nil {
 				return 0, fmt.Errorf("job %s: the guest stopped answering: %w", job.Name, err)
 			}
-			continue
-		}
-		status, output, _ := bytes.Cut(res.Stdout, []byte("\n"))
-		if len(output) > 0 {
-			if _, err := out.Write(output); err != nil {
-				return 0, err
+			c.Close()
+			c = nc
+		} else {
+			state, output, _ := bytes.Cut(res.Stdout, []byte("\n"))
+			if len(output) > 0 {
+				if _, err := out.Write(output); err != nil {
+					return 0, err
+				}
+				offset += int64(len(output))
 			}
-			offset += int64(len(output))
-		}
-		if code, ok := strings.CutPrefix(string(status), "exit "); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(code))
-			if err != nil {
-				return 0, fmt.Errorf("job %s: exit status %q", job.Name, code)
+			full := len(output) == jobReadMax // more to read before the end counts
+			switch s := string(state); {
+			case s == "lost":
+				return 0, fmt.Errorf("job %s: the guest no longer runs its command (it restarted, or the command's runner died)", job.Name)
+			case strings.HasPrefix(s, "exit ") && !full:
+				n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(s, "exit ")))
+				if err != nil {
+					return 0, fmt.Errorf("job %s: exit status %q", job.Name, s)
+				}
+				return n, nil
 			}
-			return n, nil
+			if full {
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -222,10 +252,13 @@ const (
 	FakeExitCodeVar = "AMLSIM_FAKE_EXIT_CODE"
 )
 
-// RunJob simulates the job's run: it says what would run, prints
+// StartJob has nothing to start: the run is simulated by WaitJob.
+func (Fake) StartJob(context.Context, sim.Instance, sim.Job) error { return nil }
+
+// WaitJob simulates the job's run: it says what would run, prints
 // AMLSIM_FAKE_OUTPUT, and ends after AMLSIM_FAKE_DURATION with
 // AMLSIM_FAKE_EXIT_CODE. A domain that stops meanwhile fails it.
-func (f Fake) RunJob(ctx context.Context, inst sim.Instance, job sim.Job, out io.Writer, offset int64) (int, error) {
+func (f Fake) WaitJob(ctx context.Context, inst sim.Instance, job sim.Job, out io.Writer, offset int64) (int, error) {
 	d, code := time.Second, 0
 	if v, ok := job.Variables[FakeDurationVar]; ok {
 		var err error

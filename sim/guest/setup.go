@@ -54,14 +54,14 @@ func setupFiles(inst sim.Instance) (files []cloudinit.File) {
 		files = append(files, cloudinit.File{Path: mountPath, Content: []byte(mount), Permissions: "0755"})
 	}
 	// The runner is there even without scripts: a fault rule can give a
-	// start a startup script (sim.InjectedStartupScript).
+	// start a startup script (sim.InjectedStartupFault).
 	logDir := path.Join(SharePath, "Logs", inst.Name)
-	faultScript := path.Join(logDir, sim.InjectedStartupScript(inst.ID))
+	faultFile := path.Join(logDir, sim.InjectedStartupFault(inst.ID))
 	if inst.Share == "" {
-		logDir, faultScript = "/var/log/amlsim", ""
+		logDir, faultFile = "/var/log/amlsim", ""
 	}
-	env := fmt.Sprintf("CI_RESOURCE_GROUP=%s\nCI_WORKSPACE=%s\nCI_NAME=%s\nCI_LOCAL_UBUNTU_USER=%s\nLOG_DIR=%s\nFAULT_SCRIPT=%s\n",
-		shellQuote(inst.Workspace.ResourceGroup), shellQuote(inst.Workspace.Name), shellQuote(inst.Name), shellQuote(User), shellQuote(logDir), shellQuote(faultScript))
+	env := fmt.Sprintf("CI_RESOURCE_GROUP=%s\nCI_WORKSPACE=%s\nCI_NAME=%s\nCI_LOCAL_UBUNTU_USER=%s\nLOG_DIR=%s\nFAULT_FILE=%s\n",
+		shellQuote(inst.Workspace.ResourceGroup), shellQuote(inst.Workspace.Name), shellQuote(inst.Name), shellQuote(User), shellQuote(logDir), shellQuote(faultFile))
 	files = append(files,
 		cloudinit.File{Path: runnerPath, Content: runner, Permissions: "0755"},
 		cloudinit.File{Path: confDir + "/env", Content: []byte(env)})

@@ -14,7 +14,7 @@ status="$state/setup-$boot.status"
 : >"$status"
 
 # CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER, LOG_DIR,
-# FAULT_SCRIPT
+# FAULT_FILE
 . "$conf/env"
 export CI_RESOURCE_GROUP CI_WORKSPACE CI_NAME CI_LOCAL_UBUNTU_USER
 
@@ -47,12 +47,25 @@ if [ ! -e "$state/creation.done" ]; then
 	touch "$state/creation.done"
 fi
 # A fault rule of the simulator (amlsim serve --faults) may have left, in
-# the share, a script to run once at this boot in place of the startup
-# script: it is taken (moved out of the share) and run so.
+# the share, a file saying "CODE RULE": this boot's startup script is then
+# one that says so and exits CODE. The file is taken (deleted); only a
+# number and a rule's name are read from it.
 startup=$conf/startup.conf
-if [ -n "${FAULT_SCRIPT:-}" ] && [ -f "$FAULT_SCRIPT" ] && mv "$FAULT_SCRIPT" "$state/fault-startup.sh"; then
-	printf 'SCRIPT=%s\nWORKDIR=%s\nTIMEOUT=0\nARGS=()\n' "$state/fault-startup.sh" "$state" >"$state/fault-startup.conf"
-	startup=$state/fault-startup.conf
+if [ -n "${FAULT_FILE:-}" ] && [ -f "$FAULT_FILE" ]; then
+	read -r code rule _ <"$FAULT_FILE" || true
+	rm -f "$FAULT_FILE"
+	rule=${rule//[!A-Za-z0-9._-]/}
+	case "$code" in
+	'' | *[!0-9]*) ;;
+	*)
+		if [ "$code" -ge 1 ] && [ "$code" -le 255 ]; then
+			printf '#!/bin/bash\necho "amlsim: fault rule %s: this startup script exits %s in place of the instance'"'"'s" >&2\nexit %s\n' \
+				"$rule" "$code" "$code" >"$state/fault-startup.sh"
+			printf 'SCRIPT=%s\nWORKDIR=%s\nTIMEOUT=0\nARGS=()\n' "$state/fault-startup.sh" "$state" >"$state/fault-startup.conf"
+			startup=$state/fault-startup.conf
+		fi
+		;;
+	esac
 fi
 if [ $ok = 1 ]; then
 	run startup "$startup"

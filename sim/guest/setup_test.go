@@ -109,8 +109,8 @@ func paths(files []cloudinit.File) []string {
 }
 
 // The guest's setup runner (setup.sh) run by bash on the host, in a
-// directory standing for the guest's: a script a fault rule left in the
-// share runs once in place of the startup script, and is taken.
+// directory standing for the guest's: the exit code a fault rule left in
+// the share makes this boot's startup script one that exits so, once.
 func TestRunnerRunsInjectedStartupScriptOnce(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash on this host")
@@ -128,7 +128,7 @@ func TestRunnerRunsInjectedStartupScriptOnce(t *testing.T) {
 		}
 	}
 	// The seed's files, moved from the guest's paths into root.
-	fault := filepath.Join(logs, sim.InjectedStartupScript(inst.ID))
+	fault := filepath.Join(logs, sim.InjectedStartupFault(inst.ID))
 	move := strings.NewReplacer(SharePath+"/Logs/ci-five", logs, confDir, conf, scriptDir, filepath.Join(root, "scripts"))
 	for _, f := range setupFiles(inst) {
 		if f.Path == runnerPath || f.Path == mountPath {
@@ -156,7 +156,10 @@ func TestRunnerRunsInjectedStartupScriptOnce(t *testing.T) {
 		}
 		return parseStatus(string(b))
 	}
-	if err := os.WriteFile(fault, []byte("echo 'amlsim: fault rule rule-x: this startup script exits 3' >&2\nexit 3\n"), 0o755); err != nil {
+	// Only a code and a rule's name are read from the share: anything
+	// else in the file is not run.
+	pwned := filepath.Join(root, "pwned")
+	if err := os.WriteFile(fault, []byte("3 rule-x $(touch "+pwned+") `touch "+pwned+"`\ntouch "+pwned+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	st := boot()
@@ -167,7 +170,10 @@ func TestRunnerRunsInjectedStartupScriptOnce(t *testing.T) {
 		t.Errorf("the run's log says %q", log)
 	}
 	if _, err := os.Stat(fault); !os.IsNotExist(err) {
-		t.Errorf("the fault's script is still in the share: %v", err)
+		t.Errorf("the fault's file is still in the share: %v", err)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Errorf("the runner ran what the fault's file held")
 	}
 	st = boot()
 	if len(st.runs) != 1 || st.runs[0].ExitCode != 0 {
