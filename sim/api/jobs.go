@@ -24,7 +24,8 @@ const (
 	ActEnvWrite    = "Microsoft.MachineLearningServices/workspaces/environments/versions/write"
 )
 
-// jobResource is JobBaseResource.
+// jobResource is JobBaseResource, and (same shape) an environment
+// version's resource.
 type jobResource struct {
 	ID         string         `json:"id"`
 	Name       string         `json:"name"`
@@ -50,10 +51,7 @@ func (s *Server) jobView(r *request, j sim.Job) jobResource {
 		ID:   "/subscriptions/" + s.sub() + "/resourceGroups/" + j.Workspace.ResourceGroup + "/providers/" + Provider + "/workspaces/" + j.Workspace.Name + "/jobs/" + j.Name,
 		Name: j.Name,
 		Type: Provider + "/workspaces/jobs",
-		SystemData: systemData{
-			CreatedBy: j.CreatedBy.Name, CreatedByType: "User", CreatedAt: j.CreatedOn,
-			LastModifiedBy: j.CreatedBy.Name, LastModifiedByType: "User", LastModifiedAt: j.ModifiedOn,
-		},
+		SystemData: userSystemData(j.CreatedBy.Name, j.CreatedOn, j.ModifiedOn),
 		Properties: props,
 	}
 }
@@ -192,28 +190,17 @@ func (s *Server) jobOperationResult(w http.ResponseWriter, r *request) error {
 
 // --- environment versions ---
 
-type environmentResource struct {
-	ID         string         `json:"id"`
-	Name       string         `json:"name"`
-	Type       string         `json:"type"`
-	SystemData systemData     `json:"systemData"`
-	Properties map[string]any `json:"properties"`
-}
-
-func (s *Server) environmentView(env sim.Environment) environmentResource {
+func (s *Server) environmentView(env sim.Environment) jobResource {
 	props := map[string]any{}
 	for k, v := range env.Properties {
 		props[k] = v
 	}
 	props["provisioningState"] = "Succeeded"
-	return environmentResource{
+	return jobResource{
 		ID:   "/subscriptions/" + s.sub() + "/resourceGroups/" + env.Workspace.ResourceGroup + "/providers/" + Provider + "/workspaces/" + env.Workspace.Name + "/environments/" + env.Name + "/versions/" + env.Version,
 		Name: env.Version,
 		Type: Provider + "/workspaces/environments/versions",
-		SystemData: systemData{
-			CreatedBy: env.CreatedBy.Name, CreatedByType: "User", CreatedAt: env.CreatedOn,
-			LastModifiedBy: env.CreatedBy.Name, LastModifiedByType: "User", LastModifiedAt: env.CreatedOn,
-		},
+		SystemData: userSystemData(env.CreatedBy.Name, env.CreatedOn, env.CreatedOn),
 		Properties: props,
 	}
 }

@@ -19,6 +19,12 @@ type systemData struct {
 	LastModifiedAt     time.Time `json:"lastModifiedAt"`
 }
 
+// userSystemData is the systemData of a resource a user made and last
+// changed.
+func userSystemData(by string, created, modified time.Time) systemData {
+	return systemData{CreatedBy: by, CreatedByType: "User", CreatedAt: created, LastModifiedBy: by, LastModifiedByType: "User", LastModifiedAt: modified}
+}
+
 type computeResource struct {
 	ID         string            `json:"id"`
 	Name       string            `json:"name"`
@@ -142,10 +148,7 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 		Type:     Provider + "/workspaces/computes",
 		Location: inst.Location,
 		Tags:     inst.Tags,
-		SystemData: systemData{
-			CreatedBy: inst.CreatedBy.Name, CreatedByType: "User", CreatedAt: inst.CreatedOn,
-			LastModifiedBy: inst.CreatedBy.Name, LastModifiedByType: "User", LastModifiedAt: inst.ModifiedOn,
-		},
+		SystemData: userSystemData(inst.CreatedBy.Name, inst.CreatedOn, inst.ModifiedOn),
 		Properties: computeProperties{
 			ComputeType:        "ComputeInstance",
 			ComputeLocation:    inst.Location,
