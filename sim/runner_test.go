@@ -22,7 +22,7 @@ func (readyGuest) RunSetup(context.Context, Instance, func(string)) ([]ScriptRun
 	return nil, nil
 }
 func (readyGuest) Activity(context.Context, Instance) (Activity, error) { return Activity{}, nil }
-func (readyGuest) StartJob(context.Context, Instance, Job) error { return nil }
+func (readyGuest) StartJob(context.Context, Instance, Job) error        { return nil }
 func (readyGuest) WaitJob(context.Context, Instance, Job, io.Writer, int64) (int, error) {
 	return 0, nil
 }

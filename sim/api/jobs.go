@@ -48,9 +48,9 @@ func (s *Server) jobView(r *request, j sim.Job) jobResource {
 		"Tracking": map[string]any{"jobServiceType": "Tracking", "endpoint": r.baseURL(), "status": string(j.Status)},
 	}
 	return jobResource{
-		ID:   "/subscriptions/" + s.sub() + "/resourceGroups/" + j.Workspace.ResourceGroup + "/providers/" + Provider + "/workspaces/" + j.Workspace.Name + "/jobs/" + j.Name,
-		Name: j.Name,
-		Type: Provider + "/workspaces/jobs",
+		ID:         "/subscriptions/" + s.sub() + "/resourceGroups/" + j.Workspace.ResourceGroup + "/providers/" + Provider + "/workspaces/" + j.Workspace.Name + "/jobs/" + j.Name,
+		Name:       j.Name,
+		Type:       Provider + "/workspaces/jobs",
 		SystemData: userSystemData(j.CreatedBy.Name, j.CreatedOn, j.ModifiedOn),
 		Properties: props,
 	}
@@ -197,9 +197,9 @@ func (s *Server) environmentView(env sim.Environment) jobResource {
 	}
 	props["provisioningState"] = "Succeeded"
 	return jobResource{
-		ID:   "/subscriptions/" + s.sub() + "/resourceGroups/" + env.Workspace.ResourceGroup + "/providers/" + Provider + "/workspaces/" + env.Workspace.Name + "/environments/" + env.Name + "/versions/" + env.Version,
-		Name: env.Version,
-		Type: Provider + "/workspaces/environments/versions",
+		ID:         "/subscriptions/" + s.sub() + "/resourceGroups/" + env.Workspace.ResourceGroup + "/providers/" + Provider + "/workspaces/" + env.Workspace.Name + "/environments/" + env.Name + "/versions/" + env.Version,
+		Name:       env.Version,
+		Type:       Provider + "/workspaces/environments/versions",
 		SystemData: userSystemData(env.CreatedBy.Name, env.CreatedOn, env.CreatedOn),
 		Properties: props,
 	}

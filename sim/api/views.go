@@ -143,11 +143,11 @@ func (s *Server) computeView(r *request, inst sim.Instance) computeResource {
 		provErrs = errs
 	}
 	return computeResource{
-		ID:       inst.ResourceID(sub),
-		Name:     inst.Name,
-		Type:     Provider + "/workspaces/computes",
-		Location: inst.Location,
-		Tags:     inst.Tags,
+		ID:         inst.ResourceID(sub),
+		Name:       inst.Name,
+		Type:       Provider + "/workspaces/computes",
+		Location:   inst.Location,
+		Tags:       inst.Tags,
 		SystemData: userSystemData(inst.CreatedBy.Name, inst.CreatedOn, inst.ModifiedOn),
 		Properties: computeProperties{
 			ComputeType:        "ComputeInstance",
@@ -180,11 +180,11 @@ func workspaceView(sub, base string, ws sim.Workspace) workspaceResource {
 	props["friendlyName"] = ws.Name
 	props["creationTime"] = ws.CreatedOn
 	return workspaceResource{
-		ID:       "/subscriptions/" + sub + "/resourceGroups/" + ws.ResourceGroup + "/providers/" + Provider + "/workspaces/" + ws.Name,
-		Name:     ws.Name,
-		Type:     Provider + "/workspaces",
-		Location: ws.Location,
-		Tags:     ws.Tags,
+		ID:         "/subscriptions/" + sub + "/resourceGroups/" + ws.ResourceGroup + "/providers/" + Provider + "/workspaces/" + ws.Name,
+		Name:       ws.Name,
+		Type:       Provider + "/workspaces",
+		Location:   ws.Location,
+		Tags:       ws.Tags,
 		Properties: props,
 	}
 }
