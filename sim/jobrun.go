@@ -143,7 +143,7 @@ func (j Job) started() bool {
 }
 
 // set changes the job at key, if it is still the run id, in a
-// transaction; ErrJobGone if it was deleted (or made again).
+// transaction; errJobGone if it was deleted (or made again).
 func (e *jobEngine) set(key, id string, change func(*Job)) (Job, error) {
 	var job Job
 	err := e.s.st.Update(func(tx *store.Tx) error {
@@ -152,7 +152,7 @@ func (e *jobEngine) set(key, id string, change func(*Job)) (Job, error) {
 			return err
 		}
 		if !ok || job.ID != id {
-			return ErrJobGone
+			return errJobGone
 		}
 		change(&job)
 		return tx.Put(bucketJobs, key, job)
@@ -247,7 +247,7 @@ func (e *jobEngine) run(ctx context.Context, key, id string, stop <-chan struct{
 var errCanceled = errors.New("canceled")
 
 func ignoreGone(err error) error {
-	if errors.Is(err, ErrJobGone) {
+	if errors.Is(err, errJobGone) {
 		return nil
 	}
 	return err

@@ -569,8 +569,7 @@ func (s *Service) GetEnvironment(ref WorkspaceRef, name, version string) (Enviro
 // environmentNotFound is the service's answer for an environment that
 // does not resolve (Azure/azure-sdk-for-python#38594).
 func environmentNotFound(name, version, label string) *Error {
-	e := userError([]string{"NotFound"}, "No environment exists for name: %s, version: %s, label: %s", name, version, label)
-	return e
+	return userError([]string{"NotFound"}, "No environment exists for name: %s, version: %s, label: %s", name, version, label)
 }
 
 // environmentIDRE matches the forms of environmentId: an ARM ID of a
@@ -634,5 +633,6 @@ func (j Job) ResolvedCommand() string {
 	})
 }
 
-// ErrJobGone is what a job's run sees when its record was deleted.
-var ErrJobGone = errors.New("job deleted")
+// errJobGone is what a job's run sees when its record was deleted (or
+// made again, as another run).
+var errJobGone = errors.New("job deleted")
