@@ -64,6 +64,7 @@ func (e *env) tokenFor(oid string) string {
 // even the workspace Owner who created it is refused, and neither the
 // caller's token nor its cookie reaches the guest.
 func TestApplicationAccess(t *testing.T) {
+	t.Parallel()
 	e := newEnvDriver(t, []fake.Option{fake.WithService(sim.JupyterGuestPort, notebook())}, rbacConfig)
 	key, err := guestssh.GenerateKey()
 	if err != nil {
@@ -244,6 +245,7 @@ func TestApplicationAccess(t *testing.T) {
 // whose role grants applicationaccess/action gets through; the others are
 // still refused. An unknown policy is refused at create.
 func TestSharedApplications(t *testing.T) {
+	t.Parallel()
 	e := newEnvDriver(t, []fake.Option{fake.WithService(sim.JupyterGuestPort, notebook())}, rbacConfig)
 	body := instanceBody("Standard_D1_v2")
 	body.Properties.(*ml.ComputeInstance).Properties.ApplicationSharingPolicy = to(ml.ApplicationSharingPolicyShared)

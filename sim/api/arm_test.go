@@ -30,6 +30,7 @@ func decodeJSON(t *testing.T, resp *http.Response, v any) {
 // 2022-09-01 gets one object with what azure-cli's _arm_to_cli_mapper
 // needs.
 func TestMetadataEndpointsNeedNoToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	resp := e.raw("GET", "/metadata/endpoints?api-version=2022-09-01", "", "")
 	if resp.StatusCode != 200 {
@@ -68,6 +69,7 @@ func TestMetadataEndpointsNeedNoToken(t *testing.T) {
 }
 
 func TestSubscriptionsTenantsAndProviders(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var subs struct{ Value []map[string]any }
 	decodeJSON(t, e.raw("GET", "/subscriptions?api-version=2022-12-01", e.token, ""), &subs)
@@ -122,6 +124,7 @@ func errCode(err error) string {
 // A resource group's life through the Go SDK; deleting it deletes the
 // workspaces and compute instances inside, quota included, as Azure does.
 func TestResourceGroupLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	gc := e.resources().NewResourceGroupsClient()
 	created, err := gc.CreateOrUpdate(ctx(t), "rg-team", armresources.ResourceGroup{Location: to("East US"), Tags: map[string]*string{"team": to("a")}}, nil)
@@ -301,6 +304,7 @@ func TestManagedIdentityTokens(t *testing.T) {
 // configuration and client-credentials grant, against amlsim as the
 // authority); its token carries its object ID, so RBAC applies to it.
 func TestServicePrincipalClientSecret(t *testing.T) {
+	t.Parallel()
 	const (
 		spID     = "33333333-3333-3333-3333-333333333333"
 		clientID = "c1c1c1c1-0000-0000-0000-000000000001"

@@ -11,6 +11,7 @@ import (
 )
 
 func TestAuditLogSaysWhoDidWhat(t *testing.T) {
+	t.Parallel()
 	e := rbacEnv(t)
 	tok, _ := e.tokens.Mint(oidReader, tenant, "", 3600e9)
 	e.raw("POST", computesPath+"/ci-x/stop?api-version=2024-04-01", tok, "")

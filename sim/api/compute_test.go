@@ -32,6 +32,7 @@ func armErr(t *testing.T, err error, status int, code string) *azcore.ResponseEr
 }
 
 func TestLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key, err := guestssh.GenerateKey()
 	if err != nil {
@@ -136,6 +137,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestSSHDisabledHidesPortAndKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-nossh", "Standard_DS1_v2")
 	ssh := e.get("ci-nossh").Properties.SSHSettings
@@ -145,6 +147,7 @@ func TestSSHDisabledHidesPortAndKey(t *testing.T) {
 }
 
 func TestListPaging(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *sim.Config) { c.PageSize = 3 })
 	want := map[string]bool{}
 	for i := range 8 {
@@ -176,6 +179,7 @@ func TestListPaging(t *testing.T) {
 }
 
 func TestCreateErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-taken", "Standard_D1_v2")
 	cases := []struct {
@@ -235,6 +239,7 @@ func TestCreateErrors(t *testing.T) {
 }
 
 func TestQuotaCountsStoppedInstancesAndFreesOnDelete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	usage := func(name string) (int64, int64) {
 		pager := e.factory.NewUsagesClient().NewListPager("eastus", nil)
@@ -299,6 +304,7 @@ func TestQuotaCountsStoppedInstancesAndFreesOnDelete(t *testing.T) {
 }
 
 func TestIllegalTransitions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-state", "Standard_D1_v2")
 	// Azure accepts a start of a running instance and fails its operation
@@ -334,6 +340,7 @@ func TestIllegalTransitions(t *testing.T) {
 }
 
 func TestFailedCreateIsCreateFailed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.drv.FailNext("start", "", errors.New("qemu exploded"))
 	_, err := e.create("ci-fail", instanceBody("Standard_D1_v2"))
@@ -353,6 +360,7 @@ func TestFailedCreateIsCreateFailed(t *testing.T) {
 }
 
 func TestListNodesAndSizes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-nodes", "Standard_D1_v2")
 	pager := e.computes().NewListNodesPager(rg, ws, "ci-nodes", nil)
@@ -379,6 +387,7 @@ func TestListNodesAndSizes(t *testing.T) {
 }
 
 func TestRawErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	other, _ := newEnv(t).tokens.Mint("x", "y", "", 3600e9)
 	expired, _ := e.tokens.Mint("x", "y", "", -3600e9)
@@ -467,6 +476,7 @@ func TestRawErrors(t *testing.T) {
 // TestLocationPolling follows the Location header alone, as clients that
 // ignore Azure-AsyncOperation do: 202 until done, then 200.
 func TestLocationPolling(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-loc", "Standard_D1_v2")
 	resp := e.raw("POST", computesPath+"/ci-loc/stop?api-version=2024-04-01", e.token, "")
@@ -500,6 +510,7 @@ func TestLocationPolling(t *testing.T) {
 }
 
 func TestEventsShowProgress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-events", "Standard_D1_v2")
 	resp := e.raw("GET", computesPath+"/ci-events/amlsim/events?api-version=2024-04-01", e.token, "")
@@ -526,6 +537,7 @@ func TestEventsShowProgress(t *testing.T) {
 }
 
 func TestSetupScriptInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	q := "?api-version=2024-04-01"
 	put := func(scripts string) *http.Response {
@@ -564,6 +576,7 @@ func TestSetupScriptInput(t *testing.T) {
 // create fails with SetupScriptsError, leaving a SetupFailed instance to
 // delete (Azure/azure-sdk-for-go#18017, Azure/azure-cli#31838).
 func TestSetupScriptsMissingFailLate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for name, c := range map[string]struct{ ci, scripts string }{
 		"path leaves share": {"ci-late-a", `{"creationScript":{"scriptSource":"workspaceStorage","scriptData":"../../etc/passwd"}}`},
@@ -612,6 +625,7 @@ func waitEvent(t *testing.T, e *env, name, msg string) {
 // applies what may change and keeps the rest; a change of anything else
 // is refused and changes nothing.
 func TestUpdateAfterGet(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaQ3vS+rGnPOeBFEsr4m0dxe6cNLvDAmo1ib9Vzu1Gb me@host"
 	body := instanceBody("Standard_D1_v2")

@@ -35,6 +35,7 @@ const ciBody = `{"properties":{"computeType":"ComputeInstance","properties":{"vm
 // A body that is not JSON gets ARM's 415 (Azure/azure-cli#10143) and
 // creates nothing; JSON with a charset is JSON.
 func TestContentType(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fmt.Sprintf(ciBody, "")
 	for ct, want := range map[string]string{
@@ -57,6 +58,7 @@ func TestContentType(t *testing.T) {
 // ARM's tag limits, on computes and workspaces; a refused PUT changes
 // nothing.
 func TestTagLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	many := map[string]string{}
 	for i := range 51 {
@@ -103,6 +105,7 @@ func TestTagLimits(t *testing.T) {
 // A client that sends half a body and stalls gets an answer once the body
 // timeout passes, instead of holding the request for ever.
 func TestStalledBody(t *testing.T) {
+	t.Parallel()
 	e := newServerEnv(t, nil, amlsimtest.WithAPIOptions(api.WithBodyTimeout(300*time.Millisecond)))
 	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.srv.URL, "https://"), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
@@ -121,6 +124,7 @@ func TestStalledBody(t *testing.T) {
 // published versions, as ARM's NoRegisteredProviderFound does; with
 // [api] strict_versions a version newer than amlsim knows is refused too.
 func TestAPIVersions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	status, code, msg := e.send("GET", computePath+"ci-v?api-version=2023-02-15", "", "")
 	want := "No registered resource provider found for location '*' and API version '2023-02-15' for type 'workspaces/computes'. The supported api-versions are '2018-03-01-preview, 2018-11-19, "
@@ -144,6 +148,7 @@ func TestAPIVersions(t *testing.T) {
 // is known depends on the api-version: enableSSO is in stable 2025-12-01,
 // not in 2024-10-01 (see propertySince).
 func TestComputeInstancePropertyTypes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	status, code, msg := e.send("PUT", computePath+"ci-typed?api-version=2025-12-01", "application/json",
 		`{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","enableSSO":"yes"}}}`)

@@ -46,6 +46,7 @@ func deploymentBody(template, params map[string]any) armresources.Deployment {
 // creation script and its three schedules, and the deployment reports its
 // operation and the resource it deployed.
 func TestDeployQuickstartTemplate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *sim.Config) {
 		c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: "22222222-2222-2222-2222-222222222222", TenantID: sim.DefaultOwner.TenantID, Name: "data scientist"})
 	})
@@ -125,6 +126,7 @@ func TestDeployQuickstartTemplate(t *testing.T) {
 // resource; what was created before stays (Incremental), and a resource
 // depending on the failed one is not attempted.
 func TestDeploymentFailurePerResource(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	compute := func(name, size string, dependsOn ...string) map[string]any {
 		return map[string]any{
@@ -175,6 +177,7 @@ func TestDeploymentFailurePerResource(t *testing.T) {
 // Bad deployments are answered at once, as ARM validates before it
 // accepts, and change nothing: no deployment record, no instance.
 func TestBadTemplatesAreRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := "/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.Resources/deployments/bad?api-version=2022-09-01"
 	template, params := quickstart(t)
@@ -238,6 +241,7 @@ func TestBadTemplatesAreRefused(t *testing.T) {
 // unquoted key, comments and all (azure-cli JsonCTemplatePolicy); ARM's
 // Json.NET reads it, and so does amlsim.
 func TestDeploymentBodyAsAzSendsIt(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := "/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/Microsoft.Resources/deployments/jsonc?api-version=2021-04-01"
 	body := `{"properties": {"parameters": {"n": {"value": "ci-jsonc"}}, "mode": "Incremental", template:{
@@ -282,6 +286,7 @@ func TestDeploymentBodyAsAzSendsIt(t *testing.T) {
 // What-if tells Create, NoChange and Modify apart, deploying nothing;
 // reference() reads a resource the deployment created, through the API.
 func TestWhatIfAndReference(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	template := func(description string) map[string]any {
 		return map[string]any{
@@ -343,6 +348,7 @@ func TestWhatIfAndReference(t *testing.T) {
 // A running deployment can be canceled: it ends Canceled before its next
 // resource; canceling it again is ARM's 409.
 func TestCancelDeployment(t *testing.T) {
+	t.Parallel()
 	e := newEnvDriver(t, []fake.Option{fake.WithDelays(fake.Delays{Start: time.Second})})
 	resource := func(name string) map[string]any {
 		return map[string]any{

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,9 +80,10 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 // a second workspace, ports of their own, fake steps of 20 ms, and tweaks.
 func testConfig(tweak []func(*sim.Config)) sim.Config {
 	cfg := sim.DefaultConfig()
-	// Ports of their own: port allocation probes by listening, and the
-	// packages' tests run in parallel (cmd/amlsim's use the default range).
-	cfg.Local.PortRange = [2]int{31022, 31999}
+	// Ports of their own: port allocation probes by listening, the
+	// package's tests run in parallel, and so do the packages'.
+	n := int(envPorts.Add(1)) % 100
+	cfg.Local.PortRange = [2]int{50022 + 90*n, 50111 + 90*n}
 	cfg.Workspaces = append(cfg.Workspaces, sim.WorkspaceConfig{ResourceGroup: rg, Name: "ws-other", Location: "eastus"})
 	cfg.Fake.Delay.Duration = 20 * time.Millisecond
 	for _, f := range tweak {
@@ -163,6 +165,9 @@ func ctx(t testing.TB) context.Context {
 }
 
 var fastPoll = &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond}
+
+// envPorts numbers the test servers, for their port ranges.
+var envPorts atomic.Int32
 
 func instanceBody(size string) ml.ComputeResource {
 	return ml.ComputeResource{

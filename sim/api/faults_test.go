@@ -59,6 +59,7 @@ func (e *env) putFault(id, rule string) (int, string) {
 }
 
 func TestFaultRules(t *testing.T) {
+	t.Parallel()
 	plain := newEnv(t)
 	if resp := plain.raw("GET", api.FaultsPath, plain.token, ""); resp.StatusCode != 404 {
 		t.Errorf("GET %s without --faults: %d, want 404", api.FaultsPath, resp.StatusCode)
@@ -128,6 +129,7 @@ func TestFaultRules(t *testing.T) {
 // message in its operation and in the instance's errors; the rule, used
 // up, lets the next create through.
 func TestFaultAllocationFailed(t *testing.T) {
+	t.Parallel()
 	e := newFaultEnv(t)
 	if status, body := e.putFault("cap", `{"operation": "Create", "match": {"name": "cap-*", "vmSize": "standard_ds2_v2"}, "effect": {"fail": {"code": "AllocationFailed"}}, "times": 1}`); status != 201 {
 		t.Fatalf("PUT rule: %d %s", status, body)
@@ -160,6 +162,7 @@ func TestFaultAllocationFailed(t *testing.T) {
 // An injected setup-script failure ends the create SetupFailed with the
 // exit code, the VM kept, as a real failing script does.
 func TestFaultSetupScriptExitCode(t *testing.T) {
+	t.Parallel()
 	e := newFaultEnv(t)
 	// No operation: only a create's creation script can take the rule
 	// (the stop of another instance before it does not use it up).
@@ -208,6 +211,7 @@ func TestFaultSetupScriptExitCode(t *testing.T) {
 // The Go SDK's retry policy meets an injected 429, waits Retry-After, and
 // succeeds; without retries the client sees ARM's throttling answer.
 func TestFaultThrottlingRetried(t *testing.T) {
+	t.Parallel()
 	e := newFaultEnv(t)
 	e.mustCreate("ci-busy", "Standard_DS2_v2")
 	if status, body := e.putFault("throttle", `{"operation": "Get", "match": {"name": "ci-*"}, "effect": {"status": 429, "retryAfter": "PT1S"}, "times": 1}`); status != 201 {
@@ -258,6 +262,7 @@ func (c countTries) Do(req *policy.Request) (*http.Response, error) {
 // A delayed start waits on the test clock: it stays Starting until the
 // clock passes the delay.
 func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
+	t.Parallel()
 	e := newFaultEnv(t)
 	e.mustCreate("ci-slow", "Standard_DS2_v2")
 	e.stop("ci-slow")
@@ -289,6 +294,7 @@ func TestFaultDelayedStartOnTheTestClock(t *testing.T) {
 // a VM that hangs after the next start is paused while the instance
 // says Running.
 func TestFaultVM(t *testing.T) {
+	t.Parallel()
 	e := newFaultEnv(t)
 	e.mustCreate("ci-crash", "Standard_DS2_v2")
 	e.mustCreate("ci-off", "Standard_DS2_v2")

@@ -76,6 +76,7 @@ func (e *env) waitJob(name string, want ml.JobStatus) {
 // holds what the fake driver says it would run, and a failing one ends
 // Failed with the service's wording.
 func TestJobRuns(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-jobs", "Standard_DS2_v2")
 	job := commandJob("ci-jobs", "python train.py --lr ${{inputs.lr}}", map[string]string{"AMLSIM_FAKE_DURATION": "50ms", "AMLSIM_FAKE_OUTPUT": "epoch 1 done"})
@@ -141,6 +142,7 @@ func TestJobRuns(t *testing.T) {
 // One job per vCPU of the instance's size runs at a time (Standard_DS2_v2:
 // 2); the others wait Queued, and run in the order they came.
 func TestJobQueue(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-queue", "Standard_DS2_v2")
 	names := []string{"q1", "q2", "q3"}
@@ -192,6 +194,7 @@ func TestJobQueue(t *testing.T) {
 // is started; cancel and delete are long-running operations the Go SDK
 // polls to their end.
 func TestJobStoppedInstanceCancelDelete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-stop", "Standard_DS2_v2")
 	e.stop("ci-stop")
@@ -244,6 +247,7 @@ func TestJobStoppedInstanceCancelDelete(t *testing.T) {
 
 // Bad input gets the service's UserError and leaves nothing behind.
 func TestJobBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-bad", "Standard_DS2_v2")
 	for name, c := range map[string]struct {
@@ -294,6 +298,7 @@ func TestJobBadInput(t *testing.T) {
 // base ("api"); RunDetails gives the status, warnings and logFiles; each
 // log URL is fetched without a token and carries its own signature.
 func TestJobStreamFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-stream", "Standard_DS2_v2")
 	if _, err := e.submit("streamed", commandJob("ci-stream", "echo hello", map[string]string{"AMLSIM_FAKE_DURATION": "10ms", "AMLSIM_FAKE_OUTPUT": "hello from the job"})); err != nil {
@@ -364,6 +369,7 @@ func TestJobStreamFlow(t *testing.T) {
 // instance from idle shutdown (activity "jobs"), a Reader reads jobs but
 // cannot submit or cancel them, and a workspace's delete takes its jobs.
 func TestJobArchiveTimeoutActivityRBAC(t *testing.T) {
+	t.Parallel()
 	e := rbacEnv(t)
 	e.mustCreate("ci-more", "Standard_DS2_v2")
 	job := commandJob("ci-more", "echo a", map[string]string{"AMLSIM_FAKE_DURATION": "10ms"})
@@ -437,6 +443,7 @@ func TestJobArchiveTimeoutActivityRBAC(t *testing.T) {
 // A job whose instance is deleted under it fails, and one queued on it
 // fails too: nothing waits for an instance that will not come back.
 func TestJobInstanceDeleted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-gone", "Standard_D1_v2") // 1 vCPU: the second job queues
 	for _, n := range []string{"running", "queued"} {
@@ -464,6 +471,7 @@ func TestJobInstanceDeleted(t *testing.T) {
 // A list longer than a page has a nextLink the Go SDK's pager follows,
 // keeping the list's filters.
 func TestJobListPages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-many", "Standard_DS2_v2")
 	n := sim.JobPageSize + 3
@@ -496,6 +504,7 @@ func TestJobListPages(t *testing.T) {
 // A job name used again after its job was deleted is a new run: its own
 // command, its own log; a queued job canceled never runs.
 func TestJobNameReusedAndQueuedCancel(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-reuse", "Standard_D1_v2") // 1 vCPU
 	if _, err := e.submit("again", commandJob("ci-reuse", "echo first", map[string]string{"AMLSIM_FAKE_DURATION": "10m", "AMLSIM_FAKE_OUTPUT": "FIRST"})); err != nil {

@@ -95,6 +95,7 @@ func (e *env) familyUsage(family string) int64 {
 // and fails, as Azure fails a start of one; a failure in the hypervisor
 // keeps the old size.
 func TestResize(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *sim.Config) {
 		c.Local.Sizes = map[string]sim.LocalResource{"Standard_D3_v2": {VCPUs: 3, MemoryMiB: 2048}}
 	})
@@ -220,6 +221,7 @@ func TestResize(t *testing.T) {
 // they cannot run; data mounts are recorded with the reason amlsim cannot
 // mount them. Bad input is refused with 400 and changes nothing.
 func TestCustomServicesAndDataMounts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-cs", "Standard_D1_v2")
 	services := computePath + "ci-cs/customServices?api-version=" + previewVersion
@@ -297,6 +299,7 @@ func TestCustomServicesAndDataMounts(t *testing.T) {
 // the SDK's BeginUpdate reaches amlsim and gets a 400 for an instance, a
 // 404 for a compute that does not exist.
 func TestPatchIsForClusters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustCreate("ci-patch", "Standard_D1_v2")
 	update := ml.ClusterUpdateParameters{Properties: &ml.ClusterUpdateProperties{Properties: &ml.ScaleSettingsInformation{
@@ -316,6 +319,7 @@ func TestPatchIsForClusters(t *testing.T) {
 // A PUT on an instance being deleted is refused with 409, as every other
 // request on it is, and changes nothing.
 func TestPutWhileDeleting(t *testing.T) {
+	t.Parallel()
 	e := newEnvDriver(t, []fake.Option{fake.WithDelays(fake.Delays{Undefine: 2 * time.Second})})
 	e.mustCreate("ci-del", "Standard_D1_v2")
 	if _, err := e.computes().BeginDelete(ctx(t), rg, ws, "ci-del", ml.UnderlyingResourceActionDelete, nil); err != nil {

@@ -14,6 +14,7 @@ import (
 // GET /amlsim/principals lists the config's principals, never a secret,
 // to the config's principals only.
 func TestPrincipalsList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *sim.Config) {
 		c.Principals = append(c.Principals, sim.PrincipalConfig{ObjectID: "55555555-5555-5555-5555-555555555555",
 			Name: "ci robot", ClientID: "66666666-6666-6666-6666-666666666666", ClientSecret: "s3cret"})

@@ -79,6 +79,7 @@ func statusOf(err error) int {
 }
 
 func TestRBACMatrix(t *testing.T) {
+	t.Parallel()
 	e := rbacEnv(t)
 	e.mustCreate("ci-target", "Standard_D1_v2")
 	type call func(f *ml.ClientFactory) error
@@ -171,6 +172,7 @@ func TestRBACMatrix(t *testing.T) {
 }
 
 func TestRoleAssignmentsAPI(t *testing.T) {
+	t.Parallel()
 	e := rbacEnv(t)
 	e.mustCreate("ci-target", "Standard_D1_v2")
 	_, ownerAuthz := e.as(sim.DefaultOwner.ObjectID)
@@ -255,6 +257,7 @@ func TestRoleAssignmentsAPI(t *testing.T) {
 // TestCreateOnBehalfOf: an admin creates an instance for a data scientist
 // (S9), who then operates it with the four permissions of S10 alone.
 func TestCreateOnBehalfOf(t *testing.T) {
+	t.Parallel()
 	e := rbacEnv(t)
 	body := instanceBody("Standard_D1_v2")
 	body.Properties.(*ml.ComputeInstance).Properties.PersonalComputeInstanceSettings = &ml.PersonalComputeInstanceSettings{

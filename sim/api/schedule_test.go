@@ -71,6 +71,7 @@ func cronSchedule(action ml.ComputePowerAction, expr string) *ml.ComputeStartSto
 // Schedule; a stop of a stopped instance is skipped with an event; a PUT
 // that changes the schedules takes effect at once.
 func TestSchedulesFireOnTheTestClock(t *testing.T) {
+	t.Parallel()
 	e := newClockEnv(t, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	body := instanceBody("Standard_D1_v2")
 	body.Properties.(*ml.ComputeInstance).Properties.Schedules = &ml.ComputeSchedules{ComputeStartStop: []*ml.ComputeStartStopSchedule{
@@ -149,6 +150,7 @@ func TestSchedulesFireOnTheTestClock(t *testing.T) {
 // the idle time is checked against Azure's bounds (PT15M to P3D) at
 // create and in updateIdleShutdownSetting.
 func TestSchedulesAndIdleTimeInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	put := func(name, props string) (int, string, string) {
 		return e.send("PUT", computePath+name+"?api-version="+previewVersion, "application/json",
@@ -204,6 +206,7 @@ func TestSchedulesAndIdleTimeInput(t *testing.T) {
 // The test clock is served only with the option, to Owners only, and
 // only moves forward.
 func TestClockAPI(t *testing.T) {
+	t.Parallel()
 	plain := newEnv(t)
 	if resp := plain.raw("GET", api.ClockPath, plain.token, ""); resp.StatusCode != 404 {
 		t.Errorf("GET %s without the test clock = %d, want 404", api.ClockPath, resp.StatusCode)
@@ -237,6 +240,7 @@ func TestClockAPI(t *testing.T) {
 // idleTimeBeforeShutdown, with the trigger IdleShutdown, and not while it
 // has an SSH session or a kernel; a stopped instance stays stopped.
 func TestIdleShutdown(t *testing.T) {
+	t.Parallel()
 	e := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	put := `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","idleTimeBeforeShutdown":"PT30M"}}}`
 	for _, name := range []string{"ci-idle", "ci-busy"} {
@@ -284,6 +288,7 @@ func TestIdleShutdown(t *testing.T) {
 // The activity idle shutdown sees is readable, and settable on the fake
 // driver: users of `serve --driver fake` keep an instance busy with it.
 func TestActivityAPI(t *testing.T) {
+	t.Parallel()
 	e := newClockEnv(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	put := `{"properties":{"computeType":"ComputeInstance","properties":{"vmSize":"Standard_D1_v2","idleTimeBeforeShutdown":"PT15M"}}}`
 	if status, code, msg := e.send("PUT", computePath+"ci-act?api-version="+previewVersion, "application/json", put); status != 201 {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestWorkspaces(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.group("rg-team", "westeurope")
 	wc := e.factory.NewWorkspacesClient()
@@ -104,6 +105,7 @@ func TestWorkspaces(t *testing.T) {
 // TestOlderSDK drives the server with armmachinelearning/v3, which sends an
 // older api-version.
 func TestOlderSDK(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	f, err := ml3.NewClientFactory(sub, staticToken(e.token), e.opts)
 	if err != nil {
@@ -138,6 +140,7 @@ func TestOlderSDK(t *testing.T) {
 }
 
 func TestQuotasListAndUpdate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	qc := e.factory.NewQuotasClient()
 	limits := func() map[string]int64 {
