@@ -370,7 +370,7 @@ func (r *runner) create(j job) error {
 	})
 	if err == nil && len(inst.Scripts) > 0 {
 		// Outside the steps: a failed script keeps the VM for inspection.
-		err = r.runSetup(j.ctx, inst, Creation, exitCode, Creation, Startup)
+		err = r.runSetup(j.ctx, inst, ScriptRun{Kind: Creation, ExitCode: exitCode}, Creation, Startup)
 	}
 	return err
 }
@@ -391,7 +391,7 @@ func (r *runner) start(j job) error {
 	if err == nil {
 		report("SSH up")
 		if inst.Script(Startup) != nil {
-			return r.runSetup(ctx, inst, Startup, exitCode, Startup) // the VM stays up for inspection
+			return r.runSetup(ctx, inst, ScriptRun{Kind: Startup, ExitCode: exitCode}, Startup) // the VM stays up for inspection
 		}
 		return nil
 	}
@@ -434,7 +434,7 @@ func (r *runner) restart(j job) error {
 	}
 	report("SSH up")
 	if inst.Script(Startup) != nil {
-		return r.runSetup(ctx, inst, Startup, exitCode, Startup)
+		return r.runSetup(ctx, inst, ScriptRun{Kind: Startup, ExitCode: exitCode}, Startup)
 	}
 	return nil
 }
@@ -533,11 +533,10 @@ func (r *runner) ensureRunning(ctx context.Context, domain string) error {
 // guest's current boot runs; a script of those kinds that cannot be found
 // fails at once, as it does in Azure's VM.
 //
-// injected is the exit code a setupScript fault gave the script of kind
-// injectedKind (0: none): a guest that runs no scripts (the fake
-// driver's) reports no runs, and the injected failure is the outcome all
-// the same.
-func (r *runner) runSetup(ctx context.Context, inst Instance, injectedKind ScriptKind, injected int, kinds ...ScriptKind) error {
+// injected is the run a setupScript fault asked for (ExitCode 0: none): a
+// guest that runs no scripts (the fake driver's) reports no runs, and the
+// injected failure is the outcome all the same.
+func (r *runner) runSetup(ctx context.Context, inst Instance, injected ScriptRun, kinds ...ScriptKind) error {
 	for _, k := range kinds {
 		if sc := inst.Script(k); sc != nil && sc.Missing != "" {
 			return &SetupError{Instance: inst.Name, Missing: sc}
@@ -564,8 +563,9 @@ func (r *runner) runSetup(ctx context.Context, inst Instance, injectedKind Scrip
 	if len(runs) > 0 {
 		r.recordRuns(inst.key(), runs)
 	}
-	if err == nil && injected != 0 && len(runs) == 0 {
-		err = &SetupError{Run: ScriptRun{Kind: injectedKind, ExitCode: injected, Log: "(not run: this driver runs no scripts)"}}
+	if err == nil && injected.ExitCode != 0 && len(runs) == 0 {
+		injected.Log = "(not run: this driver runs no scripts)"
+		err = &SetupError{Run: injected}
 	}
 	if err == nil {
 		r.event(inst.key(), "setup done")
